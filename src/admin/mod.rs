@@ -1,0 +1,345 @@
+//! The admin HTTP API (SPEC §6): JSON status, drains, explain, reload,
+//! Prometheus metrics and the demo lab. It reads snapshots and sends
+//! commands to the control loop; it never changes state itself.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::control::{Command, ControlError, DrainTarget};
+use crate::explain::{ExplainError, explain};
+use crate::lab::{Lab, LabError};
+use crate::metrics::Metrics;
+use crate::state::Shared;
+use crate::steer::Family;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AdminState {
+    /// Current snapshot.
+    pub shared: Shared,
+    /// Control loop.
+    pub commands: mpsc::Sender<Command>,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Bearer token for mutating calls.
+    pub token: Option<Arc<str>>,
+    /// The demo lab, when running `signpost demo`.
+    pub lab: Option<Arc<Lab>>,
+}
+
+/// An error answered as `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn bad_request(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        let code = match &e {
+            ControlError::UnknownRegion(_) | ControlError::UnknownEndpoint(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ControlError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError(code, e.to_string())
+    }
+}
+
+/// The router.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/v1/status", get(status))
+        .route(
+            "/v1/regions/{region}/drain",
+            post(drain_region).delete(undrain_region),
+        )
+        .route(
+            "/v1/endpoints/{address}/drain",
+            post(drain_endpoint).delete(undrain_endpoint),
+        )
+        .route("/v1/explain", get(explain_handler))
+        .route("/v1/reload", post(reload))
+        .route("/v1/lab", get(lab_state))
+        .route("/v1/lab/{region}/{action}", post(lab_action))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API path".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state)
+}
+
+/// Mutating calls need the bearer token when one is configured.
+async fn auth(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
+    let mutating = matches!(
+        *req.method(),
+        Method::POST | Method::DELETE | Method::PUT | Method::PATCH
+    );
+    if let (true, Some(token)) = (mutating, &s.token) {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+            let mut r = ApiError(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token".into(),
+            )
+            .into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn ask<T>(
+    s: &AdminState,
+    make: impl FnOnce(oneshot::Sender<T>) -> Command,
+) -> Result<T, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    s.commands
+        .send(make(tx))
+        .await
+        .map_err(|_| ApiError::from(ControlError::Stopped))?;
+    rx.await.map_err(|_| ApiError::from(ControlError::Stopped))
+}
+
+async fn status(State(s): State<AdminState>) -> Result<Response, ApiError> {
+    let st = ask(&s, |reply| Command::Status { reply }).await?;
+    Ok(Json(st).into_response())
+}
+
+fn parse_for(q: &HashMap<String, String>) -> Result<Option<Duration>, ApiError> {
+    for k in q.keys() {
+        if k != "for" {
+            return Err(bad_request(format!(
+                "unknown parameter {k:?} (only \"for\" is accepted)"
+            )));
+        }
+    }
+    match q.get("for") {
+        None => Ok(None),
+        Some(v) => match humantime::parse_duration(v) {
+            Ok(d) if !d.is_zero() && d <= Duration::from_secs(366 * 86400) => Ok(Some(d)),
+            Ok(_) => Err(bad_request(format!(
+                "for={v:?}: must be longer than 0 and at most a year"
+            ))),
+            Err(e) => Err(bad_request(format!(
+                "for={v:?}: not a duration ({e}); write e.g. 10m, 1h"
+            ))),
+        },
+    }
+}
+
+fn parse_address(a: &str) -> Result<IpAddr, ApiError> {
+    a.parse::<IpAddr>()
+        .map_err(|_| bad_request(format!("{a:?} is not an IP address")))
+}
+
+async fn drain(
+    s: &AdminState,
+    target: DrainTarget,
+    duration: Option<Duration>,
+) -> Result<Response, ApiError> {
+    let what = target.clone();
+    ask(&s.clone(), |reply| Command::Drain {
+        target,
+        duration,
+        reply,
+    })
+    .await??;
+    Ok(Json(json!({
+        "drained": describe(&what),
+        "for": duration.map(|d| humantime::format_duration(d).to_string()),
+    }))
+    .into_response())
+}
+
+async fn undrain(s: &AdminState, target: DrainTarget) -> Result<Response, ApiError> {
+    let what = target.clone();
+    ask(s, |reply| Command::Undrain { target, reply }).await??;
+    Ok(Json(json!({ "undrained": describe(&what) })).into_response())
+}
+
+fn describe(t: &DrainTarget) -> serde_json::Value {
+    match t {
+        DrainTarget::Region(r) => json!({ "region": r }),
+        DrainTarget::Endpoint(a) => json!({ "endpoint": a.to_string() }),
+    }
+}
+
+async fn drain_region(
+    State(s): State<AdminState>,
+    Path(region): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let d = parse_for(&q)?;
+    drain(&s, DrainTarget::Region(region), d).await
+}
+
+async fn undrain_region(
+    State(s): State<AdminState>,
+    Path(region): Path<String>,
+) -> Result<Response, ApiError> {
+    undrain(&s, DrainTarget::Region(region)).await
+}
+
+async fn drain_endpoint(
+    State(s): State<AdminState>,
+    Path(address): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let d = parse_for(&q)?;
+    let a = parse_address(&address)?;
+    drain(&s, DrainTarget::Endpoint(a), d).await
+}
+
+async fn undrain_endpoint(
+    State(s): State<AdminState>,
+    Path(address): Path<String>,
+) -> Result<Response, ApiError> {
+    let a = parse_address(&address)?;
+    undrain(&s, DrainTarget::Endpoint(a)).await
+}
+
+async fn explain_handler(
+    State(s): State<AdminState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    for k in q.keys() {
+        if !matches!(k.as_str(), "name" | "type" | "client") {
+            return Err(bad_request(format!(
+                "unknown parameter {k:?} (name, type, client)"
+            )));
+        }
+    }
+    let name = q
+        .get("name")
+        .ok_or_else(|| bad_request("name= is required"))?;
+    let family = match q.get("type").map(|t| t.to_ascii_uppercase()).as_deref() {
+        None | Some("A") => Family::V4,
+        Some("AAAA") => Family::V6,
+        Some(t) => {
+            return Err(bad_request(format!(
+                "type={t:?}: only A and AAAA are steered"
+            )));
+        }
+    };
+    let client = q
+        .get("client")
+        .ok_or_else(|| bad_request("client= is required (an IP address)"))?;
+    let client = parse_address(client)?;
+    let snap = s.shared.load();
+    match explain(&snap, name, family, client, "ecs") {
+        Ok(e) => Ok(Json(e).into_response()),
+        Err(e @ ExplainError::BadName(_)) => Err(bad_request(e.to_string())),
+        Err(e @ ExplainError::NotAService(_)) => {
+            Err(ApiError(StatusCode::NOT_FOUND, e.to_string()))
+        }
+    }
+}
+
+async fn reload(State(s): State<AdminState>) -> Result<Response, ApiError> {
+    let r = ask(&s, |reply| Command::Reload { reply: Some(reply) }).await?;
+    match r {
+        Ok(summary) => Ok(Json(json!({ "reloaded": true, "summary": summary })).into_response()),
+        Err(ControlError::Invalid(errs)) => {
+            let list: Vec<String> = errs.0.iter().map(ToString::to_string).collect();
+            Ok((
+                StatusCode::BAD_REQUEST,
+                Json(json!({
+                    "error": "the new configuration is invalid; the previous one keeps serving",
+                    "errors": list,
+                })),
+            )
+                .into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn metrics(State(s): State<AdminState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
+}
+
+fn lab_of(s: &AdminState) -> Result<&Arc<Lab>, ApiError> {
+    s.lab.as_ref().ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            "the failure lab runs only under `signpost demo`".into(),
+        )
+    })
+}
+
+async fn lab_state(State(s): State<AdminState>) -> Result<Response, ApiError> {
+    let lab = lab_of(&s)?;
+    let st: Vec<_> = lab
+        .state()
+        .await
+        .into_iter()
+        .map(|(region, failing)| json!({ "region": region, "failing": failing }))
+        .collect();
+    Ok(Json(json!({ "regions": st })).into_response())
+}
+
+async fn lab_action(
+    State(s): State<AdminState>,
+    Path((region, action)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let lab = lab_of(&s)?;
+    let fail = match action.as_str() {
+        "fail" => true,
+        "recover" => false,
+        other => {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("unknown lab action {other:?} (fail or recover)"),
+            ));
+        }
+    };
+    match lab.set_failing(&region, fail).await {
+        Ok(()) => Ok(Json(json!({ "region": region, "failing": fail })).into_response()),
+        Err(e @ LabError::UnknownRegion(_)) => Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
+        Err(e) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}

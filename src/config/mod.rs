@@ -1,0 +1,913 @@
+//! The TOML configuration (SPEC §3): a serde model that rejects unknown keys,
+//! and [`load`], which validates it into a [`Config`] whose every name,
+//! address and path has been checked. Errors name the file, the key and the
+//! reason, and all of them are reported at once.
+
+mod raw;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+pub use raw::RawConfig;
+
+/// Most regions one service may list (keeps per-query ordering on the stack).
+pub const MAX_SERVICE_REGIONS: usize = 64;
+/// Most endpoints one region may have.
+pub const MAX_REGION_ENDPOINTS: usize = 64;
+/// Most addresses one answer may carry.
+pub const MAX_ANSWERS: u32 = 16;
+
+/// One problem found in the configuration or a file it names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("{file}: cannot read: {reason}")]
+    Read {
+        /// The file.
+        file: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// TOML syntax or type error.
+    #[error("{file}:{line}:{column}: {key}{sep}{message}", sep = if key.is_empty() { "" } else { ": " })]
+    Syntax {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// Dotted key path (may be empty).
+        key: String,
+        /// What the parser said.
+        message: String,
+    },
+    /// A zone file problem.
+    #[error("{0}")]
+    Zone(#[from] crate::zone::ZoneError),
+    /// A value that parses but is wrong.
+    #[error("{file}: {key}: {reason}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// Dotted key path, as an operator would write it.
+        key: String,
+        /// Why it is wrong.
+        reason: String,
+    },
+}
+
+/// All errors of one load, in the order they were found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// `[server]`.
+    pub server: Server,
+    /// `[geoip] database`, resolved against the config's directory.
+    pub geoip: Option<PathBuf>,
+    /// `[zones]`, sorted by name.
+    pub zones: Vec<Zone>,
+    /// `[checks]` by name.
+    pub checks: BTreeMap<String, Check>,
+    /// `[regions]`, sorted by name.
+    pub regions: Vec<Region>,
+    /// `[services]`, sorted by name.
+    pub services: Vec<Service>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// DNS listen addresses (UDP and TCP on each).
+    pub listen: Vec<SocketAddr>,
+    /// Admin HTTP API address.
+    pub admin: Option<SocketAddr>,
+    /// UDP worker threads per listen address; 0 = one per core.
+    pub workers: usize,
+    /// Bearer token for mutating admin calls.
+    pub admin_token: Option<String>,
+    /// How long an idle DNS TCP connection is kept.
+    pub tcp_idle_timeout: Duration,
+    /// Most DNS TCP connections at once, over all listeners.
+    pub tcp_max_connections: usize,
+}
+
+/// `[zones."name."]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zone {
+    /// Lowercase, fully qualified.
+    pub name: String,
+    /// The zone file, resolved against the config's directory.
+    pub file: PathBuf,
+    /// The file as written in the config (for messages).
+    pub file_display: String,
+}
+
+/// Probe protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckKind {
+    /// HTTP GET.
+    Http,
+    /// HTTPS GET.
+    Https,
+    /// TCP connect.
+    Tcp,
+}
+
+/// `[checks.NAME]`: a health-check profile. Two endpoints with equal
+/// profiles and addresses share one probe.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Check {
+    /// Protocol.
+    pub kind: CheckKind,
+    /// Port probed.
+    pub port: u16,
+    /// HTTP path.
+    pub path: String,
+    /// Host header and TLS SNI.
+    pub host: Option<String>,
+    /// Accepted status codes; empty = any 2xx.
+    pub expect: Vec<u16>,
+    /// Substring the body must contain.
+    pub body: Option<String>,
+    /// Probe period.
+    pub interval: Duration,
+    /// Probe timeout.
+    pub timeout: Duration,
+    /// Consecutive passes to become up.
+    pub rise: u32,
+    /// Consecutive failures to become down.
+    pub fall: u32,
+    /// Skip TLS certificate verification.
+    pub insecure: bool,
+}
+
+/// `[regions.NAME]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Region {
+    /// Region name.
+    pub name: String,
+    /// Latitude in degrees.
+    pub lat: f64,
+    /// Longitude in degrees.
+    pub lon: f64,
+    /// Share for the `weighted` policy.
+    pub weight: u32,
+    /// Name of the check profile; `None` = always up.
+    pub check: Option<String>,
+    /// Addresses handed out.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// One endpoint of a region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Address answered.
+    pub address: IpAddr,
+    /// Share within the region.
+    pub weight: u32,
+    /// Address probed (defaults to `address`).
+    pub probe: IpAddr,
+}
+
+/// Answer-ordering policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Nearest region first.
+    Geo,
+    /// Random by region weight.
+    Weighted,
+    /// List order.
+    Failover,
+}
+
+impl Policy {
+    /// The name used in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Geo => "geo",
+            Policy::Weighted => "weighted",
+            Policy::Failover => "failover",
+        }
+    }
+}
+
+/// What to answer when every region is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenAllDown {
+    /// Fail open: answer as if every non-drained endpoint were up.
+    All,
+    /// Answer NODATA.
+    Nodata,
+}
+
+/// A `map` key of a geo service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapKey {
+    /// Client address inside this network.
+    Cidr(IpNet),
+    /// ISO 3166 country code, upper case.
+    Country([u8; 2]),
+    /// Continent code (AF AN AS EU NA OC SA), upper case.
+    Continent([u8; 2]),
+}
+
+/// The seven continent codes used by GeoIP2.
+pub const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
+
+/// One `map` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapEntry {
+    /// The key as written (used in `explain` as `map:<key>`).
+    pub key: String,
+    /// Parsed key.
+    pub matcher: MapKey,
+    /// Regions to put first, in order.
+    pub regions: Vec<String>,
+}
+
+/// `[services."name."]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Lowercase, fully qualified.
+    pub name: String,
+    /// The zone it belongs to.
+    pub zone: String,
+    /// Region names, in order.
+    pub regions: Vec<String>,
+    /// Policy.
+    pub policy: Policy,
+    /// Answer TTL.
+    pub ttl: u32,
+    /// Most addresses per answer.
+    pub answers: u32,
+    /// Behaviour when every region is down.
+    pub when_all_down: WhenAllDown,
+    /// Geo overrides.
+    pub map: Vec<MapEntry>,
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let display = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError::Read {
+            file: display.clone(),
+            reason: e.to_string(),
+        }])
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates configuration text; `path` names it in errors and
+/// anchors relative paths.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    let raw = raw::parse(text, &file).map_err(|e| ConfigErrors(vec![e]))?;
+    let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+    validate(raw, path, &base)
+}
+
+/// Lowercases a DNS name and makes it fully qualified; `None` if it is not a
+/// valid name.
+pub fn normalize_name(name: &str) -> Option<String> {
+    let mut n = name.trim().to_ascii_lowercase();
+    if n.is_empty() {
+        return None;
+    }
+    if !n.ends_with('.') {
+        n.push('.');
+    }
+    if n == "." {
+        return Some(n);
+    }
+    if n.len() > 254 {
+        return None;
+    }
+    for label in n[..n.len() - 1].split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return None;
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'*')
+        {
+            return None;
+        }
+    }
+    Some(n)
+}
+
+/// True if `name` equals `zone` or lies below it (both normalized).
+pub fn in_zone(name: &str, zone: &str) -> bool {
+    zone == "."
+        || name == zone
+        || (name.ends_with(zone) && name[..name.len() - zone.len()].ends_with('.'))
+}
+
+/// Quotes a TOML key segment the way an operator would write it.
+pub fn key_segment(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        s.to_string()
+    } else {
+        format!("{s:?}")
+    }
+}
+
+struct Errs<'a> {
+    file: &'a str,
+    list: Vec<ConfigError>,
+}
+
+impl Errs<'_> {
+    fn push(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+        self.list.push(ConfigError::Invalid {
+            file: self.file.to_string(),
+            key: key.into(),
+            reason: reason.into(),
+        });
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration {s:?} ({e}); write e.g. \"500ms\", \"2s\", \"1m\""))
+}
+
+fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    let mut errs = Errs {
+        file: &file,
+        list: Vec::new(),
+    };
+    let resolve = |p: &str| -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+
+    // [server]
+    let s = raw.server;
+    let mut listen = Vec::new();
+    if s.listen.is_empty() {
+        errs.push("server.listen", "at least one address is needed");
+    }
+    for (i, a) in s.listen.iter().enumerate() {
+        match a.parse::<SocketAddr>() {
+            Ok(sa) if listen.contains(&sa) => errs.push(
+                format!("server.listen[{i}]"),
+                format!("{a:?} is listed twice"),
+            ),
+            Ok(sa) => listen.push(sa),
+            Err(_) => errs.push(
+                format!("server.listen[{i}]"),
+                format!("{a:?} is not an address:port (IPv6: \"[::1]:5353\")"),
+            ),
+        }
+    }
+    let admin = match &s.admin {
+        None => None,
+        Some(a) => match a.parse::<SocketAddr>() {
+            Ok(sa) => Some(sa),
+            Err(_) => {
+                errs.push("server.admin", format!("{a:?} is not an address:port"));
+                None
+            }
+        },
+    };
+    if s.workers > 1024 {
+        errs.push("server.workers", format!("{} is more than 1024", s.workers));
+    }
+    if let Some(t) = &s.admin_token
+        && t.trim().is_empty()
+    {
+        errs.push(
+            "server.admin_token",
+            "must not be empty (omit it to disable auth)",
+        );
+    }
+    let tcp_idle_timeout = match parse_duration(&s.tcp_idle_timeout) {
+        Ok(d) if d.is_zero() => {
+            errs.push("server.tcp_idle_timeout", "must be longer than 0");
+            Duration::from_secs(1)
+        }
+        Ok(d) => d,
+        Err(e) => {
+            errs.push("server.tcp_idle_timeout", e);
+            Duration::from_secs(1)
+        }
+    };
+    if s.tcp_max_connections == 0 {
+        errs.push("server.tcp_max_connections", "must be at least 1");
+    }
+    let server = Server {
+        listen,
+        admin,
+        workers: s.workers,
+        admin_token: s.admin_token.clone(),
+        tcp_idle_timeout,
+        tcp_max_connections: s.tcp_max_connections,
+    };
+
+    // [geoip]
+    let geoip = raw.geoip.as_ref().map(|g| resolve(&g.database));
+
+    // [zones]
+    let mut zones = Vec::new();
+    for (name, z) in &raw.zones {
+        let key = format!("zones.{}", key_segment(name));
+        match normalize_name(name) {
+            Some(n) if n.contains('*') => errs.push(key, "a zone name cannot hold a wildcard"),
+            Some(n) if zones.iter().any(|x: &Zone| x.name == n) => {
+                errs.push(key, format!("zone {n} is listed twice"))
+            }
+            Some(n) => zones.push(Zone {
+                name: n,
+                file: resolve(&z.file),
+                file_display: z.file.clone(),
+            }),
+            None => errs.push(key, format!("{name:?} is not a valid DNS name")),
+        }
+    }
+
+    // [checks]
+    let mut checks = BTreeMap::new();
+    for (name, c) in &raw.checks {
+        let key = format!("checks.{}", key_segment(name));
+        let kind = match c.kind.as_str() {
+            "http" => CheckKind::Http,
+            "https" => CheckKind::Https,
+            "tcp" => CheckKind::Tcp,
+            other => {
+                errs.push(
+                    format!("{key}.type"),
+                    format!("unknown check type {other:?} (expected http, https or tcp)"),
+                );
+                continue;
+            }
+        };
+        let port = match u16::try_from(c.port) {
+            Ok(p) if p > 0 => p,
+            _ => {
+                errs.push(
+                    format!("{key}.port"),
+                    format!("{} is not a port (1-65535)", c.port),
+                );
+                0
+            }
+        };
+        let interval = parse_duration(&c.interval)
+            .map_err(|e| errs.push(format!("{key}.interval"), e))
+            .ok();
+        let timeout = parse_duration(&c.timeout)
+            .map_err(|e| errs.push(format!("{key}.timeout"), e))
+            .ok();
+        if let Some(i) = interval
+            && i < Duration::from_millis(100)
+        {
+            errs.push(format!("{key}.interval"), "must be at least 100ms");
+        }
+        if let (Some(i), Some(t)) = (interval, timeout) {
+            if t.is_zero() {
+                errs.push(format!("{key}.timeout"), "must be longer than 0");
+            } else if t >= i {
+                errs.push(
+                    format!("{key}.timeout"),
+                    format!("{} must be shorter than interval {}", c.timeout, c.interval),
+                );
+            }
+        }
+        if c.rise < 1 || c.rise > 100 {
+            errs.push(
+                format!("{key}.rise"),
+                format!("{} is not between 1 and 100", c.rise),
+            );
+        }
+        if c.fall < 1 || c.fall > 100 {
+            errs.push(
+                format!("{key}.fall"),
+                format!("{} is not between 1 and 100", c.fall),
+            );
+        }
+        let http = kind != CheckKind::Tcp;
+        if !http {
+            for (set, k) in [
+                (c.path.is_some(), "path"),
+                (c.host.is_some(), "host"),
+                (c.expect.is_some(), "expect"),
+                (c.body.is_some(), "body"),
+                (c.insecure.is_some(), "insecure"),
+            ] {
+                if set {
+                    errs.push(
+                        format!("{key}.{k}"),
+                        "only http and https checks take this key",
+                    );
+                }
+            }
+        }
+        if kind == CheckKind::Http && c.insecure.is_some() {
+            errs.push(format!("{key}.insecure"), "only https checks take this key");
+        }
+        let path_s = c.path.clone().unwrap_or_else(|| "/".to_string());
+        if http
+            && (!path_s.starts_with('/')
+                || path_s.bytes().any(|b| b.is_ascii_control() || b == b' '))
+        {
+            errs.push(
+                format!("{key}.path"),
+                format!("{path_s:?} must start with '/' and hold no spaces"),
+            );
+        }
+        if let Some(h) = &c.host
+            && (normalize_name(h).is_none() || h.contains('*'))
+        {
+            errs.push(format!("{key}.host"), format!("{h:?} is not a host name"));
+        }
+        let mut expect = Vec::new();
+        for (i, code) in c.expect.iter().flatten().enumerate() {
+            match u16::try_from(*code) {
+                Ok(v) if (100..=599).contains(&v) => expect.push(v),
+                _ => errs.push(
+                    format!("{key}.expect[{i}]"),
+                    format!("{code} is not an HTTP status (100-599)"),
+                ),
+            }
+        }
+        if c.expect.as_ref().is_some_and(|e| e.is_empty()) {
+            errs.push(
+                format!("{key}.expect"),
+                "must list at least one status (omit it for any 2xx)",
+            );
+        }
+        if c.body.as_ref().is_some_and(|b| b.is_empty()) {
+            errs.push(
+                format!("{key}.body"),
+                "must not be empty (omit it to skip the body test)",
+            );
+        }
+        checks.insert(
+            name.clone(),
+            Check {
+                kind,
+                port,
+                path: path_s,
+                host: c.host.clone(),
+                expect,
+                body: c.body.clone(),
+                interval: interval.unwrap_or(Duration::from_secs(5)),
+                timeout: timeout.unwrap_or(Duration::from_secs(2)),
+                rise: c.rise,
+                fall: c.fall,
+                insecure: c.insecure.unwrap_or(false),
+            },
+        );
+    }
+
+    // [regions]
+    let mut regions = Vec::new();
+    for (name, r) in &raw.regions {
+        let key = format!("regions.{}", key_segment(name));
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || name.is_empty()
+        {
+            errs.push(
+                key.clone(),
+                format!("region name {name:?} may hold only letters, digits, '-' and '_'"),
+            );
+        }
+        if !(r.location.lat.is_finite() && (-90.0..=90.0).contains(&r.location.lat)) {
+            errs.push(
+                format!("{key}.location.lat"),
+                format!("{} is not between -90 and 90", r.location.lat),
+            );
+        }
+        if !(r.location.lon.is_finite() && (-180.0..=180.0).contains(&r.location.lon)) {
+            errs.push(
+                format!("{key}.location.lon"),
+                format!("{} is not between -180 and 180", r.location.lon),
+            );
+        }
+        let weight = check_weight(&mut errs, &format!("{key}.weight"), r.weight);
+        if let Some(c) = &r.check
+            && !raw.checks.contains_key(c)
+        {
+            errs.push(format!("{key}.check"), format!("unknown check {c:?}"));
+        }
+        if r.endpoints.is_empty() {
+            errs.push(
+                format!("{key}.endpoints"),
+                "a region needs at least one endpoint",
+            );
+        }
+        if r.endpoints.len() > MAX_REGION_ENDPOINTS {
+            errs.push(
+                format!("{key}.endpoints"),
+                format!("more than {MAX_REGION_ENDPOINTS} endpoints"),
+            );
+        }
+        let mut endpoints: Vec<Endpoint> = Vec::new();
+        for (i, e) in r.endpoints.iter().enumerate() {
+            let ekey = format!("{key}.endpoints[{i}]");
+            let address = match e.address.parse::<IpAddr>() {
+                Ok(a) => a,
+                Err(_) => {
+                    errs.push(
+                        format!("{ekey}.address"),
+                        format!("{:?} is not an IP address", e.address),
+                    );
+                    continue;
+                }
+            };
+            if address.is_unspecified() || address.is_multicast() {
+                errs.push(
+                    format!("{ekey}.address"),
+                    format!("{address} cannot be handed out"),
+                );
+            }
+            let probe = match &e.probe {
+                None => address,
+                Some(p) => match p.parse::<IpAddr>() {
+                    Ok(a) => a,
+                    Err(_) => {
+                        errs.push(
+                            format!("{ekey}.probe"),
+                            format!("{p:?} is not an IP address"),
+                        );
+                        address
+                    }
+                },
+            };
+            if endpoints.iter().any(|x| x.address == address) {
+                errs.push(
+                    format!("{ekey}.address"),
+                    format!("{address} is listed twice in this region"),
+                );
+            }
+            let weight = check_weight(&mut errs, &format!("{ekey}.weight"), e.weight);
+            endpoints.push(Endpoint {
+                address,
+                weight,
+                probe,
+            });
+        }
+        regions.push(Region {
+            name: name.clone(),
+            lat: r.location.lat,
+            lon: r.location.lon,
+            weight,
+            check: r.check.clone(),
+            endpoints,
+        });
+    }
+
+    // [services]
+    let mut services = Vec::new();
+    let mut seen_services = HashSet::new();
+    for (name, sv) in &raw.services {
+        let key = format!("services.{}", key_segment(name));
+        let Some(n) = normalize_name(name) else {
+            errs.push(key, format!("{name:?} is not a valid DNS name"));
+            continue;
+        };
+        if n.contains('*') {
+            errs.push(key.clone(), "a service name cannot hold a wildcard");
+        }
+        if !seen_services.insert(n.clone()) {
+            errs.push(key.clone(), format!("service {n} is listed twice"));
+        }
+        let zone = zones
+            .iter()
+            .filter(|z| in_zone(&n, &z.name))
+            .max_by_key(|z| z.name.len())
+            .map(|z| z.name.clone());
+        if zone.is_none() {
+            errs.push(
+                key.clone(),
+                format!("{n} is not inside any configured zone"),
+            );
+        }
+        let policy = match sv.policy.as_str() {
+            "geo" => Policy::Geo,
+            "weighted" => Policy::Weighted,
+            "failover" => Policy::Failover,
+            other => {
+                errs.push(
+                    format!("{key}.policy"),
+                    format!("unknown policy {other:?} (expected geo, weighted or failover)"),
+                );
+                Policy::Geo
+            }
+        };
+        let when_all_down = match sv.when_all_down.as_str() {
+            "all" => WhenAllDown::All,
+            "nodata" => WhenAllDown::Nodata,
+            other => {
+                errs.push(
+                    format!("{key}.when_all_down"),
+                    format!("unknown value {other:?} (expected \"all\" or \"nodata\")"),
+                );
+                WhenAllDown::All
+            }
+        };
+        if sv.regions.is_empty() {
+            errs.push(
+                format!("{key}.regions"),
+                "a service needs at least one region",
+            );
+        }
+        if sv.regions.len() > MAX_SERVICE_REGIONS {
+            errs.push(
+                format!("{key}.regions"),
+                format!("more than {MAX_SERVICE_REGIONS} regions"),
+            );
+        }
+        for (i, r) in sv.regions.iter().enumerate() {
+            if !raw.regions.contains_key(r) {
+                errs.push(
+                    format!("{key}.regions[{i}]"),
+                    format!("unknown region {r:?}"),
+                );
+            } else if sv.regions[..i].contains(r) {
+                errs.push(
+                    format!("{key}.regions[{i}]"),
+                    format!("region {r:?} is listed twice"),
+                );
+            }
+        }
+        let ttl = match u32::try_from(sv.ttl) {
+            Ok(t) if t <= 0x7fff_ffff => t,
+            _ => {
+                errs.push(
+                    format!("{key}.ttl"),
+                    format!("{} is not a TTL (0-2147483647)", sv.ttl),
+                );
+                30
+            }
+        };
+        let answers = match u32::try_from(sv.answers) {
+            Ok(a) if (1..=MAX_ANSWERS).contains(&a) => a,
+            _ => {
+                errs.push(
+                    format!("{key}.answers"),
+                    format!("{} is not between 1 and {MAX_ANSWERS}", sv.answers),
+                );
+                1
+            }
+        };
+        let mut map = Vec::new();
+        if sv.map.is_some() && policy != Policy::Geo {
+            errs.push(format!("{key}.map"), "only geo services take a map");
+        }
+        for (k, list) in sv.map.iter().flatten() {
+            let mkey = format!("{key}.map.{}", key_segment(k));
+            let Some(matcher) = parse_map_key(k) else {
+                errs.push(
+                    mkey,
+                    format!(
+                        "{k:?} is neither a CIDR (\"10.0.0.0/8\"), a country code (\"JP\", \"country:SA\") nor a continent code ({})",
+                        CONTINENTS.join(" ")
+                    ),
+                );
+                continue;
+            };
+            if map.iter().any(|m: &MapEntry| m.matcher == matcher) {
+                errs.push(
+                    mkey.clone(),
+                    format!("{k:?} matches the same clients as another key"),
+                );
+            }
+            if list.is_empty() {
+                errs.push(mkey.clone(), "must list at least one region");
+            }
+            for (i, r) in list.iter().enumerate() {
+                if !sv.regions.contains(r) {
+                    errs.push(
+                        format!("{mkey}[{i}]"),
+                        format!("region {r:?} is not one of this service's regions"),
+                    );
+                } else if list[..i].contains(r) {
+                    errs.push(
+                        format!("{mkey}[{i}]"),
+                        format!("region {r:?} is listed twice"),
+                    );
+                }
+            }
+            map.push(MapEntry {
+                key: k.clone(),
+                matcher,
+                regions: list.clone(),
+            });
+        }
+        if policy == Policy::Geo && geoip.is_none() {
+            errs.push(
+                format!("{key}.policy"),
+                "a geo service needs [geoip] database",
+            );
+        }
+        services.push(Service {
+            name: n,
+            zone: zone.unwrap_or_default(),
+            regions: sv.regions.clone(),
+            policy,
+            ttl,
+            answers,
+            when_all_down,
+            map,
+        });
+    }
+
+    if errs.list.is_empty() {
+        Ok(Config {
+            path: path.to_path_buf(),
+            server,
+            geoip,
+            zones,
+            checks,
+            regions,
+            services,
+        })
+    } else {
+        Err(ConfigErrors(errs.list))
+    }
+}
+
+fn check_weight(errs: &mut Errs<'_>, key: &str, w: i64) -> u32 {
+    match u32::try_from(w) {
+        Ok(v) if v <= 1_000_000 => v,
+        _ if w < 0 => {
+            errs.push(key, format!("{w} is negative"));
+            0
+        }
+        _ => {
+            errs.push(key, format!("{w} is more than 1000000"));
+            0
+        }
+    }
+}
+
+/// Parses a `map` key: a CIDR, `country:XX`, `continent:XX`, or a bare
+/// two-letter code (a continent code if it is one, else a country).
+pub fn parse_map_key(k: &str) -> Option<MapKey> {
+    if k.contains('/') {
+        let net: IpNet = k.parse().ok()?;
+        // Only canonical networks: "10.0.0.1/8" is a typo, not a network.
+        return (net.trunc() == net).then_some(MapKey::Cidr(net));
+    }
+    let two = |s: &str| -> Option<[u8; 2]> {
+        let b = s.as_bytes();
+        (b.len() == 2 && b.iter().all(u8::is_ascii_alphabetic))
+            .then(|| [b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase()])
+    };
+    if let Some(c) = k.strip_prefix("country:") {
+        return two(c).map(MapKey::Country);
+    }
+    if let Some(c) = k.strip_prefix("continent:") {
+        let code = two(c)?;
+        return CONTINENTS
+            .iter()
+            .any(|x| x.as_bytes() == code)
+            .then_some(MapKey::Continent(code));
+    }
+    let code = two(k)?;
+    if CONTINENTS.iter().any(|x| x.as_bytes() == code) {
+        Some(MapKey::Continent(code))
+    } else {
+        Some(MapKey::Country(code))
+    }
+}
+
+#[cfg(test)]
+mod tests;

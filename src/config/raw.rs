@@ -1,0 +1,215 @@
+//! The configuration as written: serde structs with `deny_unknown_fields`
+//! and the defaults of SPEC §3. Values are checked later, in `validate`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    pub geoip: Option<RawGeoip>,
+    #[serde(default)]
+    pub zones: BTreeMap<String, RawZone>,
+    #[serde(default)]
+    pub checks: BTreeMap<String, RawCheck>,
+    #[serde(default)]
+    pub regions: BTreeMap<String, RawRegion>,
+    #[serde(default)]
+    pub services: BTreeMap<String, RawService>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    pub admin: Option<String>,
+    #[serde(default)]
+    pub workers: usize,
+    pub admin_token: Option<String>,
+    #[serde(default = "default_tcp_idle_timeout")]
+    pub tcp_idle_timeout: String,
+    #[serde(default = "default_tcp_max_connections")]
+    pub tcp_max_connections: usize,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: default_listen(),
+            admin: None,
+            workers: 0,
+            admin_token: None,
+            tcp_idle_timeout: default_tcp_idle_timeout(),
+            tcp_max_connections: default_tcp_max_connections(),
+        }
+    }
+}
+
+fn default_listen() -> Vec<String> {
+    vec!["127.0.0.1:5353".to_string()]
+}
+
+fn default_tcp_idle_timeout() -> String {
+    "10s".to_string()
+}
+
+fn default_tcp_max_connections() -> usize {
+    1024
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGeoip {
+    pub database: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZone {
+    pub file: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub port: i64,
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub expect: Option<Vec<i64>>,
+    pub body: Option<String>,
+    #[serde(default = "default_interval")]
+    pub interval: String,
+    #[serde(default = "default_timeout")]
+    pub timeout: String,
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+    pub insecure: Option<bool>,
+}
+
+fn default_interval() -> String {
+    "5s".to_string()
+}
+
+fn default_timeout() -> String {
+    "2s".to_string()
+}
+
+fn default_rise() -> u32 {
+    2
+}
+
+fn default_fall() -> u32 {
+    3
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocation {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegion {
+    pub location: RawLocation,
+    #[serde(default = "default_weight")]
+    pub weight: i64,
+    pub check: Option<String>,
+    pub endpoints: Vec<RawEndpoint>,
+}
+
+fn default_weight() -> i64 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEndpoint {
+    pub address: String,
+    #[serde(default = "default_weight")]
+    pub weight: i64,
+    pub probe: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub regions: Vec<String>,
+    #[serde(default = "default_policy")]
+    pub policy: String,
+    #[serde(default = "default_ttl")]
+    pub ttl: i64,
+    #[serde(default = "default_answers")]
+    pub answers: i64,
+    #[serde(default = "default_when_all_down")]
+    pub when_all_down: String,
+    pub map: Option<BTreeMap<String, Vec<String>>>,
+}
+
+fn default_policy() -> String {
+    "geo".to_string()
+}
+
+fn default_ttl() -> i64 {
+    30
+}
+
+fn default_answers() -> i64 {
+    1
+}
+
+fn default_when_all_down() -> String {
+    "all".to_string()
+}
+
+/// Parses TOML into the raw model; the error names the line, column and
+/// key path.
+pub fn parse(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
+    let de =
+        toml::de::Deserializer::parse(text).map_err(|e| syntax(text, file, String::new(), &e))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let key = if key == "." { String::new() } else { key };
+        syntax(text, file, key, e.inner())
+    })
+}
+
+fn syntax(text: &str, file: &str, key: String, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = match e.span() {
+        Some(span) => line_col(text, span.start),
+        None => (1, 1),
+    };
+    ConfigError::Syntax {
+        file: file.to_string(),
+        line,
+        column,
+        key,
+        message: e.message().trim().replace('\n', "; "),
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let col = offset
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1)
+        + 1;
+    (line, col)
+}

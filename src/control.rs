@@ -1,0 +1,769 @@
+//! The control loop: the one owner of mutable state (compiled config,
+//! probe targets, drains). It takes probe reports and admin commands,
+//! and publishes a new [`Snapshot`] whenever what the answer path sees
+//! changes: bursts of reports are coalesced into one swap.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use crate::config::ConfigErrors;
+use crate::health::{self, ProbeResult, Prober, Report, Tracker};
+use crate::metrics::{EndpointLabels, Metrics, ResultLabels, TransitionLabels};
+use crate::state::{self, Compiled, Shared, Snapshot, TargetKey};
+use crate::steer;
+
+/// What a drain applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrainTarget {
+    /// A region by name.
+    Region(String),
+    /// Every endpoint with this address.
+    Endpoint(IpAddr),
+}
+
+/// Errors of control commands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// No such region.
+    #[error("unknown region {0:?}")]
+    UnknownRegion(String),
+    /// No endpoint has this address.
+    #[error("no endpoint has the address {0}")]
+    UnknownEndpoint(IpAddr),
+    /// The new configuration is invalid; the old one keeps serving.
+    #[error("{0}")]
+    Invalid(ConfigErrors),
+    /// The control loop is gone.
+    #[error("signpost is shutting down")]
+    Stopped,
+}
+
+/// A request to the control loop.
+#[derive(Debug)]
+pub enum Command {
+    /// Take a region or endpoint out of answers, optionally for a while.
+    Drain {
+        /// What.
+        target: DrainTarget,
+        /// How long; `None` = until undrained.
+        duration: Option<Duration>,
+        /// Outcome.
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    /// Put it back.
+    Undrain {
+        /// What.
+        target: DrainTarget,
+        /// Outcome.
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    /// Reload the configuration file.
+    Reload {
+        /// Outcome, if anyone waits for it (SIGHUP does not).
+        reply: Option<oneshot::Sender<Result<ReloadSummary, ControlError>>>,
+    },
+    /// Report everything.
+    Status {
+        /// The report.
+        reply: oneshot::Sender<Status>,
+    },
+}
+
+/// What a successful reload did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Snapshot generation now served.
+    pub generation: u64,
+    /// Zones loaded.
+    pub zones: usize,
+    /// Services.
+    pub services: usize,
+    /// Probe targets kept with their health.
+    pub targets_kept: usize,
+    /// New probe targets (probed before the swap).
+    pub targets_added: usize,
+    /// Targets no longer used.
+    pub targets_removed: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Drain {
+    until: Option<(Instant, SystemTime)>,
+}
+
+struct Target {
+    id: u64,
+    task: JoinHandle<()>,
+    up: bool,
+    since: SystemTime,
+    last: Option<ProbeResult>,
+}
+
+/// The control loop's state.
+pub struct Control {
+    config_path: PathBuf,
+    metrics: Arc<Metrics>,
+    shared: Shared,
+    compiled: Arc<Compiled>,
+    targets: HashMap<TargetKey, Target>,
+    by_id: HashMap<u64, TargetKey>,
+    next_id: u64,
+    region_drains: HashMap<String, Drain>,
+    endpoint_drains: HashMap<IpAddr, Drain>,
+    generation: u64,
+    reports_tx: mpsc::UnboundedSender<Report>,
+    reports_rx: mpsc::UnboundedReceiver<Report>,
+}
+
+impl Control {
+    /// Probes every target once (probe before serve), then publishes the
+    /// first snapshot into a new shared handle.
+    pub async fn start(
+        config_path: PathBuf,
+        compiled: Compiled,
+        metrics: Arc<Metrics>,
+    ) -> (Control, Shared) {
+        let compiled = Arc::new(compiled);
+        let shared: Shared = Arc::new(arc_swap::ArcSwap::from_pointee(Snapshot::all_up(
+            compiled.clone(),
+            0,
+        )));
+        let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+        let mut c = Control {
+            config_path,
+            metrics,
+            shared: shared.clone(),
+            compiled: compiled.clone(),
+            targets: HashMap::new(),
+            by_id: HashMap::new(),
+            next_id: 1,
+            region_drains: HashMap::new(),
+            endpoint_drains: HashMap::new(),
+            generation: 0,
+            reports_tx,
+            reports_rx,
+        };
+        let keys = compiled.targets.clone();
+        c.add_targets(keys).await;
+        c.publish();
+        (c, shared)
+    }
+
+    /// Probes new targets once, concurrently, and starts their loops with
+    /// first probes spread over one interval.
+    async fn add_targets(&mut self, keys: Vec<TargetKey>) {
+        let mut set = JoinSet::new();
+        for (i, key) in keys.into_iter().enumerate() {
+            set.spawn(async move {
+                let prober = Prober::new(key.clone());
+                let result = match &prober {
+                    Ok(p) => p.probe().await,
+                    Err(e) => ProbeResult {
+                        ok: false,
+                        reason: e.to_string(),
+                        latency: Duration::ZERO,
+                        at: SystemTime::now(),
+                    },
+                };
+                (i, key, prober, result)
+            });
+        }
+        let mut done = Vec::new();
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(x) => done.push(x),
+                Err(e) => tracing::error!("initial probe task failed: {e}"),
+            }
+        }
+        done.sort_by_key(|x| x.0);
+        let n = done.len().max(1) as u32;
+        for (i, key, prober, result) in done {
+            let id = self.next_id;
+            self.next_id += 1;
+            self.observe_latency(&key, &result);
+            let up = result.ok;
+            tracing::info!(
+                "endpoint {} ({}:{}) starts {}: {}",
+                key.probe,
+                kind_name(&key),
+                key.check.port,
+                if up { "up" } else { "down" },
+                result.reason
+            );
+            let task = match prober {
+                Ok(p) => {
+                    let tracker = Tracker::new(up, key.check.rise, key.check.fall);
+                    // spread first probes over the interval instead of a burst
+                    let offset = key.check.interval * (i as u32 % n) / n;
+                    health::spawn_target(
+                        id,
+                        p,
+                        tracker,
+                        offset.max(key.check.interval / 8),
+                        self.reports_tx.clone(),
+                    )
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    tokio::spawn(async {})
+                }
+            };
+            self.by_id.insert(id, key.clone());
+            self.targets.insert(
+                key,
+                Target {
+                    id,
+                    task,
+                    up,
+                    since: SystemTime::now(),
+                    last: Some(result),
+                },
+            );
+        }
+    }
+
+    fn observe_latency(&self, key: &TargetKey, r: &ProbeResult) {
+        let address = key.probe.to_string();
+        self.metrics
+            .probe_latency
+            .get_or_create(&crate::metrics::ProbeLabels {
+                address: address.clone(),
+                check: kind_name(key).to_string(),
+            })
+            .observe(r.latency.as_secs_f64());
+        self.metrics
+            .probes
+            .get_or_create(&crate::metrics::ProbeResultLabels {
+                address,
+                result: if r.ok { "pass" } else { "fail" }.to_string(),
+            })
+            .inc();
+    }
+
+    /// Runs until `stop` turns true.
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            let next_expiry = self.next_expiry();
+            let mut dirty = false;
+            tokio::select! {
+                _ = stop.changed() => break,
+                Some(r) = self.reports_rx.recv() => {
+                    dirty |= self.apply_report(r);
+                    // coalesce whatever else has arrived into the same publish
+                    while let Ok(r) = self.reports_rx.try_recv() {
+                        dirty |= self.apply_report(r);
+                    }
+                }
+                Some(cmd) = commands.recv() => dirty |= self.command(cmd).await,
+                _ = sleep_until_opt(next_expiry) => dirty |= self.expire_drains(),
+            }
+            if dirty {
+                self.publish();
+            }
+        }
+        for t in self.targets.values() {
+            t.task.abort();
+        }
+    }
+
+    fn apply_report(&mut self, r: Report) -> bool {
+        let Some(key) = self.by_id.get(&r.id) else {
+            return false; // a target removed by a reload
+        };
+        self.observe_latency(key, &r.result);
+        let Some(t) = self.targets.get_mut(key) else {
+            return false;
+        };
+        let changed = r.changed && t.up != r.up;
+        if changed {
+            t.up = r.up;
+            t.since = SystemTime::now();
+            tracing::warn!(
+                "endpoint {} ({}:{}) is {}: {}",
+                key.probe,
+                kind_name(key),
+                key.check.port,
+                if r.up { "up" } else { "down" },
+                r.result.reason
+            );
+            self.metrics
+                .transitions
+                .get_or_create(&TransitionLabels {
+                    address: key.probe.to_string(),
+                    to: if r.up { "up" } else { "down" }.to_string(),
+                })
+                .inc();
+        }
+        t.last = Some(r.result);
+        changed
+    }
+
+    async fn command(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Drain {
+                target,
+                duration,
+                reply,
+            } => {
+                let r = self.drain(target, duration);
+                let ok = r.is_ok();
+                send(reply, r);
+                ok
+            }
+            Command::Undrain { target, reply } => {
+                let r = self.undrain(target);
+                let ok = r.is_ok();
+                send(reply, r);
+                ok
+            }
+            Command::Reload { reply } => {
+                let r = self.reload().await;
+                match &r {
+                    Ok(s) => tracing::info!("configuration reloaded (generation {})", s.generation),
+                    Err(e) => tracing::error!(
+                        "reload failed, still serving the previous configuration:\n{e}"
+                    ),
+                }
+                if let Some(reply) = reply {
+                    send(reply, r);
+                }
+                false // reload publishes itself
+            }
+            Command::Status { reply } => {
+                send(reply, self.status());
+                false
+            }
+        }
+    }
+
+    fn drain(
+        &mut self,
+        target: DrainTarget,
+        duration: Option<Duration>,
+    ) -> Result<(), ControlError> {
+        let now = SystemTime::now();
+        let drain = Drain {
+            until: duration.map(|d| (Instant::now() + d, now + d)),
+        };
+        match target {
+            DrainTarget::Region(name) => {
+                if !self.compiled.region_index.contains_key(&name) {
+                    return Err(ControlError::UnknownRegion(name));
+                }
+                tracing::warn!("region {name} drained{}", for_text(duration));
+                self.region_drains.insert(name, drain);
+            }
+            DrainTarget::Endpoint(addr) => {
+                if !self.compiled.slots.iter().any(|s| s.address == addr) {
+                    return Err(ControlError::UnknownEndpoint(addr));
+                }
+                tracing::warn!("endpoint {addr} drained{}", for_text(duration));
+                self.endpoint_drains.insert(addr, drain);
+            }
+        }
+        Ok(())
+    }
+
+    fn undrain(&mut self, target: DrainTarget) -> Result<(), ControlError> {
+        match target {
+            DrainTarget::Region(name) => {
+                if !self.compiled.region_index.contains_key(&name) {
+                    return Err(ControlError::UnknownRegion(name));
+                }
+                if self.region_drains.remove(&name).is_some() {
+                    tracing::warn!("region {name} undrained");
+                }
+            }
+            DrainTarget::Endpoint(addr) => {
+                if !self.compiled.slots.iter().any(|s| s.address == addr) {
+                    return Err(ControlError::UnknownEndpoint(addr));
+                }
+                if self.endpoint_drains.remove(&addr).is_some() {
+                    tracing::warn!("endpoint {addr} undrained");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn next_expiry(&self) -> Option<Instant> {
+        self.region_drains
+            .values()
+            .chain(self.endpoint_drains.values())
+            .filter_map(|d| d.until.map(|u| u.0))
+            .min()
+    }
+
+    fn expire_drains(&mut self) -> bool {
+        let now = Instant::now();
+        let before = self.region_drains.len() + self.endpoint_drains.len();
+        self.region_drains.retain(|name, d| {
+            let keep = d.until.is_none_or(|u| u.0 > now);
+            if !keep {
+                tracing::warn!("drain of region {name} expired");
+            }
+            keep
+        });
+        self.endpoint_drains.retain(|addr, d| {
+            let keep = d.until.is_none_or(|u| u.0 > now);
+            if !keep {
+                tracing::warn!("drain of endpoint {addr} expired");
+            }
+            keep
+        });
+        before != self.region_drains.len() + self.endpoint_drains.len()
+    }
+
+    async fn reload(&mut self) -> Result<ReloadSummary, ControlError> {
+        let path = self.config_path.clone();
+        let metrics = self.metrics.clone();
+        let built = tokio::task::spawn_blocking(move || state::load(&path, &metrics)).await;
+        let compiled = match built {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                self.count_reload("error");
+                return Err(ControlError::Invalid(e));
+            }
+            Err(e) => {
+                self.count_reload("error");
+                return Err(ControlError::Invalid(ConfigErrors(vec![
+                    crate::config::ConfigError::Read {
+                        file: self.config_path.display().to_string(),
+                        reason: format!("reload task failed: {e}"),
+                    },
+                ])));
+            }
+        };
+        let new_keys: Vec<TargetKey> = compiled.targets.clone();
+        let added: Vec<TargetKey> = new_keys
+            .iter()
+            .filter(|k| !self.targets.contains_key(*k))
+            .cloned()
+            .collect();
+        let removed: Vec<TargetKey> = self
+            .targets
+            .keys()
+            .filter(|k| !new_keys.contains(k))
+            .cloned()
+            .collect();
+        let kept = new_keys.len() - added.len();
+        let n_added = added.len();
+        self.add_targets(added).await;
+        for k in &removed {
+            if let Some(t) = self.targets.remove(k) {
+                t.task.abort();
+                self.by_id.remove(&t.id);
+            }
+        }
+        // drains of names that no longer exist go away with them
+        self.region_drains
+            .retain(|name, _| compiled.region_index.contains_key(name));
+        self.endpoint_drains
+            .retain(|addr, _| compiled.slots.iter().any(|s| s.address == *addr));
+        let summary = ReloadSummary {
+            generation: self.generation + 1,
+            zones: compiled.table.zones.len(),
+            services: compiled.services.len(),
+            targets_kept: kept,
+            targets_added: n_added,
+            targets_removed: removed.len(),
+        };
+        self.compiled = Arc::new(compiled);
+        self.publish();
+        self.count_reload("ok");
+        Ok(summary)
+    }
+
+    fn count_reload(&self, result: &str) {
+        self.metrics
+            .reloads
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    fn target_up(&self, ti: u32) -> bool {
+        self.compiled
+            .targets
+            .get(ti as usize)
+            .and_then(|k| self.targets.get(k))
+            .is_none_or(|t| t.up)
+    }
+
+    fn publish(&mut self) {
+        let c = &self.compiled;
+        let flags = c.flags(
+            |ti| self.target_up(ti),
+            |r| self.region_drains.contains_key(r),
+            |a| self.endpoint_drains.contains_key(&a),
+        );
+        self.generation += 1;
+        self.metrics.endpoint_up.clear();
+        self.metrics.endpoint_drained.clear();
+        for (slot, f) in c.slots.iter().zip(flags.iter()) {
+            let labels = EndpointLabels {
+                region: c.regions[slot.region as usize].name.to_string(),
+                address: slot.address.to_string(),
+            };
+            self.metrics
+                .endpoint_up
+                .get_or_create(&labels)
+                .set(i64::from(f & steer::UP != 0));
+            self.metrics
+                .endpoint_drained
+                .get_or_create(&labels)
+                .set(i64::from(f & steer::DRAINED != 0));
+        }
+        self.metrics.snapshot_generation.set(self.generation as i64);
+        self.shared.store(Arc::new(Snapshot {
+            generation: self.generation,
+            data: c.clone(),
+            flags,
+        }));
+    }
+
+    fn status(&self) -> Status {
+        let c = &self.compiled;
+        let snap = self.shared.load();
+        let regions = c
+            .regions
+            .iter()
+            .enumerate()
+            .map(|(ri, r)| {
+                let endpoints: Vec<EndpointStatus> = c
+                    .slots
+                    .iter()
+                    .filter(|s| s.region as usize == ri)
+                    .map(|s| {
+                        let target = s
+                            .target
+                            .and_then(|t| c.targets.get(t as usize))
+                            .and_then(|k| self.targets.get(k));
+                        let f = snap
+                            .flags
+                            .get(r.endpoints[s.endpoint as usize].slot as usize)
+                            .copied()
+                            .unwrap_or(0);
+                        EndpointStatus {
+                            address: s.address.to_string(),
+                            weight: r.endpoints[s.endpoint as usize].weight,
+                            healthy: f & steer::UP != 0,
+                            drained: f & steer::DRAINED != 0,
+                            drain_until: self.endpoint_drains.get(&s.address).and_then(drain_until),
+                            probe: c
+                                .targets
+                                .get(s.target.unwrap_or(u32::MAX) as usize)
+                                .map(|k| ProbeTarget {
+                                    address: k.probe.to_string(),
+                                    kind: kind_name(k).to_string(),
+                                    port: k.check.port,
+                                }),
+                            last_probe: target.and_then(|t| t.last.clone()),
+                            since: target.map(|t| rfc3339(t.since)),
+                        }
+                    })
+                    .collect();
+                let drained = self.region_drains.contains_key(r.name.as_ref());
+                let healthy = r.endpoints.iter().any(|e| {
+                    let f = snap.flags.get(e.slot as usize).copied().unwrap_or(0);
+                    f & steer::UP != 0 && f & steer::DRAINED == 0
+                });
+                RegionStatus {
+                    name: r.name.to_string(),
+                    healthy,
+                    drained,
+                    drain_until: self
+                        .region_drains
+                        .get(r.name.as_ref())
+                        .and_then(drain_until),
+                    location: [r.lat, r.lon],
+                    weight: r.weight,
+                    endpoints,
+                }
+            })
+            .collect::<Vec<_>>();
+        let services = c
+            .config
+            .services
+            .iter()
+            .map(|s| ServiceStatus {
+                name: s.name.clone(),
+                zone: s.zone.clone(),
+                policy: s.policy.as_str().to_string(),
+                ttl: s.ttl,
+                answers: s.answers,
+                when_all_down: match s.when_all_down {
+                    crate::config::WhenAllDown::All => "all",
+                    crate::config::WhenAllDown::Nodata => "nodata",
+                }
+                .to_string(),
+                regions: s.regions.clone(),
+                healthy_regions: s
+                    .regions
+                    .iter()
+                    .filter(|r| regions.iter().any(|x| &x.name == *r && x.healthy))
+                    .count(),
+            })
+            .collect();
+        Status {
+            generation: snap.generation,
+            config: c.config.path.display().to_string(),
+            zones: c
+                .table
+                .zones
+                .iter()
+                .map(|z| ZoneStatus {
+                    name: z.name.clone(),
+                    rrsets: z.rrsets,
+                })
+                .collect(),
+            regions,
+            services,
+        }
+    }
+}
+
+fn drain_until(d: &Drain) -> Option<String> {
+    d.until.map(|u| rfc3339(u.1))
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn for_text(d: Option<Duration>) -> String {
+    d.map_or(String::new(), |d| {
+        format!(" for {}", humantime::format_duration(d))
+    })
+}
+
+fn kind_name(k: &TargetKey) -> &'static str {
+    match k.check.kind {
+        crate::config::CheckKind::Http => "http",
+        crate::config::CheckKind::Https => "https",
+        crate::config::CheckKind::Tcp => "tcp",
+    }
+}
+
+fn send<T>(reply: oneshot::Sender<T>, v: T) {
+    if reply.send(v).is_err() {
+        tracing::debug!("control reply dropped: the caller went away");
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Snapshot generation.
+    pub generation: u64,
+    /// Configuration file.
+    pub config: String,
+    /// Zones.
+    pub zones: Vec<ZoneStatus>,
+    /// Regions.
+    pub regions: Vec<RegionStatus>,
+    /// Services.
+    pub services: Vec<ServiceStatus>,
+}
+
+/// A zone in the status.
+#[derive(Debug, Clone, Serialize)]
+pub struct ZoneStatus {
+    /// Name.
+    pub name: String,
+    /// RRsets loaded.
+    pub rrsets: usize,
+}
+
+/// A region in the status.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegionStatus {
+    /// Name.
+    pub name: String,
+    /// At least one non-drained endpoint is up.
+    pub healthy: bool,
+    /// Drained by an operator.
+    pub drained: bool,
+    /// When the drain ends, if it does.
+    pub drain_until: Option<String>,
+    /// [lat, lon].
+    pub location: [f64; 2],
+    /// `weighted` share.
+    pub weight: u32,
+    /// Endpoints.
+    pub endpoints: Vec<EndpointStatus>,
+}
+
+/// An endpoint in the status.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointStatus {
+    /// Address answered.
+    pub address: String,
+    /// Share within the region.
+    pub weight: u32,
+    /// Health is up.
+    pub healthy: bool,
+    /// Drained (this address).
+    pub drained: bool,
+    /// When the drain ends.
+    pub drain_until: Option<String>,
+    /// What is probed.
+    pub probe: Option<ProbeTarget>,
+    /// The last probe.
+    pub last_probe: Option<ProbeResult>,
+    /// Since when the health is what it is.
+    pub since: Option<String>,
+}
+
+/// The probe target of an endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeTarget {
+    /// Address probed.
+    pub address: String,
+    /// http, https or tcp.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// A service in the status.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    /// Name.
+    pub name: String,
+    /// Zone.
+    pub zone: String,
+    /// Policy.
+    pub policy: String,
+    /// TTL.
+    pub ttl: u32,
+    /// Addresses per answer.
+    pub answers: u32,
+    /// All-down behaviour.
+    pub when_all_down: String,
+    /// Regions in order.
+    pub regions: Vec<String>,
+    /// Regions currently healthy.
+    pub healthy_regions: usize,
+}

@@ -1,0 +1,467 @@
+//! The answer path: query bytes in, response bytes out, against one
+//! snapshot. No locks, no awaits, no allocation: the question name is
+//! lowercased on the stack, static records are copied from pre-encoded
+//! wire RRsets, owner names are compression pointers into the question.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::geo::{LocCache, Located};
+use crate::metrics::{Transport, WorkerStats};
+use crate::state::Snapshot;
+use crate::steer::{self, Client, Family, Rng};
+use crate::zone::{Lookup, Node, RRset, Table, rtype};
+
+use super::wire::{self, Edns, Full, ParseError, Query, Writer, flags, rcode};
+
+/// Longest CNAME chain followed inside our zones.
+const MAX_CHAIN: usize = 8;
+
+/// Per-worker state of the answer path.
+pub struct Ctx {
+    /// Randomness for weighted choices.
+    pub rng: Rng,
+    /// Decoded GeoIP records.
+    pub geo_cache: LocCache,
+    /// Counters.
+    pub stats: Arc<WorkerStats>,
+}
+
+impl Ctx {
+    /// A context counting into `stats`.
+    pub fn new(stats: Arc<WorkerStats>) -> Ctx {
+        Ctx {
+            rng: Rng::from_entropy(),
+            geo_cache: LocCache::default(),
+            stats,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Resp {
+    rcode: u8,
+    aa: bool,
+    an: u16,
+    ns: u16,
+    ar: u16,
+    scope: u8,
+}
+
+/// Answers one DNS message from `src` into `out`; returns the response
+/// length, or `None` when nothing should be sent.
+pub fn respond(
+    snap: &Snapshot,
+    packet: &[u8],
+    src: IpAddr,
+    transport: Transport,
+    out: &mut [u8],
+    ctx: &mut Ctx,
+) -> Option<usize> {
+    let q = match wire::parse(packet) {
+        Ok(q) => q,
+        Err(ParseError::Drop) => {
+            ctx.stats.dropped();
+            return None;
+        }
+        Err(ParseError::FormErr { question_end }) => {
+            ctx.stats.query(transport, u16::from(rcode::FORMERR));
+            return error_response(packet, question_end, rcode::FORMERR, out);
+        }
+        Err(ParseError::NotImp { question_end }) => {
+            ctx.stats.query(transport, u16::from(rcode::NOTIMP));
+            return error_response(packet, question_end, rcode::NOTIMP, out);
+        }
+        Err(ParseError::BadVers { question_end }) => {
+            ctx.stats.query(transport, rcode::BADVERS);
+            return badvers_response(packet, question_end, out);
+        }
+    };
+
+    let limit = match (transport, q.edns) {
+        (Transport::Tcp, _) => 65535,
+        (Transport::Udp, Some(e)) => e.payload.clamp(512, wire::MAX_UDP_PAYLOAD) as usize,
+        (Transport::Udp, None) => 512,
+    };
+    let mut w = Writer::new(out, limit);
+    let qlen = q.question().len();
+    // Header and question always fit: a question is at most 259 bytes.
+    w.put(&[0; 12]).ok()?;
+    w.put(q.question()).ok()?;
+    let body_start = w.len();
+
+    let mut r = Resp::default();
+    let mut tc = false;
+    if answer(&mut w, snap, &q, src, ctx, &mut r).is_err() {
+        tc = true;
+        w.truncate(body_start);
+        r.an = 0;
+        r.ns = 0;
+        r.ar = 0;
+    }
+    if let Some(edns) = q.edns {
+        // the OPT record must survive truncation (RFC 6891 §7)
+        w.set_limit(limit.max(body_start + 64));
+        if write_opt(&mut w, &edns, 0, r.scope).is_err() {
+            return None;
+        }
+        r.ar += 1;
+    }
+
+    let mut f = flags::QR | (q.flags & (flags::RD | flags::CD)) | u16::from(r.rcode);
+    if r.aa {
+        f |= flags::AA;
+    }
+    if tc {
+        f |= flags::TC;
+        ctx.stats.truncated();
+    }
+    let id = q.id;
+    let len = w.len();
+    w.set_u16(0, id);
+    w.set_u16(2, f);
+    w.set_u16(4, 1);
+    w.set_u16(6, r.an);
+    w.set_u16(8, r.ns);
+    w.set_u16(10, r.ar);
+    debug_assert!(len >= 12 + qlen);
+    ctx.stats.query(transport, u16::from(r.rcode));
+    Some(len)
+}
+
+fn answer(
+    w: &mut Writer<'_>,
+    snap: &Snapshot,
+    q: &Query<'_>,
+    src: IpAddr,
+    ctx: &mut Ctx,
+    r: &mut Resp,
+) -> Result<(), Full> {
+    const CLASS_IN: u16 = 1;
+    if q.qclass != CLASS_IN {
+        r.rcode = rcode::REFUSED;
+        return Ok(());
+    }
+    match q.qtype {
+        rtype::AXFR | rtype::IXFR => {
+            r.rcode = rcode::REFUSED;
+            return Ok(());
+        }
+        // meta types that are never questions
+        rtype::OPT | 249 | 250 => {
+            r.rcode = rcode::FORMERR;
+            return Ok(());
+        }
+        253 | 254 => {
+            r.rcode = rcode::NOTIMP;
+            return Ok(());
+        }
+        _ => {}
+    }
+    let table = &snap.data.table;
+    match table.lookup(q.name(), q.labels(), q.qtype) {
+        Lookup::NotAuth => {
+            r.rcode = rcode::REFUSED;
+            Ok(())
+        }
+        Lookup::NxDomain { zone } => {
+            r.aa = true;
+            r.rcode = rcode::NXDOMAIN;
+            write_soa(w, table, zone, q, r)
+        }
+        Lookup::Referral(cut) => write_referral(w, cut, q, r),
+        Lookup::Found(node) | Lookup::Wildcard(node) => answer_node(w, snap, node, q, src, ctx, r),
+    }
+}
+
+fn answer_node<'s>(
+    w: &mut Writer<'_>,
+    snap: &'s Snapshot,
+    mut node: &'s Node,
+    q: &Query<'_>,
+    src: IpAddr,
+    ctx: &mut Ctx,
+    r: &mut Resp,
+) -> Result<(), Full> {
+    let table = &snap.data.table;
+    r.aa = true;
+    let mut owner = Owner::Offset(12);
+    for _ in 0..MAX_CHAIN {
+        if let Some(target) = &node.cname
+            && q.qtype != rtype::CNAME
+            && q.qtype != rtype::ANY
+        {
+            let Some(rr) = node.rrset(rtype::CNAME) else {
+                break;
+            };
+            let rdata_at = write_rrset(w, owner, rr)?;
+            r.an += rr.count;
+            let mut labels = [0u8; 128];
+            let n = label_offsets(target, &mut labels);
+            match table.lookup(target, &labels[..n], q.qtype) {
+                Lookup::Found(next) | Lookup::Wildcard(next) => {
+                    node = next;
+                    owner = Owner::at(rdata_at, target);
+                    continue;
+                }
+                Lookup::NxDomain { zone } => {
+                    r.rcode = rcode::NXDOMAIN;
+                    return write_soa(w, table, zone, q, r);
+                }
+                // out of our zones, or delegated: the resolver follows on
+                Lookup::Referral(_) | Lookup::NotAuth => return Ok(()),
+            }
+        }
+
+        if let Some(si) = node.service
+            && matches!(q.qtype, rtype::A | rtype::AAAA | rtype::ANY)
+        {
+            let fams: &[Family] = match q.qtype {
+                rtype::A => &[Family::V4],
+                rtype::AAAA => &[Family::V6],
+                _ => &[Family::V4, Family::V6],
+            };
+            for &fam in fams {
+                if write_service(w, snap, si, fam, owner, q, src, ctx, r)? {
+                    return Ok(());
+                }
+            }
+        }
+        let rr = if q.qtype == rtype::ANY {
+            node.rrsets.first()
+        } else {
+            node.rrset(q.qtype)
+        };
+        if let Some(rr) = rr {
+            write_rrset(w, owner, rr)?;
+            r.an += rr.count;
+            return Ok(());
+        }
+        // NODATA
+        return write_soa(w, table, node.zone, q, r);
+    }
+    // chain too long: what was written stands
+    Ok(())
+}
+
+/// Writes a service's answer; `Ok(false)` when it has no address of the
+/// family (NODATA).
+#[allow(clippy::too_many_arguments)]
+fn write_service(
+    w: &mut Writer<'_>,
+    snap: &Snapshot,
+    si: u32,
+    fam: Family,
+    owner: Owner<'_>,
+    q: &Query<'_>,
+    src: IpAddr,
+    ctx: &mut Ctx,
+    r: &mut Resp,
+) -> Result<bool, Full> {
+    let data = &snap.data;
+    let Some(svc) = data.services.get(si as usize) else {
+        return Ok(false);
+    };
+    let ecs = q.edns.and_then(|e| e.ecs).filter(|e| e.source > 0);
+    let addr = ecs.map_or(src, |e| e.addr);
+    let geo = svc.policy == steer::Policy::Geo;
+    let located = match (&data.geo, geo) {
+        (Some(db), true) => db.locate_cached(addr, &mut ctx.geo_cache),
+        _ => Located {
+            location: None,
+            prefix: 0,
+        },
+    };
+    let client = Client {
+        addr: Some(addr),
+        located,
+    };
+    let d = steer::decide(svc, &data.regions, &snap.flags, fam, &client, &mut ctx.rng);
+    let picks = d.picks.as_slice();
+    let Some(first) = picks.first() else {
+        return Ok(false);
+    };
+    let (t, len) = match fam {
+        Family::V4 => (rtype::A, 4u16),
+        Family::V6 => (rtype::AAAA, 16u16),
+    };
+    for p in picks {
+        let e = &data.regions[p.region as usize].endpoints[p.endpoint as usize];
+        owner.write(w)?;
+        w.u16(t)?;
+        w.u16(1)?;
+        w.u32(svc.ttl)?;
+        w.u16(len)?;
+        match e.addr {
+            IpAddr::V4(a) => w.put(&a.octets())?,
+            IpAddr::V6(a) => w.put(&a.octets())?,
+        }
+        r.an += 1;
+    }
+    if let Some(&slot) = svc.counter_slots.get(first.position as usize) {
+        ctx.stats.answer(slot);
+    }
+    if geo && let Some(e) = ecs {
+        r.scope = steer::geo_scope(&svc.map, e.addr, &located);
+    }
+    Ok(true)
+}
+
+/// Where an owner name is written from.
+#[derive(Clone, Copy)]
+enum Owner<'a> {
+    /// A compression pointer.
+    Offset(usize),
+    /// The name itself (when a pointer cannot reach it).
+    Name(&'a [u8]),
+}
+
+impl<'a> Owner<'a> {
+    fn at(offset: usize, name: &'a [u8]) -> Owner<'a> {
+        if offset <= 0x3fff {
+            Owner::Offset(offset)
+        } else {
+            Owner::Name(name)
+        }
+    }
+
+    fn write(self, w: &mut Writer<'_>) -> Result<(), Full> {
+        match self {
+            Owner::Offset(o) => w.pointer(o),
+            Owner::Name(n) => w.put(n),
+        }
+    }
+}
+
+/// Writes an RRset; returns the offset of the last record's RDATA (the
+/// target of a CNAME, for chained owners).
+fn write_rrset(w: &mut Writer<'_>, owner: Owner<'_>, rr: &RRset) -> Result<usize, Full> {
+    let mut rdata_at = 0;
+    for i in 0..rr.count as usize {
+        owner.write(w)?;
+        let start = rr.offsets[i] as usize;
+        let end = rr.offsets.get(i + 1).map_or(rr.wire.len(), |&e| e as usize);
+        rdata_at = w.len() + 10;
+        w.put(&rr.wire[start..end])?;
+    }
+    Ok(rdata_at)
+}
+
+/// The zone's SOA in the authority section (negative answers).
+fn write_soa(
+    w: &mut Writer<'_>,
+    table: &Table,
+    zone: u16,
+    q: &Query<'_>,
+    r: &mut Resp,
+) -> Result<(), Full> {
+    let Some(z) = table.zones.get(zone as usize) else {
+        return Ok(());
+    };
+    write_suffix_owner(w, q, &z.apex)?;
+    let rr = &z.soa_negative;
+    w.put(&rr.wire)?;
+    r.ns += 1;
+    Ok(())
+}
+
+/// Writes `name` as a pointer into the question when it is a suffix of it.
+fn write_suffix_owner(w: &mut Writer<'_>, q: &Query<'_>, name: &[u8]) -> Result<(), Full> {
+    let qn = q.name();
+    if name.len() <= qn.len() {
+        let start = qn.len() - name.len();
+        if q.labels().contains(&(start as u8)) && qn[start..] == *name {
+            return w.pointer(12 + start);
+        }
+    }
+    w.put(name)
+}
+
+fn write_referral(w: &mut Writer<'_>, cut: &Node, q: &Query<'_>, r: &mut Resp) -> Result<(), Full> {
+    r.aa = false;
+    let Some(refer) = &cut.referral else {
+        r.rcode = rcode::SERVFAIL;
+        return Ok(());
+    };
+    let qn = q.name();
+    let start = qn.len().saturating_sub(cut.name_len as usize);
+    write_rrset(w, Owner::Offset(12 + start), &refer.ns)?;
+    r.ns += refer.ns.count;
+    for (name, rr) in &refer.glue {
+        write_rrset(w, Owner::Name(name), rr)?;
+        r.ar += rr.count;
+    }
+    Ok(())
+}
+
+fn write_opt(w: &mut Writer<'_>, edns: &Edns, ext_rcode: u8, scope: u8) -> Result<(), Full> {
+    w.put(&[0])?;
+    w.u16(rtype::OPT)?;
+    w.u16(wire::MAX_UDP_PAYLOAD)?;
+    let do_bit = if edns.dnssec_ok { 0x8000 } else { 0 };
+    w.u32((u32::from(ext_rcode) << 24) | do_bit)?;
+    match edns.ecs {
+        None => w.u16(0),
+        Some(e) => {
+            let n = e.addr_len as usize;
+            w.u16(4 + 4 + n as u16)?;
+            w.u16(wire::OPT_ECS)?;
+            w.u16(4 + n as u16)?;
+            w.u16(e.family)?;
+            w.put(&[e.source, if e.source == 0 { 0 } else { scope }])?;
+            match e.addr {
+                IpAddr::V4(a) => w.put(&a.octets()[..n]),
+                IpAddr::V6(a) => w.put(&a.octets()[..n]),
+            }
+        }
+    }
+}
+
+/// FORMERR or NOTIMP: the header, and the question when it parsed.
+fn error_response(packet: &[u8], question_end: usize, code: u8, out: &mut [u8]) -> Option<usize> {
+    let mut w = Writer::new(out, 512);
+    error_header(&mut w, packet, question_end, code)?;
+    Some(w.len())
+}
+
+fn error_header(w: &mut Writer<'_>, packet: &[u8], question_end: usize, code: u8) -> Option<()> {
+    let question = packet.get(12..question_end)?;
+    let query_flags = u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]);
+    // keep the opcode, RD and CD of the query
+    let f = flags::QR | (query_flags & (0x7800 | flags::RD | flags::CD)) | u16::from(code);
+    w.put(packet.get(..2)?).ok()?;
+    w.u16(f).ok()?;
+    w.u16(u16::from(!question.is_empty())).ok()?;
+    w.put(&[0; 6]).ok()?;
+    w.put(question).ok()
+}
+
+/// BADVERS: RCODE 16 is split between the header (0) and the OPT record (1).
+fn badvers_response(packet: &[u8], question_end: usize, out: &mut [u8]) -> Option<usize> {
+    let mut w = Writer::new(out, 512);
+    error_header(&mut w, packet, question_end, 0)?;
+    let edns = Edns {
+        payload: wire::MAX_UDP_PAYLOAD,
+        version: 0,
+        dnssec_ok: false,
+        ecs: None,
+    };
+    write_opt(&mut w, &edns, (rcode::BADVERS >> 4) as u8, 0).ok()?;
+    w.set_u16(10, 1);
+    Some(w.len())
+}
+
+/// Label offsets of a wire name.
+fn label_offsets(name: &[u8], out: &mut [u8; 128]) -> usize {
+    let mut i = 0;
+    let mut n = 0;
+    while i < name.len() && n < out.len() {
+        out[n] = i as u8;
+        n += 1;
+        if name[i] == 0 {
+            break;
+        }
+        i += 1 + name[i] as usize;
+    }
+    n
+}

@@ -1,0 +1,210 @@
+//! The decision trace behind `GET /v1/explain` and `signpost explain`: the
+//! same [`steer::decide`] the answer path runs, plus the details an
+//! operator needs to see why (location, distances, health, rule).
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::config::normalize_name;
+use crate::geo::{self, Located};
+use crate::state::Snapshot;
+use crate::steer::{self, Client, Family, Rng, Rule};
+use crate::zone::text_wire;
+
+/// Why there is nothing to explain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExplainError {
+    /// Not a DNS name.
+    #[error("{0:?} is not a valid DNS name")]
+    BadName(String),
+    /// Neither a service nor a CNAME to one.
+    #[error("{0} is not a service")]
+    NotAService(String),
+}
+
+/// Where the client is.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClientInfo {
+    /// Address located.
+    pub address: String,
+    /// `ecs` or `packet`.
+    pub source: String,
+    /// Country code.
+    pub country: Option<String>,
+    /// Continent code.
+    pub continent: Option<String>,
+    /// Latitude.
+    pub lat: Option<f64>,
+    /// Longitude.
+    pub lon: Option<f64>,
+    /// GeoIP network matched (null where unknown).
+    pub network: Option<String>,
+}
+
+/// One region of the service.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Candidate {
+    /// Region name.
+    pub region: String,
+    /// Great-circle distance from the client, when its location is known.
+    pub distance_km: Option<f64>,
+    /// At least one non-drained endpoint of the family is up.
+    pub healthy: bool,
+    /// The region is drained (all its endpoints are).
+    pub drained: bool,
+    /// `weighted` share.
+    pub weight: u32,
+    /// Position in the decision (1 = first), null if not a candidate.
+    pub rank: Option<usize>,
+}
+
+/// The trace.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Explanation {
+    /// Service name.
+    pub name: String,
+    /// A or AAAA.
+    #[serde(rename = "type")]
+    pub qtype: String,
+    /// Policy.
+    pub policy: String,
+    /// The client.
+    pub client: ClientInfo,
+    /// What chose the first region: `map:<key>`, `distance`, `weighted`,
+    /// `failover`, `unknown-location`, `all-down`, `no-endpoints`.
+    pub rule: String,
+    /// Every region of the service, decision order first.
+    pub candidates: Vec<Candidate>,
+    /// Addresses answered (empty = NODATA).
+    pub answer: Vec<String>,
+    /// Answer TTL.
+    pub ttl: u32,
+    /// ECS scope for a query from this client's /32 or /128.
+    pub scope: u8,
+}
+
+/// Explains the answer to `name`/`family` for `client`.
+pub fn explain(
+    snap: &Snapshot,
+    name: &str,
+    family: Family,
+    client: IpAddr,
+    source: &str,
+) -> Result<Explanation, ExplainError> {
+    let n = normalize_name(name).ok_or_else(|| ExplainError::BadName(name.to_string()))?;
+    let data = &snap.data;
+    // the service itself, or a static CNAME that leads to one
+    let mut wire = text_wire(&n);
+    let mut si = None;
+    for _ in 0..8 {
+        let Some(node) = data.table.get(&wire) else {
+            break;
+        };
+        if let Some(s) = node.service {
+            si = Some(s);
+            break;
+        }
+        match &node.cname {
+            Some(t) => wire = t.to_vec(),
+            None => break,
+        }
+    }
+    let si = si.ok_or_else(|| ExplainError::NotAService(n.clone()))?;
+    let svc = &data.services[si as usize];
+    let client_ip = client.to_canonical();
+    let located = match &data.geo {
+        Some(db) => db.locate(client_ip),
+        None => Located {
+            location: None,
+            prefix: 0,
+        },
+    };
+    let c = Client {
+        addr: Some(client_ip),
+        located,
+    };
+    let mut rng = Rng::from_entropy();
+    let d = steer::decide(svc, &data.regions, &snap.flags, family, &c, &mut rng);
+    let rule = match d.rule {
+        Rule::Map(i) => format!(
+            "map:{}",
+            svc.map.entries.get(i as usize).map_or("?", |e| &e.0)
+        ),
+        r => r.name().to_string(),
+    };
+    let loc = located.location;
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let order = d.order.as_slice();
+    let mut positions: Vec<usize> = order.iter().map(|&p| p as usize).collect();
+    positions.extend((0..svc.regions.len()).filter(|p| !order.contains(&(*p as u8))));
+    for pos in positions {
+        let r = &data.regions[svc.regions[pos] as usize];
+        let fam_eps: Vec<&steer::Endpoint> = r
+            .endpoints
+            .iter()
+            .filter(|e| e.family() == family)
+            .collect();
+        let flag = |e: &steer::Endpoint| snap.flags.get(e.slot as usize).copied().unwrap_or(0);
+        candidates.push(Candidate {
+            region: r.name.to_string(),
+            distance_km: loc
+                .and_then(|l| l.coords.map(|_| l.unit))
+                .map(|u| (geo::distance_km(&u, &r.unit) * 10.0).round() / 10.0),
+            healthy: fam_eps
+                .iter()
+                .any(|e| flag(e) & steer::UP != 0 && flag(e) & steer::DRAINED == 0),
+            drained: !r.endpoints.is_empty()
+                && r.endpoints.iter().all(|e| flag(e) & steer::DRAINED != 0),
+            weight: r.weight,
+            rank: order.iter().position(|&p| p as usize == pos).map(|i| i + 1),
+        });
+    }
+    let answer = d
+        .picks
+        .as_slice()
+        .iter()
+        .map(|p| {
+            data.regions[p.region as usize].endpoints[p.endpoint as usize]
+                .addr
+                .to_string()
+        })
+        .collect::<Vec<_>>();
+    let scope = if svc.policy == steer::Policy::Geo && !answer.is_empty() {
+        steer::geo_scope(&svc.map, client_ip, &located)
+    } else {
+        0
+    };
+    let network = loc
+        .map(|_| IpNet::new(client_ip, located.prefix).map(|n| n.trunc().to_string()))
+        .and_then(Result::ok);
+    Ok(Explanation {
+        name: svc.name.to_string(),
+        qtype: match family {
+            Family::V4 => "A",
+            Family::V6 => "AAAA",
+        }
+        .to_string(),
+        policy: match svc.policy {
+            steer::Policy::Geo => "geo",
+            steer::Policy::Weighted => "weighted",
+            steer::Policy::Failover => "failover",
+        }
+        .to_string(),
+        client: ClientInfo {
+            address: client_ip.to_string(),
+            source: source.to_string(),
+            country: loc.and_then(|l| l.country_str().map(str::to_string)),
+            continent: loc.and_then(|l| l.continent_str().map(str::to_string)),
+            lat: loc.and_then(|l| l.coords.map(|c| c.0)),
+            lon: loc.and_then(|l| l.coords.map(|c| c.1)),
+            network,
+        },
+        rule,
+        candidates,
+        answer,
+        ttl: svc.ttl,
+        scope,
+    })
+}

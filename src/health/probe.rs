@@ -1,0 +1,220 @@
+//! Probes: one HTTP(S) request or TCP connect, reported as pass/fail with a
+//! reason and the latency. Thresholds are the tracker's business.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::config::CheckKind;
+use crate::state::TargetKey;
+
+/// Largest body read when a check looks for a substring.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The outcome of one probe.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeResult {
+    /// Passed.
+    pub ok: bool,
+    /// What happened (`status 200`, `connect refused`, `timeout`, ...).
+    pub reason: String,
+    /// Time from start to verdict.
+    #[serde(serialize_with = "ser_ms", rename = "latency_ms")]
+    pub latency: Duration,
+    /// When it finished.
+    #[serde(serialize_with = "ser_time")]
+    pub at: SystemTime,
+}
+
+fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+fn ser_time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_rfc3339_millis(*t).to_string())
+}
+
+/// Probes one target.
+pub struct Prober {
+    key: TargetKey,
+    http: Option<(reqwest::Client, String)>,
+}
+
+/// A prober could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the probe of {target}: {reason}")]
+pub struct ProberError {
+    target: String,
+    reason: String,
+}
+
+impl Prober {
+    /// Prepares the HTTP client (TLS roots, Host/SNI pinning) for a target.
+    pub fn new(key: TargetKey) -> Result<Prober, ProberError> {
+        let c = &key.check;
+        let http = match c.kind {
+            CheckKind::Tcp => None,
+            CheckKind::Http | CheckKind::Https => {
+                let scheme = if c.kind == CheckKind::Https {
+                    "https"
+                } else {
+                    "http"
+                };
+                let sock = SocketAddr::new(key.probe, c.port);
+                let mut b = reqwest::Client::builder()
+                    .timeout(c.timeout)
+                    .connect_timeout(c.timeout)
+                    .pool_max_idle_per_host(0)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .no_proxy()
+                    .user_agent(concat!("signpost-health/", env!("CARGO_PKG_VERSION")));
+                let url = match &c.host {
+                    // Connect to the endpoint but speak to `host`: Host header,
+                    // SNI and certificate name all come from it.
+                    Some(host) => {
+                        b = b.resolve(host, sock);
+                        format!("{scheme}://{host}:{}{}", c.port, c.path)
+                    }
+                    None => match key.probe {
+                        IpAddr::V4(a) => format!("{scheme}://{a}:{}{}", c.port, c.path),
+                        IpAddr::V6(a) => format!("{scheme}://[{a}]:{}{}", c.port, c.path),
+                    },
+                };
+                if c.insecure {
+                    b = b.tls_danger_accept_invalid_certs(true);
+                }
+                let client = b.build().map_err(|e| ProberError {
+                    target: sock.to_string(),
+                    reason: error_chain(&e),
+                })?;
+                Some((client, url))
+            }
+        };
+        Ok(Prober { key, http })
+    }
+
+    /// The target.
+    pub fn key(&self) -> &TargetKey {
+        &self.key
+    }
+
+    /// Runs one probe, bounded by the check's timeout.
+    pub async fn probe(&self) -> ProbeResult {
+        let start = Instant::now();
+        let timeout = self.key.check.timeout;
+        let verdict = match &self.http {
+            None => {
+                tcp(
+                    SocketAddr::new(self.key.probe, self.key.check.port),
+                    timeout,
+                )
+                .await
+            }
+            // the client has the timeout; the outer one guards the body read too
+            Some((client, url)) => {
+                match tokio::time::timeout(timeout, self.http(client, url)).await {
+                    Ok(v) => v,
+                    Err(_) => Err("timeout".to_string()),
+                }
+            }
+        };
+        let (ok, reason) = match verdict {
+            Ok(r) => (true, r),
+            Err(r) => (false, r),
+        };
+        ProbeResult {
+            ok,
+            reason,
+            latency: start.elapsed(),
+            at: SystemTime::now(),
+        }
+    }
+
+    async fn http(&self, client: &reqwest::Client, url: &str) -> Result<String, String> {
+        let c = &self.key.check;
+        let resp = client.get(url).send().await.map_err(|e| classify(&e))?;
+        let status = resp.status().as_u16();
+        let status_ok = if c.expect.is_empty() {
+            (200..300).contains(&status)
+        } else {
+            c.expect.contains(&status)
+        };
+        if !status_ok {
+            return Err(format!("status {status}"));
+        }
+        if let Some(want) = &c.body {
+            let mut resp = resp;
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| classify(&e))? {
+                body.extend_from_slice(&chunk);
+                if body.len() >= MAX_BODY {
+                    break;
+                }
+            }
+            let hay = String::from_utf8_lossy(&body);
+            if !hay.contains(want.as_str()) {
+                return Err("body mismatch".to_string());
+            }
+        }
+        Ok(format!("status {status}"))
+    }
+}
+
+async fn tcp(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+        Err(_) => Err("timeout".to_string()),
+        Ok(Ok(_)) => Ok("connected".to_string()),
+        Ok(Err(e)) => Err(io_reason(&e)),
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connect refused".to_string(),
+        std::io::ErrorKind::TimedOut => "timeout".to_string(),
+        _ => format!("connect: {e}"),
+    }
+}
+
+/// Names a reqwest failure the way an operator reads it.
+fn classify(e: &reqwest::Error) -> String {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return format!("tls: {tls}");
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref()
+                && let Some(tls) = inner.downcast_ref::<rustls::Error>()
+            {
+                return format!("tls: {tls}");
+            }
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return "connect refused".to_string();
+            }
+        }
+        src = s.source();
+    }
+    if e.is_timeout() {
+        return "timeout".to_string();
+    }
+    if e.is_connect() {
+        return format!("connect: {}", error_chain(e));
+    }
+    format!("http: {}", error_chain(e))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        let t = x.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = x.source();
+    }
+    s
+}

@@ -1,0 +1,261 @@
+//! signpost: an authoritative DNS server that answers with the nearest
+//! healthy regional load balancer (a global server load balancer).
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML model (serde, unknown keys rejected) and its
+//!   validation, with errors that name file, key and reason.
+//! - [`zone`]: zone files -> pre-encoded wire RRsets; one hash table for
+//!   every served name.
+//! - [`geo`]: MaxMind DB lookups: address -> country, continent,
+//!   coordinates and the matched network's prefix.
+//! - [`steer`]: pure answer choice: policies, map, distance, weights,
+//!   health filter, fail-open, ECS scope.
+//! - [`state`]: the immutable [`state::Snapshot`] behind one `ArcSwap`,
+//!   built from a config.
+//! - [`dns`]: the data plane: UDP workers, TCP, wire in -> snapshot -> wire out.
+//! - [`health`]: probes (http, https, tcp) and the rise/fall tracker.
+//! - [`control`]: the control loop: health reports, drains and reloads in,
+//!   snapshots out.
+//! - [`admin`]: the HTTP admin API and `/metrics`.
+//! - [`explain`]: the decision trace of one answer.
+//! - [`metrics`]: every exported metric, in one place.
+//! - [`lab`]: the demo's simulated regional load balancers.
+//! - [`cli`]: the command line's subcommands.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod dns;
+pub mod explain;
+pub mod geo;
+pub mod health;
+pub mod lab;
+pub mod metrics;
+pub mod state;
+pub mod steer;
+pub mod zone;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use crate::config::ConfigErrors;
+use crate::control::{Command, Control};
+use crate::metrics::Metrics;
+use crate::state::Compiled;
+
+/// Why `run` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration or a file it names is invalid (exit 1).
+    #[error("{0}")]
+    Config(ConfigErrors),
+    /// A runtime failure such as a port in use (exit 2).
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl RunError {
+    /// The process exit code for this error (SPEC §2).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Config(_) => 1,
+            RunError::Runtime(_) => 2,
+        }
+    }
+}
+
+/// Where signpost ended up listening.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// DNS addresses (UDP and TCP).
+    pub dns: Vec<SocketAddr>,
+    /// Admin API address.
+    pub admin: Option<SocketAddr>,
+}
+
+/// A callback run once every listener is up.
+pub type OnReady = Box<dyn FnOnce(&Ready) + Send>;
+
+/// How to run.
+pub struct RunOptions {
+    /// The configuration file.
+    pub config: PathBuf,
+    /// Replace `server.listen` (the demo's and tests' port choice).
+    pub listen: Option<Vec<SocketAddr>>,
+    /// Replace `server.admin`.
+    pub admin: Option<SocketAddr>,
+    /// Start the failure lab (`signpost demo`).
+    pub lab: bool,
+    /// Called once every listener is up.
+    pub on_ready: Option<OnReady>,
+}
+
+/// Signals from the outside world: stop, and reload.
+pub struct Signals {
+    /// Turns true to stop.
+    pub shutdown: watch::Receiver<bool>,
+    /// One message per reload request (SIGHUP).
+    pub reload: mpsc::UnboundedReceiver<()>,
+}
+
+/// Installs the process-wide TLS crypto provider (ring) for the HTTPS
+/// health checks; harmless when called twice.
+pub fn init_tls() {
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
+        tracing::debug!("a rustls crypto provider was already installed");
+    }
+}
+
+/// Runs signpost until `signals.shutdown` turns true.
+pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError> {
+    init_tls();
+    let metrics = Arc::new(Metrics::new());
+    let path = opts.config.clone();
+    let mut config = config::load(&path).map_err(RunError::Config)?;
+    if let Some(l) = opts.listen {
+        config.server.listen = l;
+    }
+    if let Some(a) = opts.admin {
+        config.server.admin = Some(a);
+    }
+    let server = config.server.clone();
+
+    // Admin first: a taken admin port fails before anything else starts.
+    let admin_listener = match server.admin {
+        None => None,
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .map_err(|e| RunError::Runtime(format!("admin: cannot listen on {a}: {e}")))?,
+        ),
+    };
+    let lab = if opts.lab {
+        Some(Arc::new(
+            lab::Lab::start(&config)
+                .await
+                .map_err(|e| RunError::Runtime(e.to_string()))?,
+        ))
+    } else {
+        None
+    };
+
+    let build_metrics = metrics.clone();
+    let compiled = tokio::task::spawn_blocking(move || Compiled::build(config, &build_metrics))
+        .await
+        .map_err(|e| RunError::Runtime(format!("loading failed: {e}")))?
+        .map_err(RunError::Config)?;
+
+    // Probe before serve: the first snapshot carries real health.
+    let (control, shared) = Control::start(path, compiled, metrics.clone()).await;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_flag = Arc::new(AtomicBool::new(false));
+    let tcp = dns::tcp::TcpSettings {
+        idle_timeout: server.tcp_idle_timeout,
+        permits: Arc::new(Semaphore::new(server.tcp_max_connections)),
+    };
+    let listeners = dns::start(
+        &server.listen,
+        server.workers,
+        shared.clone(),
+        &metrics,
+        tcp,
+        stop_flag.clone(),
+        stop_rx.clone(),
+    )
+    .await
+    .map_err(|e| RunError::Runtime(format!("dns: cannot listen: {e}")))?;
+
+    let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
+    let mut admin_addr = None;
+    let mut admin_task = None;
+    if let Some(l) = admin_listener {
+        let addr = l
+            .local_addr()
+            .map_err(|e| RunError::Runtime(e.to_string()))?;
+        admin_addr = Some(addr);
+        let app = admin::router(admin::AdminState {
+            shared: shared.clone(),
+            commands: cmd_tx.clone(),
+            metrics: metrics.clone(),
+            token: server.admin_token.as_deref().map(Arc::from),
+            lab: lab.clone(),
+        });
+        let mut stop = stop_rx.clone();
+        admin_task = Some(tokio::spawn(async move {
+            let served = axum::serve(l, app).with_graceful_shutdown(async move {
+                if stop.changed().await.is_err() {
+                    tracing::debug!("stop channel closed");
+                }
+            });
+            if let Err(e) = served.await {
+                tracing::error!("admin server: {e}");
+            }
+        }));
+        tracing::info!("admin listening on {addr}");
+    }
+    let control_task = tokio::spawn(control.run(cmd_rx, stop_rx.clone()));
+
+    if let Some(f) = opts.on_ready {
+        f(&Ready {
+            dns: listeners.addrs.clone(),
+            admin: admin_addr,
+        });
+    }
+
+    loop {
+        tokio::select! {
+            r = signals.shutdown.changed() => {
+                if r.is_err() || *signals.shutdown.borrow() {
+                    break;
+                }
+            }
+            Some(()) = signals.reload.recv() => {
+                tracing::info!("reload requested");
+                if cmd_tx.send(Command::Reload { reply: None }).await.is_err() {
+                    tracing::error!("control loop is gone; cannot reload");
+                }
+            }
+        }
+    }
+
+    tracing::info!("shutting down");
+    stop_flag.store(true, Ordering::SeqCst);
+    if stop_tx.send(true).is_err() {
+        tracing::debug!("no listener left to stop");
+    }
+    let threads = listeners.threads;
+    if let Err(e) = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            if t.join().is_err() {
+                tracing::error!("a dns worker panicked");
+            }
+        }
+    })
+    .await
+    {
+        tracing::error!("joining dns workers: {e}");
+    }
+    if let Err(e) = control_task.await {
+        tracing::error!("control loop: {e}");
+    }
+    if let Some(t) = admin_task
+        && let Err(e) = t.await
+    {
+        tracing::error!("admin server task: {e}");
+    }
+    if let Some(lab) = lab {
+        lab.stop().await;
+    }
+    Ok(())
+}

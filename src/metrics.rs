@@ -1,0 +1,358 @@
+//! Every metric signpost exports, declared in one place
+//! (`signpost_<subsystem>_<name>`).
+//!
+//! Answer-path counters are per worker and single-writer, so counting a
+//! query is a plain load and store on a cache line no other thread writes;
+//! a [`Collector`] sums them at scrape time. Control-plane metrics (probe
+//! latency, transitions, endpoint state) use prometheus-client's families.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+const CHUNK: usize = 256;
+const CHUNKS: usize = 256;
+/// Most (service, region) pairs counted separately; more share the last slot.
+pub const MAX_ANSWER_SLOTS: usize = CHUNK * CHUNKS;
+
+/// Transport of a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP.
+    Udp = 0,
+    /// TCP.
+    Tcp = 1,
+}
+
+/// Counters of one worker (or one shared pool, when `shared`).
+#[derive(Debug)]
+pub struct WorkerStats {
+    shared: bool,
+    queries: [AtomicU64; 2],
+    rcodes: [AtomicU64; 17],
+    truncated: AtomicU64,
+    dropped: AtomicU64,
+    answers: Box<[OnceLock<Box<[AtomicU64]>>]>,
+}
+
+impl WorkerStats {
+    fn new(shared: bool) -> WorkerStats {
+        WorkerStats {
+            shared,
+            queries: Default::default(),
+            rcodes: Default::default(),
+            truncated: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            answers: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    #[inline]
+    fn inc(&self, c: &AtomicU64) {
+        if self.shared {
+            c.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // Single writer: no locked read-modify-write needed.
+            c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a query answered with `rcode` (extended rcodes up to 16).
+    #[inline]
+    pub fn query(&self, t: Transport, rcode: u16) {
+        self.inc(&self.queries[t as usize]);
+        self.inc(&self.rcodes[(rcode as usize).min(16)]);
+    }
+
+    /// Counts a truncated UDP response.
+    #[inline]
+    pub fn truncated(&self) {
+        self.inc(&self.truncated);
+    }
+
+    /// Counts a packet dropped without reply.
+    #[inline]
+    pub fn dropped(&self) {
+        self.inc(&self.dropped);
+    }
+
+    /// Counts an answer from a (service, region) slot.
+    #[inline]
+    pub fn answer(&self, slot: u32) {
+        let slot = (slot as usize).min(MAX_ANSWER_SLOTS - 1);
+        let chunk = self.answers[slot / CHUNK]
+            .get_or_init(|| (0..CHUNK).map(|_| AtomicU64::new(0)).collect());
+        self.inc(&chunk[slot % CHUNK]);
+    }
+
+    fn answer_count(&self, slot: usize) -> u64 {
+        self.answers[slot / CHUNK]
+            .get()
+            .map_or(0, |c| c[slot % CHUNK].load(Ordering::Relaxed))
+    }
+}
+
+/// Labels of per-endpoint metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    /// Region name.
+    pub region: String,
+    /// Endpoint address.
+    pub address: String,
+}
+
+/// Labels of probe metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeLabels {
+    /// Address probed.
+    pub address: String,
+    /// Check type.
+    pub check: String,
+}
+
+/// Labels of health transitions.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitionLabels {
+    /// Address probed.
+    pub address: String,
+    /// "up" or "down".
+    pub to: String,
+}
+
+/// Labels of reloads.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// "ok" or "error".
+    pub result: String,
+}
+
+#[derive(Debug, Default)]
+struct Slots {
+    index: HashMap<(String, String), u32>,
+    names: Vec<(String, String)>,
+}
+
+#[derive(Debug, Default)]
+struct Pool {
+    workers: Mutex<Vec<Arc<WorkerStats>>>,
+    slots: Mutex<Slots>,
+}
+
+const RCODE_NAMES: [&str; 17] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+    "NXRRSET", "NOTAUTH", "NOTZONE", "RCODE11", "RCODE12", "RCODE13", "RCODE14", "RCODE15",
+    "BADVERS",
+];
+
+impl Collector for Pool {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let workers = self.workers.lock().map(|w| w.clone()).unwrap_or_default();
+        let sum = |f: &dyn Fn(&WorkerStats) -> u64| workers.iter().map(|w| f(w)).sum::<u64>();
+
+        let mut m = encoder.encode_descriptor(
+            "signpost_dns_queries",
+            "DNS queries answered, by transport",
+            None,
+            MetricType::Counter,
+        )?;
+        for (i, t) in ["udp", "tcp"].iter().enumerate() {
+            let v = sum(&|w| w.queries[i].load(Ordering::Relaxed));
+            ConstCounter::new(v).encode(m.encode_family(&[("transport", *t)])?)?;
+        }
+
+        let mut m = encoder.encode_descriptor(
+            "signpost_dns_responses",
+            "DNS responses, by response code",
+            None,
+            MetricType::Counter,
+        )?;
+        for (i, name) in RCODE_NAMES.iter().enumerate() {
+            let v = sum(&|w| w.rcodes[i].load(Ordering::Relaxed));
+            if v > 0 || i <= 5 {
+                ConstCounter::new(v).encode(m.encode_family(&[("rcode", *name)])?)?;
+            }
+        }
+
+        let v = sum(&|w| w.truncated.load(Ordering::Relaxed));
+        let m = encoder.encode_descriptor(
+            "signpost_dns_truncated",
+            "UDP responses sent truncated (TC)",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(v).encode(m)?;
+
+        let v = sum(&|w| w.dropped.load(Ordering::Relaxed));
+        let m = encoder.encode_descriptor(
+            "signpost_dns_dropped",
+            "packets dropped without a reply (too short, or not a query)",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(v).encode(m)?;
+
+        let names = self
+            .slots
+            .lock()
+            .map(|s| s.names.clone())
+            .unwrap_or_default();
+        let mut m = encoder.encode_descriptor(
+            "signpost_answers",
+            "service answers, by the region answered first",
+            None,
+            MetricType::Counter,
+        )?;
+        for (i, (service, region)) in names.iter().enumerate() {
+            let v = sum(&|w| w.answer_count(i));
+            ConstCounter::new(v).encode(
+                m.encode_family(&[("service", service.as_str()), ("region", region.as_str())])?,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// All metrics of one process.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pool: Arc<Pool>,
+    /// 1 if the endpoint is up, by region and address.
+    pub endpoint_up: Family<EndpointLabels, Gauge>,
+    /// 1 if the endpoint is drained.
+    pub endpoint_drained: Family<EndpointLabels, Gauge>,
+    /// Probe latency.
+    pub probe_latency: Family<ProbeLabels, Histogram>,
+    /// Probe outcomes.
+    pub probes: Family<ProbeResultLabels, Counter>,
+    /// Health state changes.
+    pub transitions: Family<TransitionLabels, Counter>,
+    /// Configuration reloads.
+    pub reloads: Family<ResultLabels, Counter>,
+    /// Snapshot generation published.
+    pub snapshot_generation: Gauge,
+}
+
+/// Labels of probe outcomes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeResultLabels {
+    /// Address probed.
+    pub address: String,
+    /// "pass" or "fail".
+    pub result: String,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Creates the registry with every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let pool = Arc::new(Pool::default());
+        registry.register_collector(Box::new(pool.clone()));
+        let endpoint_up = Family::<EndpointLabels, Gauge>::default();
+        registry.register(
+            "signpost_endpoint_up",
+            "1 if the endpoint's health is up",
+            endpoint_up.clone(),
+        );
+        let endpoint_drained = Family::<EndpointLabels, Gauge>::default();
+        registry.register(
+            "signpost_endpoint_drained",
+            "1 if the endpoint or its region is drained",
+            endpoint_drained.clone(),
+        );
+        let probe_latency = Family::<ProbeLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.0005, 2.0, 14))) as fn() -> Histogram,
+        );
+        registry.register(
+            "signpost_health_probe_duration_seconds",
+            "health probe latency",
+            probe_latency.clone(),
+        );
+        let probes = Family::<ProbeResultLabels, Counter>::default();
+        registry.register(
+            "signpost_health_probes",
+            "health probes, by result",
+            probes.clone(),
+        );
+        let transitions = Family::<TransitionLabels, Counter>::default();
+        registry.register(
+            "signpost_health_transitions",
+            "health state changes of probe targets",
+            transitions.clone(),
+        );
+        let reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "signpost_config_reloads",
+            "configuration reloads, by result",
+            reloads.clone(),
+        );
+        let snapshot_generation = Gauge::default();
+        registry.register(
+            "signpost_snapshot_generation",
+            "generation of the snapshot being served",
+            snapshot_generation.clone(),
+        );
+        Metrics {
+            registry,
+            pool,
+            endpoint_up,
+            endpoint_drained,
+            probe_latency,
+            probes,
+            transitions,
+            reloads,
+            snapshot_generation,
+        }
+    }
+
+    /// Counters for a new worker; `shared` when several threads write them.
+    pub fn worker(&self, shared: bool) -> Arc<WorkerStats> {
+        let w = Arc::new(WorkerStats::new(shared));
+        if let Ok(mut list) = self.pool.workers.lock() {
+            list.push(w.clone());
+        }
+        w
+    }
+
+    /// The counter slot of a (service, region) pair; stable across reloads.
+    pub fn answer_slot(&self, service: &str, region: &str) -> u32 {
+        let Ok(mut s) = self.pool.slots.lock() else {
+            return (MAX_ANSWER_SLOTS - 1) as u32;
+        };
+        let key = (service.to_string(), region.to_string());
+        if let Some(&i) = s.index.get(&key) {
+            return i;
+        }
+        let i = s.names.len().min(MAX_ANSWER_SLOTS - 1) as u32;
+        if s.names.len() < MAX_ANSWER_SLOTS {
+            s.names.push(key.clone());
+        }
+        s.index.insert(key, i);
+        i
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!("metrics encoding failed: {e}");
+            out.clear();
+        }
+        out
+    }
+}

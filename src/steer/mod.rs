@@ -1,0 +1,545 @@
+//! Answer choice (SPEC §4): pure functions over the compiled services and
+//! regions of a snapshot plus per-endpoint health flags. No sockets, no
+//! clocks, no allocation: candidate lists live on the stack, randomness
+//! comes from the caller's [`Rng`].
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use rustc_hash::FxHashMap;
+
+use crate::geo::{Located, Location};
+
+/// Health flag: the endpoint's last decided state is up.
+pub const UP: u8 = 1;
+/// Health flag: the endpoint (or its region) is drained.
+pub const DRAINED: u8 = 2;
+
+/// Most regions per service (see `config::MAX_SERVICE_REGIONS`).
+pub const MAX_REGIONS: usize = 64;
+/// Most endpoints per region.
+pub const MAX_ENDPOINTS: usize = 64;
+/// Most addresses per answer.
+pub const MAX_ANSWERS: usize = 16;
+
+/// A fixed-capacity list on the stack.
+#[derive(Clone, Copy)]
+pub struct Stack<T: Copy + Default, const N: usize> {
+    len: usize,
+    items: [T; N],
+}
+
+impl<T: Copy + Default, const N: usize> Default for Stack<T, N> {
+    fn default() -> Self {
+        Stack {
+            len: 0,
+            items: [T::default(); N],
+        }
+    }
+}
+
+impl<T: Copy + Default, const N: usize> Stack<T, N> {
+    /// Appends; silently ignores items past the capacity (callers bound
+    /// their inputs to `N` when the snapshot is built).
+    pub fn push(&mut self, v: T) {
+        if self.len < N {
+            self.items[self.len] = v;
+            self.len += 1;
+        }
+    }
+
+    /// The items.
+    pub fn as_slice(&self) -> &[T] {
+        &self.items[..self.len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        &mut self.items[..self.len]
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn remove(&mut self, i: usize) -> T {
+        let v = self.items[i];
+        self.items.copy_within(i + 1..self.len, i);
+        self.len -= 1;
+        v
+    }
+}
+
+/// A small fast PRNG (wyrand); each worker owns one.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeds a generator.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Seeds from the clock and a per-thread address.
+    pub fn from_entropy() -> Rng {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let local = 0u8;
+        Rng::new(t ^ ((&local as *const u8 as u64).rotate_left(32)))
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0xa076_1d64_78bd_642f);
+        let t = u128::from(self.0) * u128::from(self.0 ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) ^ t) as u64
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+}
+
+/// Address family of a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// A records.
+    V4,
+    /// AAAA records.
+    V6,
+}
+
+/// An endpoint as the answer path sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    /// Address handed out.
+    pub addr: IpAddr,
+    /// Share within its region.
+    pub weight: u32,
+    /// Index into the health flags.
+    pub slot: u32,
+}
+
+impl Endpoint {
+    /// The endpoint's family.
+    pub fn family(&self) -> Family {
+        if self.addr.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+}
+
+/// A region as the answer path sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Region {
+    /// Name.
+    pub name: Box<str>,
+    /// Degrees.
+    pub lat: f64,
+    /// Degrees.
+    pub lon: f64,
+    /// Unit vector of the location.
+    pub unit: [f64; 3],
+    /// `weighted` share.
+    pub weight: u32,
+    /// Endpoints.
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl Region {
+    fn has_family(&self, fam: Family) -> bool {
+        self.endpoints.iter().any(|e| e.family() == fam)
+    }
+}
+
+/// Answer-ordering policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Nearest first.
+    Geo,
+    /// Random by region weight.
+    Weighted,
+    /// List order.
+    Failover,
+}
+
+/// A precomputed geo `map`.
+#[derive(Debug, Clone, Default)]
+pub struct GeoMap {
+    /// Entries: the key as written and the positions (in the service's
+    /// region list) it puts first.
+    pub entries: Vec<(Box<str>, Vec<u8>)>,
+    /// CIDR keys, most specific first, with their entry.
+    pub cidrs: Vec<(IpNet, u16)>,
+    /// Country keys.
+    pub countries: FxHashMap<[u8; 2], u16>,
+    /// Continent keys.
+    pub continents: FxHashMap<[u8; 2], u16>,
+}
+
+impl GeoMap {
+    /// The entry matching a client: most specific CIDR, else country, else
+    /// continent.
+    pub fn matching(&self, addr: Option<IpAddr>, loc: Option<&Location>) -> Option<u16> {
+        if let Some(a) = addr {
+            let a = a.to_canonical();
+            if let Some((_, e)) = self.cidrs.iter().find(|(n, _)| n.contains(&a)) {
+                return Some(*e);
+            }
+        }
+        let loc = loc?;
+        if loc.country[0] != 0
+            && let Some(e) = self.countries.get(&loc.country)
+        {
+            return Some(*e);
+        }
+        if loc.continent[0] != 0
+            && let Some(e) = self.continents.get(&loc.continent)
+        {
+            return Some(*e);
+        }
+        None
+    }
+}
+
+/// When every region is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenAllDown {
+    /// Answer as if every non-drained endpoint were up.
+    All,
+    /// NODATA.
+    Nodata,
+}
+
+/// A service as the answer path sees it.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Name as configured.
+    pub name: Box<str>,
+    /// Regions (indices into the snapshot's region list), in order.
+    pub regions: Vec<u16>,
+    /// Policy.
+    pub policy: Policy,
+    /// Answer TTL.
+    pub ttl: u32,
+    /// Most addresses per answer.
+    pub answers: u8,
+    /// All-down behaviour.
+    pub when_all_down: WhenAllDown,
+    /// Geo overrides.
+    pub map: GeoMap,
+    /// Metrics slot of each (service, region) pair, by position.
+    pub counter_slots: Vec<u32>,
+}
+
+/// What chose the first region answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// A map entry (index into `GeoMap::entries`).
+    Map(u16),
+    /// Great-circle distance.
+    Distance,
+    /// Weighted draw.
+    Weighted,
+    /// List order.
+    Failover,
+    /// Geo without a client location: list order.
+    UnknownLocation,
+    /// Nothing healthy: fail-open or NODATA.
+    AllDown,
+    /// No region has an endpoint of the queried family.
+    NoEndpoints,
+}
+
+impl Rule {
+    /// The name used by explain (`map:<key>` is rendered by the caller).
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Map(_) => "map",
+            Rule::Distance => "distance",
+            Rule::Weighted => "weighted",
+            Rule::Failover => "failover",
+            Rule::UnknownLocation => "unknown-location",
+            Rule::AllDown => "all-down",
+            Rule::NoEndpoints => "no-endpoints",
+        }
+    }
+}
+
+/// One chosen address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pick {
+    /// Region index (global).
+    pub region: u16,
+    /// Position of the region in the service's list.
+    pub position: u8,
+    /// Endpoint index within the region.
+    pub endpoint: u8,
+}
+
+/// The outcome for one query.
+#[derive(Clone, Copy)]
+pub struct Decision {
+    /// Addresses to answer, in order; empty = NODATA.
+    pub picks: Stack<Pick, MAX_ANSWERS>,
+    /// Candidate regions as positions in the service's list, best first.
+    pub order: Stack<u8, MAX_REGIONS>,
+    /// What chose the first region.
+    pub rule: Rule,
+    /// True when the answer was computed fail-open.
+    pub fail_open: bool,
+}
+
+/// The client as far as steering is concerned.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    /// Address located (ECS address or packet source).
+    pub addr: Option<IpAddr>,
+    /// Its location.
+    pub located: Located,
+}
+
+/// Decides the answer for `svc` and address family `fam`.
+pub fn decide(
+    svc: &Service,
+    regions: &[Region],
+    flags: &[u8],
+    fam: Family,
+    client: &Client,
+    rng: &mut Rng,
+) -> Decision {
+    let flag = |e: &Endpoint| flags.get(e.slot as usize).copied().unwrap_or(0);
+    let usable = |e: &Endpoint| {
+        let f = flag(e);
+        f & UP != 0 && f & DRAINED == 0
+    };
+    let not_drained = |e: &Endpoint| flag(e) & DRAINED == 0;
+
+    let mut cands: Stack<u8, MAX_REGIONS> = Stack::default();
+    let mut any_family = false;
+    for (pos, &ri) in svc.regions.iter().enumerate() {
+        let r = &regions[ri as usize];
+        if !r.has_family(fam) {
+            continue;
+        }
+        any_family = true;
+        if r.endpoints.iter().any(|e| e.family() == fam && usable(e)) {
+            cands.push(pos as u8);
+        }
+    }
+    let mut fail_open = false;
+    let mut decision = Decision {
+        picks: Stack::default(),
+        order: Stack::default(),
+        rule: Rule::AllDown,
+        fail_open: false,
+    };
+    if !any_family {
+        decision.rule = Rule::NoEndpoints;
+        return decision;
+    }
+    if cands.is_empty() {
+        if svc.when_all_down == WhenAllDown::Nodata {
+            return decision;
+        }
+        for (pos, &ri) in svc.regions.iter().enumerate() {
+            let r = &regions[ri as usize];
+            if r.endpoints
+                .iter()
+                .any(|e| e.family() == fam && not_drained(e))
+            {
+                cands.push(pos as u8);
+            }
+        }
+        if cands.is_empty() {
+            return decision;
+        }
+        fail_open = true;
+    }
+
+    let (order, rule) = order(svc, regions, cands, client, rng);
+    decision.order = order;
+    decision.rule = if fail_open { Rule::AllDown } else { rule };
+    decision.fail_open = fail_open;
+
+    let want = (svc.answers as usize).clamp(1, MAX_ANSWERS);
+    for &pos in order.as_slice() {
+        if decision.picks.len() >= want {
+            break;
+        }
+        let ri = svc.regions[pos as usize];
+        let region = &regions[ri as usize];
+        // usable endpoints of the family, positive weights preferred
+        let ok =
+            |e: &Endpoint| e.family() == fam && if fail_open { not_drained(e) } else { usable(e) };
+        let mut pool: Stack<u8, MAX_ENDPOINTS> = Stack::default();
+        for (i, e) in region.endpoints.iter().enumerate() {
+            if ok(e) && e.weight > 0 {
+                pool.push(i as u8);
+            }
+        }
+        let weighted = !pool.is_empty();
+        if !weighted {
+            for (i, e) in region.endpoints.iter().enumerate() {
+                if ok(e) {
+                    pool.push(i as u8);
+                }
+            }
+        }
+        while decision.picks.len() < want && !pool.is_empty() {
+            let idx = if weighted {
+                draw(
+                    pool.as_slice(),
+                    |i| u64::from(region.endpoints[i as usize].weight),
+                    rng,
+                )
+            } else {
+                rng.below(pool.len() as u64) as usize
+            };
+            let ei = pool.remove(idx);
+            decision.picks.push(Pick {
+                region: ri,
+                position: pos,
+                endpoint: ei,
+            });
+        }
+    }
+    decision
+}
+
+/// Index into `items` drawn in proportion to `weight` (total > 0).
+fn draw(items: &[u8], weight: impl Fn(u8) -> u64, rng: &mut Rng) -> usize {
+    let total: u64 = items.iter().map(|&i| weight(i)).sum();
+    if total == 0 {
+        return rng.below(items.len() as u64) as usize;
+    }
+    let mut r = rng.below(total);
+    for (k, &i) in items.iter().enumerate() {
+        let w = weight(i);
+        if r < w {
+            return k;
+        }
+        r -= w;
+    }
+    items.len() - 1
+}
+
+/// Orders candidate positions by the service's policy.
+fn order(
+    svc: &Service,
+    regions: &[Region],
+    mut cands: Stack<u8, MAX_REGIONS>,
+    client: &Client,
+    rng: &mut Rng,
+) -> (Stack<u8, MAX_REGIONS>, Rule) {
+    match svc.policy {
+        Policy::Failover => (cands, Rule::Failover),
+        Policy::Weighted => {
+            let mut out: Stack<u8, MAX_REGIONS> = Stack::default();
+            let w = |p: u8| u64::from(regions[svc.regions[p as usize] as usize].weight);
+            // positive weights by draw, then the last-resort zero weights in list order
+            let mut positive: Stack<u8, MAX_REGIONS> = Stack::default();
+            let mut zero: Stack<u8, MAX_REGIONS> = Stack::default();
+            for &p in cands.as_slice() {
+                if w(p) > 0 {
+                    positive.push(p)
+                } else {
+                    zero.push(p)
+                }
+            }
+            while !positive.is_empty() {
+                let k = draw(positive.as_slice(), w, rng);
+                out.push(positive.remove(k));
+            }
+            for &p in zero.as_slice() {
+                out.push(p);
+            }
+            (out, Rule::Weighted)
+        }
+        Policy::Geo => {
+            let loc = client.located.location;
+            let mut out: Stack<u8, MAX_REGIONS> = Stack::default();
+            let mut rule = None;
+            if let Some(entry) = svc.map.matching(client.addr, loc.as_ref()) {
+                for &p in &svc.map.entries[entry as usize].1 {
+                    if let Some(k) = cands.as_slice().iter().position(|&c| c == p) {
+                        out.push(cands.remove(k));
+                        rule.get_or_insert(Rule::Map(entry));
+                    }
+                }
+            }
+            match loc.and_then(|l| l.coords.map(|_| l.unit)) {
+                Some(u) => {
+                    let dot = |p: u8| {
+                        let r = &regions[svc.regions[p as usize] as usize].unit;
+                        r[0] * u[0] + r[1] * u[1] + r[2] * u[2]
+                    };
+                    // nearest = largest dot product; stable, so ties keep list order
+                    cands
+                        .as_mut_slice()
+                        .sort_by(|&a, &b| dot(b).total_cmp(&dot(a)));
+                    rule.get_or_insert(Rule::Distance);
+                }
+                None => {
+                    rule.get_or_insert(Rule::UnknownLocation);
+                }
+            }
+            for &p in cands.as_slice() {
+                out.push(p);
+            }
+            (out, rule.unwrap_or(Rule::UnknownLocation))
+        }
+    }
+}
+
+/// ECS scope prefix length for a geo answer (SPEC §4.6): the GeoIP
+/// network's prefix, lengthened so that the scope holds no address that a
+/// `map` CIDR would treat differently. `bits` is 32 or 128 (the ECS
+/// family), `addr` the ECS address.
+pub fn geo_scope(map: &GeoMap, addr: IpAddr, located: &Located) -> u8 {
+    let mut scope = located.prefix;
+    let (a, width) = bits(addr);
+    for (net, _) in &map.cidrs {
+        let (n, w) = bits(net.network());
+        if w != width {
+            continue;
+        }
+        let len = net.prefix_len();
+        if len <= scope {
+            // a wider CIDR either holds the whole scope or none of it
+            continue;
+        }
+        let common = common_prefix(a, n, width);
+        if common >= len {
+            // the client is inside this narrower CIDR: the scope is at most it
+            scope = scope.max(len);
+        } else if common >= scope {
+            // the CIDR lies inside the scope but not around the client: cut it off
+            scope = scope.max(common + 1);
+        }
+    }
+    scope.min(width)
+}
+
+fn bits(ip: IpAddr) -> (u128, u8) {
+    match ip {
+        IpAddr::V4(v) => (u128::from(u32::from(v)) << 96, 32),
+        IpAddr::V6(v) => (u128::from(v), 128),
+    }
+}
+
+fn common_prefix(a: u128, b: u128, width: u8) -> u8 {
+    ((a ^ b).leading_zeros() as u8).min(width)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,629 @@
+//! Static zone data: zone files parsed into RRsets pre-encoded in wire
+//! format, and [`Table`], one hash map from lowercase wire names to nodes,
+//! so that a lookup is a few hash probes with no lock and no scan (unlike
+//! hickory's `InMemoryZoneHandler`, which takes a RwLock per lookup and
+//! walks every name on NXDOMAIN).
+
+mod parse;
+
+use std::fmt;
+
+use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+use rustc_hash::FxHashMap;
+
+pub use parse::{ParsedRRset, parse_file, parse_text};
+
+/// RR type numbers used on the answer path.
+pub mod rtype {
+    /// A.
+    pub const A: u16 = 1;
+    /// NS.
+    pub const NS: u16 = 2;
+    /// CNAME.
+    pub const CNAME: u16 = 5;
+    /// SOA.
+    pub const SOA: u16 = 6;
+    /// HINFO.
+    pub const HINFO: u16 = 13;
+    /// AAAA.
+    pub const AAAA: u16 = 28;
+    /// DS.
+    pub const DS: u16 = 43;
+    /// OPT.
+    pub const OPT: u16 = 41;
+    /// IXFR.
+    pub const IXFR: u16 = 251;
+    /// AXFR.
+    pub const AXFR: u16 = 252;
+    /// ANY.
+    pub const ANY: u16 = 255;
+}
+
+/// A zone file problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ZoneError {
+    /// The file as named in the config.
+    pub file: String,
+    /// 1-based line, where known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ZoneError {
+    fn new(file: &str, line: Option<usize>, reason: impl Into<String>) -> Self {
+        ZoneError {
+            file: file.to_string(),
+            line,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ZoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.reason),
+            None => write!(f, "{}: {}", self.file, self.reason),
+        }
+    }
+}
+
+/// An RRset in wire format, without owner names: for each record
+/// `TYPE CLASS TTL RDLENGTH RDATA`, so writing it is one pointer to the
+/// owner plus a copy per record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RRset {
+    /// Record type.
+    pub rtype: u16,
+    /// Records in the set.
+    pub count: u16,
+    /// Concatenated records (see type docs).
+    pub wire: Box<[u8]>,
+    /// Offset of each record in `wire`.
+    pub offsets: Box<[u16]>,
+}
+
+impl RRset {
+    /// Encodes RDATA into a wire RRset; names inside RDATA are written
+    /// uncompressed so the bytes can be copied into any message.
+    pub fn encode(rtype: u16, ttl: u32, rdatas: &[RData]) -> Result<RRset, String> {
+        let mut wire = Vec::new();
+        let mut offsets = Vec::new();
+        for rd in rdatas {
+            let mut buf = Vec::new();
+            let mut enc = BinEncoder::new(&mut buf);
+            enc.set_name_encoding(NameEncoding::Uncompressed);
+            rd.emit(&mut enc)
+                .map_err(|e| format!("cannot encode {rtype} record: {e}"))?;
+            if buf.len() > 65535 {
+                return Err("record data longer than 65535 bytes".into());
+            }
+            offsets.push(
+                u16::try_from(wire.len()).map_err(|_| "RRset larger than 64 KiB".to_string())?,
+            );
+            wire.extend_from_slice(&rtype.to_be_bytes());
+            wire.extend_from_slice(&1u16.to_be_bytes());
+            wire.extend_from_slice(&ttl.to_be_bytes());
+            wire.extend_from_slice(&(buf.len() as u16).to_be_bytes());
+            wire.extend_from_slice(&buf);
+        }
+        if wire.len() > 65535 {
+            return Err("RRset larger than 64 KiB".into());
+        }
+        Ok(RRset {
+            rtype,
+            count: rdatas.len() as u16,
+            wire: wire.into_boxed_slice(),
+            offsets: offsets.into_boxed_slice(),
+        })
+    }
+
+    /// RDATA of the `i`th record.
+    pub fn rdata(&self, i: usize) -> &[u8] {
+        let off = self.offsets[i] as usize;
+        let len = u16::from_be_bytes([self.wire[off + 8], self.wire[off + 9]]) as usize;
+        &self.wire[off + 10..off + 10 + len]
+    }
+}
+
+/// Lowercase wire form of a name.
+pub fn name_wire(name: &Name) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    out.push(0);
+    out
+}
+
+/// Lowercase wire form of a normalized textual name (`"www.example.test."`).
+pub fn text_wire(name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 1);
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        out.push(label.len() as u8);
+        out.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
+    }
+    out.push(0);
+    out
+}
+
+/// Textual form of a wire name (for logs and the admin API).
+pub fn wire_text(wire: &[u8]) -> String {
+    let mut s = String::new();
+    let mut i = 0;
+    while i < wire.len() && wire[i] != 0 {
+        let l = wire[i] as usize;
+        let label = wire.get(i + 1..i + 1 + l).unwrap_or(&[]);
+        for &b in label {
+            if b.is_ascii_graphic() && b != b'.' && b != b'\\' {
+                s.push(b as char);
+            } else {
+                s.push_str(&format!("\\{b:03}"));
+            }
+        }
+        s.push('.');
+        i += 1 + l;
+    }
+    if s.is_empty() {
+        s.push('.');
+    }
+    s
+}
+
+/// Offsets of the labels of a wire name, ending with the root label.
+fn label_starts(wire: &[u8]) -> Vec<usize> {
+    let mut v = Vec::new();
+    let mut i = 0;
+    while i < wire.len() {
+        v.push(i);
+        if wire[i] == 0 {
+            break;
+        }
+        i += 1 + wire[i] as usize;
+    }
+    v
+}
+
+/// A referral from a zone cut below an apex.
+#[derive(Debug, Clone)]
+pub struct Referral {
+    /// The NS RRset at the cut.
+    pub ns: RRset,
+    /// Glue addresses: (owner wire name, A or AAAA RRset).
+    pub glue: Vec<(Box<[u8]>, RRset)>,
+}
+
+/// A name in a served zone.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Index of its zone in [`Table::zones`].
+    pub zone: u16,
+    /// Static RRsets, sorted by type.
+    pub rrsets: Vec<RRset>,
+    /// Lowercase wire target when the name is a CNAME.
+    pub cname: Option<Box<[u8]>>,
+    /// The service computed at this name, if any.
+    pub service: Option<u32>,
+    /// The node of the nearest zone cut at or above this name (not the
+    /// apex): names at or below it are answered with a referral.
+    pub cut: Option<u32>,
+    /// Referral data when this node is itself a cut.
+    pub referral: Option<Referral>,
+    /// Length of the node's wire name.
+    pub name_len: u8,
+}
+
+impl Node {
+    /// The RRset of a type.
+    pub fn rrset(&self, t: u16) -> Option<&RRset> {
+        self.rrsets.iter().find(|r| r.rtype == t)
+    }
+}
+
+/// Zone-level data used in negative answers.
+#[derive(Debug, Clone)]
+pub struct ZoneInfo {
+    /// Lowercase fully qualified name.
+    pub name: String,
+    /// Lowercase wire name.
+    pub apex: Box<[u8]>,
+    /// SOA with TTL = min(SOA TTL, SOA minimum), for negative answers.
+    pub soa_negative: RRset,
+    /// Number of RRsets loaded (for status).
+    pub rrsets: usize,
+}
+
+/// Result of [`Table::lookup`].
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup<'a> {
+    /// The name exists.
+    Found(&'a Node),
+    /// The name does not exist, but a wildcard covers it.
+    Wildcard(&'a Node),
+    /// The name is at or below a delegation: refer.
+    Referral(&'a Node),
+    /// The name does not exist in zone `zone`.
+    NxDomain {
+        /// Zone index.
+        zone: u16,
+    },
+    /// No served zone contains the name.
+    NotAuth,
+}
+
+/// All served zones in one lookup table.
+#[derive(Debug, Default)]
+pub struct Table {
+    /// Zones, in the order given to [`Table::build`].
+    pub zones: Vec<ZoneInfo>,
+    nodes: Vec<Node>,
+    index: FxHashMap<Box<[u8]>, u32>,
+}
+
+/// One zone to put into the table.
+pub struct ZoneInput<'a> {
+    /// Normalized name.
+    pub name: &'a str,
+    /// File name for errors.
+    pub file: &'a str,
+    /// Its records.
+    pub rrsets: Vec<ParsedRRset>,
+}
+
+impl Table {
+    /// Builds the table from parsed zones and the service names (normalized,
+    /// with their index). Reports every problem found.
+    pub fn build(
+        zones: Vec<ZoneInput<'_>>,
+        services: &[(&str, u32)],
+    ) -> Result<Table, Vec<ZoneError>> {
+        let mut errors = Vec::new();
+        let mut t = Table::default();
+        let apexes: Vec<Vec<u8>> = zones.iter().map(|z| text_wire(z.name)).collect();
+
+        // Owner of a name = the deepest served zone containing it.
+        let zone_of = |wire: &[u8]| -> Option<usize> {
+            apexes
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| wire_in(wire, a))
+                .max_by_key(|(_, a)| a.len())
+                .map(|(i, _)| i)
+        };
+
+        for (zi, z) in zones.iter().enumerate() {
+            let apex = &apexes[zi];
+            let mut soa = None;
+            let mut ns_at_apex = false;
+            let mut count = 0;
+            for set in &z.rrsets {
+                let owner = name_wire(&set.name);
+                let owner_txt = set.name.to_lowercase().to_ascii();
+                if !wire_in(&owner, apex) {
+                    errors.push(ZoneError::new(
+                        z.file,
+                        None,
+                        format!("{owner_txt} {}: outside zone {}", set.rtype, z.name),
+                    ));
+                    continue;
+                }
+                if zone_of(&owner) != Some(zi) {
+                    // Data for a child zone that is served itself: the child's file wins.
+                    continue;
+                }
+                let rt = u16::from(set.rtype);
+                if rt == rtype::SOA {
+                    if owner != *apex {
+                        errors.push(ZoneError::new(
+                            z.file,
+                            None,
+                            format!("{owner_txt} SOA: SOA only at the apex"),
+                        ));
+                        continue;
+                    }
+                    if set.rdatas.len() != 1 {
+                        errors.push(ZoneError::new(
+                            z.file,
+                            None,
+                            format!("{owner_txt} SOA: exactly one SOA record is allowed"),
+                        ));
+                        continue;
+                    }
+                    soa = Some(set.clone());
+                }
+                if rt == rtype::NS && owner == *apex {
+                    ns_at_apex = true;
+                }
+                if set.rtype == RecordType::OPT
+                    || rt == rtype::ANY
+                    || rt == rtype::AXFR
+                    || rt == rtype::IXFR
+                {
+                    errors.push(ZoneError::new(
+                        z.file,
+                        None,
+                        format!(
+                            "{owner_txt}: {} is not a record type for zone files",
+                            set.rtype
+                        ),
+                    ));
+                    continue;
+                }
+                let rr = match RRset::encode(rt, set.ttl, &set.rdatas) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        errors.push(ZoneError::new(
+                            z.file,
+                            None,
+                            format!("{owner_txt} {}: {e}", set.rtype),
+                        ));
+                        continue;
+                    }
+                };
+                let id = t.node(&owner, zi as u16);
+                let node = &mut t.nodes[id as usize];
+                if rt == rtype::CNAME {
+                    if let Some(RData::CNAME(c)) = set.rdatas.first() {
+                        node.cname = Some(name_wire(&c.0).into_boxed_slice());
+                    }
+                    if set.rdatas.len() > 1 {
+                        errors.push(ZoneError::new(
+                            z.file,
+                            None,
+                            format!("{owner_txt} CNAME: only one CNAME record is allowed"),
+                        ));
+                    }
+                }
+                count += 1;
+                node.rrsets.push(rr);
+            }
+            match soa {
+                None => errors.push(ZoneError::new(
+                    z.file,
+                    None,
+                    format!("no SOA record at the apex {}", z.name),
+                )),
+                Some(s) => {
+                    if let Some(RData::SOA(soa)) = s.rdatas.first() {
+                        let neg = s.ttl.min(soa.minimum);
+                        match RRset::encode(rtype::SOA, neg, &s.rdatas) {
+                            Ok(rr) => t.zones.push(ZoneInfo {
+                                name: z.name.to_string(),
+                                apex: apex.clone().into_boxed_slice(),
+                                soa_negative: rr,
+                                rrsets: count,
+                            }),
+                            Err(e) => {
+                                errors.push(ZoneError::new(z.file, None, format!("SOA: {e}")))
+                            }
+                        }
+                    }
+                }
+            }
+            if !ns_at_apex {
+                errors.push(ZoneError::new(
+                    z.file,
+                    None,
+                    format!("no NS records at the apex {}", z.name),
+                ));
+            }
+            // Make sure the apex exists even when all its records failed.
+            t.node(apex, zi as u16);
+        }
+
+        // Services: a node each; no static address records and no CNAME beside them.
+        for &(name, idx) in services {
+            let wire = text_wire(name);
+            let Some(zi) = zone_of(&wire) else {
+                errors.push(ZoneError::new(
+                    name,
+                    None,
+                    "service is outside every zone".to_string(),
+                ));
+                continue;
+            };
+            let id = t.node(&wire, zi as u16);
+            let node = &mut t.nodes[id as usize];
+            for rt in [rtype::A, rtype::AAAA, rtype::CNAME] {
+                if node.rrset(rt).is_some() {
+                    let rt_name = RecordType::from(rt);
+                    errors.push(ZoneError::new(
+                        zones[zi].file,
+                        None,
+                        format!("{name} {rt_name}: a service name cannot also have static {rt_name} records"),
+                    ));
+                }
+            }
+            node.service = Some(idx);
+        }
+
+        // CNAME and other data.
+        for (key, &id) in &t.index {
+            let n = &t.nodes[id as usize];
+            if n.cname.is_some() && n.rrsets.len() > 1 {
+                let file = zones[n.zone as usize].file;
+                errors.push(ZoneError::new(
+                    file,
+                    None,
+                    format!("{}: CNAME and other data at the same name", wire_text(key)),
+                ));
+            }
+            if n.cname.is_some() && **key == *apexes[n.zone as usize] {
+                let file = zones[n.zone as usize].file;
+                errors.push(ZoneError::new(
+                    file,
+                    None,
+                    format!("{}: CNAME at the zone apex", wire_text(key)),
+                ));
+            }
+        }
+
+        t.add_ancestors(&apexes);
+        t.find_cuts(&apexes);
+        for n in &mut t.nodes {
+            n.rrsets.sort_by_key(|r| r.rtype);
+        }
+        if errors.is_empty() {
+            Ok(t)
+        } else {
+            errors.sort_by(|a, b| a.file.cmp(&b.file).then(a.reason.cmp(&b.reason)));
+            Err(errors)
+        }
+    }
+
+    fn node(&mut self, wire: &[u8], zone: u16) -> u32 {
+        if let Some(&id) = self.index.get(wire) {
+            return id;
+        }
+        let id = self.nodes.len() as u32;
+        self.nodes.push(Node {
+            zone,
+            rrsets: Vec::new(),
+            cname: None,
+            service: None,
+            cut: None,
+            referral: None,
+            name_len: wire.len() as u8,
+        });
+        self.index.insert(wire.to_vec().into_boxed_slice(), id);
+        id
+    }
+
+    /// Empty non-terminals: every name between a node and its apex exists.
+    fn add_ancestors(&mut self, apexes: &[Vec<u8>]) {
+        let names: Vec<(Box<[u8]>, u16)> = self
+            .index
+            .keys()
+            .map(|k| (k.clone(), self.nodes[self.index[k] as usize].zone))
+            .collect();
+        for (name, zone) in names {
+            let apex_len = apexes[zone as usize].len();
+            for start in label_starts(&name) {
+                if name.len() - start < apex_len {
+                    break;
+                }
+                let suffix = name[start..].to_vec();
+                self.node(&suffix, zone);
+            }
+        }
+    }
+
+    /// Marks names at or below a delegation (NS below an apex) and prepares
+    /// referral data with glue.
+    fn find_cuts(&mut self, apexes: &[Vec<u8>]) {
+        let keys: Vec<(Box<[u8]>, u32)> = self.index.iter().map(|(k, &v)| (k.clone(), v)).collect();
+        for (name, id) in &keys {
+            let zone = self.nodes[*id as usize].zone as usize;
+            let apex = &apexes[zone];
+            // Highest cut above or at this name wins (it hides the lower ones).
+            let mut cut = None;
+            for start in label_starts(name).into_iter().rev() {
+                let suffix = &name[start..];
+                if suffix.len() <= apex.len() {
+                    continue;
+                }
+                if let Some(&sid) = self.index.get(suffix)
+                    && self.nodes[sid as usize].rrset(rtype::NS).is_some()
+                {
+                    cut = Some(sid);
+                    break;
+                }
+            }
+            self.nodes[*id as usize].cut = cut;
+        }
+        let cuts: Vec<u32> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.cut)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for cid in cuts {
+            let Some(ns) = self.nodes[cid as usize].rrset(rtype::NS).cloned() else {
+                continue;
+            };
+            let mut glue = Vec::new();
+            for i in 0..ns.count as usize {
+                let target = ns.rdata(i).to_ascii_lowercase();
+                if let Some(&tid) = self.index.get(target.as_slice()) {
+                    for t in [rtype::A, rtype::AAAA] {
+                        if let Some(rr) = self.nodes[tid as usize].rrset(t) {
+                            glue.push((target.clone().into_boxed_slice(), rr.clone()));
+                        }
+                    }
+                }
+            }
+            self.nodes[cid as usize].referral = Some(Referral { ns, glue });
+        }
+    }
+
+    /// Looks up a lowercase wire name. `labels` are the offsets of its
+    /// labels (as produced by the packet parser), `qtype` decides whether a
+    /// DS query at a cut is answered from the parent side.
+    pub fn lookup(&self, name: &[u8], labels: &[u8], qtype: u16) -> Lookup<'_> {
+        if let Some(&id) = self.index.get(name) {
+            let n = &self.nodes[id as usize];
+            return match n.cut {
+                Some(c) if !(c == id && qtype == rtype::DS) => {
+                    Lookup::Referral(&self.nodes[c as usize])
+                }
+                _ => Lookup::Found(n),
+            };
+        }
+        // Closest encloser: strip labels until a name exists.
+        let mut buf = [0u8; 257];
+        for &start in labels.iter().skip(1) {
+            let suffix = &name[start as usize..];
+            let Some(&id) = self.index.get(suffix) else {
+                continue;
+            };
+            let enc = &self.nodes[id as usize];
+            if let Some(c) = enc.cut {
+                return Lookup::Referral(&self.nodes[c as usize]);
+            }
+            // RFC 4592: a wildcard at the closest encloser covers the name.
+            buf[0] = 1;
+            buf[1] = b'*';
+            buf[2..2 + suffix.len()].copy_from_slice(suffix);
+            if let Some(&wid) = self.index.get(&buf[..2 + suffix.len()]) {
+                return Lookup::Wildcard(&self.nodes[wid as usize]);
+            }
+            return Lookup::NxDomain { zone: enc.zone };
+        }
+        Lookup::NotAuth
+    }
+
+    /// Looks up a lowercase wire name exactly (CNAME chasing).
+    pub fn get(&self, name: &[u8]) -> Option<&Node> {
+        self.index.get(name).map(|&id| &self.nodes[id as usize])
+    }
+
+    /// Number of names in the table.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when no zone is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+/// True if wire name `name` equals or lies below wire name `apex`.
+pub fn wire_in(name: &[u8], apex: &[u8]) -> bool {
+    if apex.len() > name.len() {
+        return false;
+    }
+    if apex == [0] {
+        return true;
+    }
+    let start = name.len() - apex.len();
+    // the suffix must begin at a label boundary
+    name[start..] == *apex && label_starts(name).contains(&start)
+}
+
+#[cfg(test)]
+mod tests;
