@@ -292,6 +292,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     validate(raw, path, &base)
 }
 
+/// Parses TOML into the unvalidated model: syntax, types and unknown keys
+/// only (for fragments, e.g. examples in the docs).
+pub fn parse_raw(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
+    raw::parse(text, file)
+}
+
 /// Lowercases a DNS name and makes it fully qualified; `None` if it is not a
 /// valid name.
 pub fn normalize_name(name: &str) -> Option<String> {

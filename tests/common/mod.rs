@@ -1,0 +1,507 @@
+//! Shared harness for the black-box tests: runs the real `signpost`
+//! binary on 127.0.0.1:0, reads the bound ports from its log, and talks
+//! real DNS (hickory-proto messages over UDP/TCP) and real HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+use hickory_proto::rr::{Name, RData, RecordType};
+
+/// The demo GeoIP database shipped in the repository.
+pub const GEOIP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/geoip/demo-city.mmdb");
+/// The signpost binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_signpost");
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("signpost-test-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// A standard test zone for `example.test.`.
+pub const ZONE: &str = r#"$ORIGIN example.test.
+$TTL 300
+@       IN SOA  ns1.example.test. hostmaster.example.test. 2026112201 3600 600 604800 60
+        IN NS   ns1.example.test.
+        IN MX   10 mail.example.test.
+        IN TXT  "hello world"
+ns1     IN A    127.0.0.1
+mail    IN A    192.0.2.25
+app     IN CNAME www
+"#;
+
+/// A running signpost process.
+pub struct Server {
+    child: Option<Child>,
+    /// DNS address.
+    pub dns: SocketAddr,
+    /// Admin address, if configured.
+    pub admin: Option<SocketAddr>,
+    /// The scratch directory holding its config.
+    pub dir: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Writes `signpost.toml` (and extra files) into a scratch dir and
+    /// starts `signpost serve` on it.
+    pub fn start(name: &str, config: &str, files: &[(&str, &str)]) -> Server {
+        let dir = scratch(name);
+        for (f, body) in files {
+            let p = dir.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, body).unwrap();
+        }
+        std::fs::write(dir.join("signpost.toml"), config).unwrap();
+        Server::start_in(dir, &["serve", "--config", "signpost.toml"])
+    }
+
+    /// Starts signpost with `args` in `dir` and waits for its listeners.
+    pub fn start_in(dir: PathBuf, args: &[&str]) -> Server {
+        Server::try_start_in(dir, args).unwrap_or_else(|(log, status)| {
+            panic!("signpost did not start ({status:?}):\n{}", log.join("\n"))
+        })
+    }
+
+    /// Like `start_in`, but returns the log and exit status on failure.
+    pub fn try_start_in(
+        dir: PathBuf,
+        args: &[&str],
+    ) -> Result<Server, (Vec<String>, Option<ExitStatus>)> {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(&dir)
+            .env("SIGNPOST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn signpost");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(strip_ansi(&line));
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (mut dns, mut admin) = (None, None);
+        loop {
+            {
+                let lines = log.lock().unwrap();
+                for l in lines.iter() {
+                    if let Some(a) = after(l, "dns listening on ") {
+                        dns = a.parse().ok();
+                    }
+                    if let Some(a) = after(l, "admin listening on ") {
+                        admin = a.parse().ok();
+                    }
+                }
+            }
+            let wants_admin = {
+                let cfg = std::fs::read_to_string(dir.join("signpost.toml")).unwrap_or_default();
+                cfg.lines().any(|l| l.trim_start().starts_with("admin")) || args.contains(&"demo")
+            };
+            if dns.is_some() && (admin.is_some() || !wants_admin) {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                return Err((log.lock().unwrap().clone(), Some(status)));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err((log.lock().unwrap().clone(), None));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Server {
+            child: Some(child),
+            dns: dns.unwrap(),
+            admin,
+            dir,
+            log,
+        })
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().unwrap().id() as i32;
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("signpost did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Is the process still running?
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.as_mut().unwrap().try_wait(), Ok(None))
+    }
+
+    /// Admin base URL.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin.expect("admin configured"))
+    }
+
+    /// One UDP query.
+    pub fn udp(&self, msg: &Message) -> Message {
+        udp_exchange(self.dns, &msg.to_vec().unwrap()).expect("a UDP reply")
+    }
+
+    /// One TCP query.
+    pub fn tcp(&self, msg: &Message) -> Message {
+        tcp_exchange(self.dns, &msg.to_vec().unwrap())
+    }
+
+    /// `A` query with optional ECS, over UDP; returns the addresses.
+    pub fn a(&self, name: &str, ecs: Option<&str>) -> Vec<IpAddr> {
+        addresses(&self.udp(&query(name, RecordType::A, ecs)))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn after<'a>(line: &'a str, pat: &str) -> Option<&'a str> {
+    let i = line.find(pat)?;
+    line[i + pat.len()..].split_whitespace().next()
+}
+
+/// Removes terminal colour codes from a log line.
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A query message; `ecs` like "193.0.6.0/24".
+pub fn query(name: &str, t: RecordType, ecs: Option<&str>) -> Message {
+    let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+    if let Some(e) = ecs {
+        let (a, p) = e.split_once('/').unwrap();
+        let mut edns = Edns::new();
+        edns.set_max_payload(1232);
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(
+                a.parse().unwrap(),
+                p.parse().unwrap(),
+                0,
+            )));
+        m.set_edns(edns);
+    }
+    m
+}
+
+/// A query with EDNS but no ECS.
+pub fn query_edns(name: &str, t: RecordType) -> Message {
+    let mut m = query(name, t, None);
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    m.set_edns(edns);
+    m
+}
+
+fn rand_id() -> u16 {
+    (COUNTER.fetch_add(1, Ordering::SeqCst) as u16).wrapping_mul(7919) ^ (std::process::id() as u16)
+}
+
+/// Sends bytes over UDP and waits up to 2 s for a reply.
+pub fn udp_exchange(addr: SocketAddr, bytes: &[u8]) -> Option<Message> {
+    udp_raw(addr, bytes, Duration::from_secs(2))
+        .map(|b| Message::from_vec(&b).expect("parsable reply"))
+}
+
+/// Sends bytes over UDP; the raw reply, if any arrives within `wait`.
+pub fn udp_raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let bind = if addr.is_ipv4() {
+        "127.0.0.1:0"
+    } else {
+        "[::1]:0"
+    };
+    let s = UdpSocket::bind(bind).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.send_to(bytes, addr).unwrap();
+    let mut buf = [0u8; 65535];
+    match s.recv_from(&mut buf) {
+        Ok((n, _)) => Some(buf[..n].to_vec()),
+        Err(_) => None,
+    }
+}
+
+/// One message over a fresh TCP connection.
+pub fn tcp_exchange(addr: SocketAddr, bytes: &[u8]) -> Message {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(bytes);
+    s.write_all(&out).unwrap();
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).unwrap();
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).unwrap();
+    Message::from_vec(&buf).unwrap()
+}
+
+/// A and AAAA addresses in the answer section.
+pub fn addresses(m: &Message) -> Vec<IpAddr> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The ECS option of a response: (source prefix, scope prefix, address).
+pub fn ecs_of(m: &Message) -> Option<(u8, u8, IpAddr)> {
+    let e = m.edns.as_ref()?;
+    match e.option(hickory_proto::rr::rdata::opt::EdnsCode::Subnet)? {
+        EdnsOption::Subnet(s) => Some((s.source_prefix(), s.scope_prefix(), s.addr())),
+        _ => None,
+    }
+}
+
+/// Polls `f` every 50 ms until it returns true or `limit` passes; returns
+/// the time it took.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// A minimal HTTP/1.1 client: (status, body).
+pub fn http(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let mut s = TcpStream::connect(host).expect("connect to admin API");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let text = String::from_utf8_lossy(&resp).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = match text.find("\r\n\r\n") {
+        Some(i) => text[i + 4..].to_string(),
+        None => String::new(),
+    };
+    let body = if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(&body)
+    } else {
+        body
+    };
+    (status, body)
+}
+
+fn dechunk(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("\r\n") {
+        let n = usize::from_str_radix(rest[..i].trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        let start = i + 2;
+        out.push_str(&rest[start..(start + n).min(rest.len())]);
+        rest = &rest[(start + n + 2).min(rest.len())..];
+    }
+    out
+}
+
+/// GET returning parsed JSON.
+pub fn get_json(url: &str) -> serde_json::Value {
+    let (code, body) = http("GET", url, None);
+    assert_eq!(code, 200, "GET {url}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {body}"))
+}
+
+/// What a fake load balancer does with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LbMode {
+    /// 200 "ok".
+    Ok = 0,
+    /// 503.
+    Fail = 1,
+    /// Accept the connection and never answer.
+    Hang = 2,
+}
+
+/// A fake regional load balancer: a real HTTP server on a loopback address.
+pub struct FakeLb {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    mode: Arc<AtomicU8>,
+    stop: Arc<AtomicU8>,
+    hits: Arc<AtomicUsize>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeLb {
+    /// Starts one on `ip:port` (port 0 picks one).
+    pub fn start(addr: SocketAddr) -> FakeLb {
+        let mode = Arc::new(AtomicU8::new(LbMode::Ok as u8));
+        let mut lb = FakeLb {
+            addr,
+            mode,
+            stop: Arc::new(AtomicU8::new(0)),
+            hits: Arc::new(AtomicUsize::new(0)),
+            handle: None,
+        };
+        lb.listen();
+        lb
+    }
+
+    fn listen(&mut self) {
+        let listener = TcpListener::bind(self.addr)
+            .unwrap_or_else(|e| panic!("fake LB bind {}: {e}", self.addr));
+        self.addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        self.stop.store(0, Ordering::SeqCst);
+        let (mode, stop, hits) = (self.mode.clone(), self.stop.clone(), self.hits.clone());
+        self.handle = Some(std::thread::spawn(move || {
+            let mut hung = Vec::new();
+            while stop.load(Ordering::SeqCst) == 0 {
+                match listener.accept() {
+                    Ok((mut s, _)) => {
+                        hits.fetch_add(1, Ordering::SeqCst);
+                        let m = mode.load(Ordering::SeqCst);
+                        if m == LbMode::Hang as u8 {
+                            hung.push(s);
+                            continue;
+                        }
+                        s.set_nonblocking(false).unwrap();
+                        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                        let mut buf = [0u8; 2048];
+                        let _ = s.read(&mut buf);
+                        let (code, body) = if m == LbMode::Ok as u8 {
+                            ("200 OK", "ok")
+                        } else {
+                            ("503 Service Unavailable", "down")
+                        };
+                        let _ = write!(
+                            s,
+                            "HTTP/1.1 {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        }));
+    }
+
+    /// Changes what it answers.
+    pub fn set(&self, m: LbMode) {
+        self.mode.store(m as u8, Ordering::SeqCst);
+    }
+
+    /// Stops listening (connection refused from now on).
+    pub fn kill(&mut self) {
+        self.stop.store(1, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            h.join().unwrap();
+        }
+    }
+
+    /// Listens again on the same address.
+    pub fn revive(&mut self) {
+        if self.handle.is_none() {
+            self.listen();
+        }
+    }
+
+    /// Requests seen.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeLb {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Writes `body` to `path` atomically enough for a reload test.
+pub fn write(path: &Path, body: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, body).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
