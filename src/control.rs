@@ -3,7 +3,7 @@
 //! and publishes a new [`Snapshot`] whenever what the answer path sees
 //! changes: bursts of reports are coalesced into one swap.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -121,6 +121,8 @@ pub struct Control {
     generation: u64,
     reports_tx: mpsc::UnboundedSender<Report>,
     reports_rx: mpsc::UnboundedReceiver<Report>,
+    /// Endpoint label sets with published gauges.
+    published: HashSet<EndpointLabels>,
 }
 
 impl Control {
@@ -150,6 +152,7 @@ impl Control {
             generation: 0,
             reports_tx,
             reports_rx,
+            published: HashSet::new(),
         };
         let keys = compiled.targets.clone();
         c.add_targets(keys).await;
@@ -511,8 +514,9 @@ impl Control {
             |a| self.endpoint_drains.contains_key(&a),
         );
         self.generation += 1;
-        self.metrics.endpoint_up.clear();
-        self.metrics.endpoint_drained.clear();
+        // Update series in place and drop only those of removed endpoints,
+        // so a scrape never sees a gauge vanish and come back.
+        let mut current = HashSet::new();
         for (slot, f) in c.slots.iter().zip(flags.iter()) {
             let labels = EndpointLabels {
                 region: c.regions[slot.region as usize].name.to_string(),
@@ -526,7 +530,13 @@ impl Control {
                 .endpoint_drained
                 .get_or_create(&labels)
                 .set(i64::from(f & steer::DRAINED != 0));
+            current.insert(labels);
         }
+        for stale in self.published.difference(&current) {
+            self.metrics.endpoint_up.remove(stale);
+            self.metrics.endpoint_drained.remove(stale);
+        }
+        self.published = current;
         self.metrics.snapshot_generation.set(self.generation as i64);
         self.shared.store(Arc::new(Snapshot {
             generation: self.generation,

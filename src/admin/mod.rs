@@ -84,6 +84,12 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/lab/{region}/{action}", post(lab_action))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API path".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this path".into(),
+            )
+        })
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }
@@ -100,11 +106,13 @@ async fn auth(
         Method::POST | Method::DELETE | Method::PUT | Method::PATCH
     );
     if let (true, Some(token)) = (mutating, &s.token) {
+        // the auth scheme is case-insensitive (RFC 7235 §2.1)
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
         if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
             let mut r = ApiError(
                 StatusCode::UNAUTHORIZED,

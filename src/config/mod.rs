@@ -855,6 +855,8 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
         });
     }
 
+    zones.sort_by(|a, b| a.name.cmp(&b.name));
+    services.sort_by(|a, b| a.name.cmp(&b.name));
     if errs.list.is_empty() {
         Ok(Config {
             path: path.to_path_buf(),

@@ -180,10 +180,34 @@ pub fn parse(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
     let de =
         toml::de::Deserializer::parse(text).map_err(|e| syntax(text, file, String::new(), &e))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
-        let key = if key == "." { String::new() } else { key };
+        let key = key_path(e.path());
         syntax(text, file, key, e.inner())
     })
+}
+
+/// The path as an operator writes it: `services."www.example.test.".ttl`.
+fn key_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&super::key_segment(key));
+            }
+            Segment::Enum { variant } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(variant);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    out
 }
 
 fn syntax(text: &str, file: &str, key: String, e: &toml::de::Error) -> ConfigError {

@@ -90,6 +90,11 @@ pub fn respond(
     w.put(q.question()).ok()?;
     let body_start = w.len();
 
+    // Keep room for the OPT record: it must survive truncation (RFC 6891 §7).
+    let opt_len = q
+        .edns
+        .map_or(0, |e| 11 + e.ecs.map_or(0, |c| 8 + c.addr_len as usize));
+    w.set_limit(limit.saturating_sub(opt_len));
     let mut r = Resp::default();
     let mut tc = false;
     if answer(&mut w, snap, &q, src, ctx, &mut r).is_err() {
@@ -100,8 +105,8 @@ pub fn respond(
         r.ar = 0;
     }
     if let Some(edns) = q.edns {
-        // the OPT record must survive truncation (RFC 6891 §7)
-        w.set_limit(limit.max(body_start + 64));
+        // header + question + OPT is at most 12 + 259 + 35 bytes: always fits 512
+        w.set_limit(limit);
         if write_opt(&mut w, &edns, 0, r.scope).is_err() {
             return None;
         }

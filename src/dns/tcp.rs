@@ -95,14 +95,16 @@ async fn connection(
         }
         let answer = {
             let snap = shared.load();
-            respond(
-                &snap,
-                &inb[..n],
-                src,
-                Transport::Tcp,
-                &mut out[2..],
-                &mut ctx,
-            )
+            super::udp::guarded(|| {
+                respond(
+                    &snap,
+                    &inb[..n],
+                    src,
+                    Transport::Tcp,
+                    &mut out[2..],
+                    &mut ctx,
+                )
+            })
         };
         let Some(rlen) = answer else {
             // nothing to say to a non-query; a stream cannot skip it silently

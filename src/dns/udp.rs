@@ -80,6 +80,18 @@ fn bind_reuseport(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(s.into())
 }
 
+/// Runs the answer path so that a bug in it costs one reply, not a worker:
+/// a panic is logged and the packet dropped.
+pub(super) fn guarded(f: impl FnOnce() -> Option<usize>) -> Option<usize> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::error!("BUG: the answer path panicked; the packet was dropped");
+            None
+        }
+    }
+}
+
 fn peer_ip(a: SocketAddr) -> IpAddr {
     a.ip().to_canonical()
 }
@@ -107,14 +119,16 @@ fn serve(sock: &UdpSocket, shared: &Shared, stop: &AtomicBool, ctx: &mut Ctx) ->
             }
         };
         let snap = shared.load();
-        if let Some(len) = respond(
-            &snap,
-            &inb[..n],
-            peer_ip(peer),
-            Transport::Udp,
-            &mut out,
-            ctx,
-        ) && let Err(e) = sock.send_to(&out[..len], peer)
+        if let Some(len) = guarded(|| {
+            respond(
+                &snap,
+                &inb[..n],
+                peer_ip(peer),
+                Transport::Udp,
+                &mut out,
+                ctx,
+            )
+        }) && let Err(e) = sock.send_to(&out[..len], peer)
         {
             tracing::debug!("send to {peer}: {e}");
         }
@@ -226,14 +240,17 @@ mod mmsg {
                 let Some(peer) = to_socket_addr(&addrs[i]) else {
                     continue;
                 };
-                let Some(rlen) = respond(
-                    &snap,
-                    &inbufs[i][..len],
-                    peer_ip(peer),
-                    Transport::Udp,
-                    &mut outbufs[k],
-                    ctx,
-                ) else {
+                let out = &mut outbufs[k];
+                let Some(rlen) = guarded(|| {
+                    respond(
+                        &snap,
+                        &inbufs[i][..len],
+                        peer_ip(peer),
+                        Transport::Udp,
+                        out,
+                        ctx,
+                    )
+                }) else {
                     continue;
                 };
                 out_iov[k].iov_base = outbufs[k].as_mut_ptr().cast();

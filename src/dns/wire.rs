@@ -244,9 +244,13 @@ pub fn parse(packet: &[u8]) -> Result<Query<'_>, ParseError> {
     Ok(q)
 }
 
-/// Skips a possibly compressed name; returns the offset after it.
+/// Skips a possibly compressed name; returns the offset after it. The
+/// pointer chain is followed only to validate it: every pointer must point
+/// strictly backwards (so chains end) and the name must stay within 255
+/// bytes.
 fn skip_name(p: &[u8], mut i: usize) -> Option<usize> {
     let mut total = 0usize;
+    let mut end = None;
     loop {
         let len = *p.get(i)? as usize;
         match len & 0xc0 {
@@ -257,11 +261,17 @@ fn skip_name(p: &[u8], mut i: usize) -> Option<usize> {
                     return None;
                 }
                 if len == 0 {
-                    return Some(i);
+                    return Some(end.unwrap_or(i));
                 }
             }
-            // a pointer ends the name in this position; its target is not followed
-            0xc0 => return if i + 2 <= p.len() { Some(i + 2) } else { None },
+            0xc0 => {
+                let target = (u16_at(p, i)? & 0x3fff) as usize;
+                if target >= i || target < 12 {
+                    return None;
+                }
+                end.get_or_insert(i + 2);
+                i = target;
+            }
             _ => return None,
         }
     }

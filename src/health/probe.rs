@@ -180,21 +180,31 @@ fn io_reason(e: &std::io::Error) -> String {
 /// Names a reqwest failure the way an operator reads it.
 fn classify(e: &reqwest::Error) -> String {
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut innermost = e.to_string();
+    let mut tls = false;
     while let Some(s) = src {
-        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
-            return format!("tls: {tls}");
+        if let Some(t) = s.downcast_ref::<rustls::Error>() {
+            return format!("tls: {t}");
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref()
-                && let Some(tls) = inner.downcast_ref::<rustls::Error>()
-            {
-                return format!("tls: {tls}");
+            if let Some(t) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return format!("tls: {t}");
             }
             if io.kind() == std::io::ErrorKind::ConnectionRefused {
                 return "connect refused".to_string();
             }
         }
+        // hyper-rustls may hand the TLS error over as text only
+        let text = s.to_string();
+        let lower = text.to_ascii_lowercase();
+        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+            tls = true;
+        }
+        innermost = text;
         src = s.source();
+    }
+    if tls {
+        return format!("tls: {innermost}");
     }
     if e.is_timeout() {
         return "timeout".to_string();

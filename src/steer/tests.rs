@@ -1,1 +1,829 @@
+use std::net::IpAddr;
 
+use super::*;
+use crate::geo::unit_vector;
+
+const AMSTERDAM: (f64, f64) = (52.37, 4.90);
+const NEW_YORK: (f64, f64) = (40.71, -74.01);
+const TOKYO: (f64, f64) = (35.68, 139.69);
+const SAO_PAULO: (f64, f64) = (-23.55, -46.63);
+
+const DUBLIN: (f64, f64) = (53.35, -6.26);
+const ASHBURN: (f64, f64) = (39.04, -77.49);
+const MUMBAI: (f64, f64) = (19.08, 72.88);
+
+/// Regions and their health flags, built by hand.
+#[derive(Default)]
+struct World {
+    regions: Vec<Region>,
+    flags: Vec<u8>,
+}
+
+impl World {
+    /// Adds a region; endpoints are (address, weight), all up.
+    fn region(&mut self, name: &str, at: (f64, f64), weight: u32, eps: &[(&str, u32)]) -> u16 {
+        let endpoints = eps
+            .iter()
+            .map(|&(a, w)| {
+                self.flags.push(UP);
+                Endpoint {
+                    addr: a.parse().unwrap(),
+                    weight: w,
+                    slot: (self.flags.len() - 1) as u32,
+                }
+            })
+            .collect();
+        self.regions.push(Region {
+            name: name.into(),
+            lat: at.0,
+            lon: at.1,
+            unit: unit_vector(at.0, at.1),
+            weight,
+            endpoints,
+        });
+        (self.regions.len() - 1) as u16
+    }
+
+    /// Sets the flags of endpoint `e` of region `r`.
+    fn set(&mut self, r: u16, e: usize, flags: u8) {
+        let slot = self.regions[r as usize].endpoints[e].slot as usize;
+        self.flags[slot] = flags;
+    }
+
+    /// Sets the flags of every endpoint of region `r`.
+    fn set_region(&mut self, r: u16, flags: u8) {
+        for e in 0..self.regions[r as usize].endpoints.len() {
+            self.set(r, e, flags);
+        }
+    }
+
+    fn decide(&self, svc: &Service, fam: Family, client: &Client, rng: &mut Rng) -> Decision {
+        decide(svc, &self.regions, &self.flags, fam, client, rng)
+    }
+
+    /// Addresses answered.
+    fn answer(&self, svc: &Service, fam: Family, client: &Client, rng: &mut Rng) -> Vec<String> {
+        let d = self.decide(svc, fam, client, rng);
+        self.addrs(&d)
+    }
+
+    fn addrs(&self, d: &Decision) -> Vec<String> {
+        d.picks
+            .as_slice()
+            .iter()
+            .map(|p| {
+                self.regions[p.region as usize].endpoints[p.endpoint as usize]
+                    .addr
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// Region names of a decision's candidate order.
+    fn order(&self, svc: &Service, d: &Decision) -> Vec<String> {
+        d.order
+            .as_slice()
+            .iter()
+            .map(|&p| {
+                self.regions[svc.regions[p as usize] as usize]
+                    .name
+                    .to_string()
+            })
+            .collect()
+    }
+}
+
+fn service(policy: Policy, regions: &[u16]) -> Service {
+    Service {
+        name: "www.example.test.".into(),
+        regions: regions.to_vec(),
+        policy,
+        ttl: 30,
+        answers: 1,
+        when_all_down: WhenAllDown::All,
+        map: GeoMap::default(),
+        counter_slots: vec![0; regions.len()],
+    }
+}
+
+fn location(country: &str, continent: &str, at: Option<(f64, f64)>) -> Location {
+    let code = |s: &str| -> [u8; 2] {
+        let b = s.as_bytes();
+        if b.len() == 2 { [b[0], b[1]] } else { [0, 0] }
+    };
+    Location {
+        country: code(country),
+        continent: code(continent),
+        coords: at,
+        unit: at.map_or([0.0; 3], |(la, lo)| unit_vector(la, lo)),
+    }
+}
+
+fn client(addr: &str, loc: Option<Location>) -> Client {
+    Client {
+        addr: Some(addr.parse().unwrap()),
+        located: Located {
+            location: loc,
+            prefix: 24,
+        },
+    }
+}
+
+fn at(addr: &str, country: &str, continent: &str, coords: (f64, f64)) -> Client {
+    client(addr, Some(location(country, continent, Some(coords))))
+}
+
+fn unknown() -> Client {
+    client("10.9.9.9", None)
+}
+
+/// A geo map from (key, region positions); CIDR keys sorted most specific
+/// first, as the snapshot builder does.
+fn geo_map(entries: &[(&str, &[u8])]) -> GeoMap {
+    let mut m = GeoMap::default();
+    for (i, &(key, positions)) in entries.iter().enumerate() {
+        m.entries.push((key.into(), positions.to_vec()));
+        let i = i as u16;
+        if key.contains('/') {
+            m.cidrs.push((key.parse().unwrap(), i));
+        } else if ["AF", "AN", "AS", "EU", "NA", "OC", "SA"].contains(&key) {
+            m.continents
+                .insert(*<&[u8; 2]>::try_from(key.as_bytes()).unwrap(), i);
+        } else {
+            m.countries
+                .insert(*<&[u8; 2]>::try_from(key.as_bytes()).unwrap(), i);
+        }
+    }
+    m.cidrs
+        .sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
+    m
+}
+
+/// mumbai, ashburn, dublin, listed in that order.
+fn three() -> (World, Service) {
+    let mut w = World::default();
+    let m = w.region("mumbai", MUMBAI, 1, &[("192.0.2.3", 1)]);
+    let a = w.region("ashburn", ASHBURN, 1, &[("192.0.2.1", 1)]);
+    let d = w.region("dublin", DUBLIN, 1, &[("192.0.2.2", 1)]);
+    let s = service(Policy::Geo, &[m, a, d]);
+    (w, s)
+}
+
+#[test]
+fn geo_orders_by_great_circle_distance() {
+    let (w, s) = three();
+    let cases = [
+        (AMSTERDAM, ["dublin", "ashburn", "mumbai"]),
+        (NEW_YORK, ["ashburn", "dublin", "mumbai"]),
+        (TOKYO, ["mumbai", "dublin", "ashburn"]),
+        (SAO_PAULO, ["ashburn", "dublin", "mumbai"]),
+        (MUMBAI, ["mumbai", "dublin", "ashburn"]),
+    ];
+    let mut rng = Rng::new(1);
+    for (coords, want) in cases {
+        let c = at("198.51.100.1", "XX", "XX", coords);
+        let d = w.decide(&s, Family::V4, &c, &mut rng);
+        assert_eq!(w.order(&s, &d), want, "client at {coords:?}");
+        assert_eq!(d.rule, Rule::Distance);
+        assert!(!d.fail_open);
+        let first = w.regions.iter().find(|r| *r.name == *want[0]).unwrap();
+        assert_eq!(w.addrs(&d), [first.endpoints[0].addr.to_string()]);
+        assert_eq!(
+            d.picks.as_slice()[0].position as usize,
+            s.regions
+                .iter()
+                .position(|&r| *w.regions[r as usize].name == *want[0])
+                .unwrap()
+        );
+    }
+}
+
+#[test]
+fn geo_ties_keep_list_order() {
+    let mut w = World::default();
+    let b = w.region("b", DUBLIN, 1, &[("192.0.2.2", 1)]);
+    let far = w.region("far", MUMBAI, 1, &[("192.0.2.9", 1)]);
+    let a = w.region("a", DUBLIN, 1, &[("192.0.2.1", 1)]);
+    let c = w.region("c", DUBLIN, 1, &[("192.0.2.3", 1)]);
+    let amsterdam = at("198.51.100.1", "NL", "EU", AMSTERDAM);
+    let mut rng = Rng::new(2);
+    for (list, want) in [
+        (vec![b, far, a, c], ["b", "a", "c", "far"]),
+        (vec![c, a, far, b], ["c", "a", "b", "far"]),
+        (vec![far, a, b, c], ["a", "b", "c", "far"]),
+    ] {
+        let s = service(Policy::Geo, &list);
+        let d = w.decide(&s, Family::V4, &amsterdam, &mut rng);
+        assert_eq!(w.order(&s, &d), want);
+    }
+}
+
+#[test]
+fn geo_without_location_uses_list_order() {
+    let (w, s) = three();
+    let mut rng = Rng::new(3);
+    let no_coords = client("198.51.100.1", Some(location("NL", "EU", None)));
+    for c in [
+        unknown(),
+        no_coords,
+        Client {
+            addr: None,
+            located: Located {
+                location: None,
+                prefix: 0,
+            },
+        },
+    ] {
+        let d = w.decide(&s, Family::V4, &c, &mut rng);
+        assert_eq!(w.order(&s, &d), ["mumbai", "ashburn", "dublin"]);
+        assert_eq!(d.rule, Rule::UnknownLocation);
+        assert_eq!(w.addrs(&d), ["192.0.2.3"]);
+    }
+}
+
+#[test]
+fn map_matching_precedence() {
+    let m = geo_map(&[
+        ("EU", &[0]),
+        ("10.0.0.0/8", &[1]),
+        ("NL", &[2]),
+        ("10.1.0.0/16", &[0]),
+        ("2001:db8::/32", &[1]),
+        ("10.1.2.0/24", &[2]),
+    ]);
+    let nl = location("NL", "EU", Some(AMSTERDAM));
+    let de = location("DE", "EU", None);
+    let us = location("US", "NA", Some(NEW_YORK));
+    let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+    let cases: Vec<(Option<IpAddr>, Option<&Location>, Option<u16>)> = vec![
+        // the most specific CIDR beats every other key
+        (ip("10.1.2.3"), Some(&nl), Some(5)),
+        (ip("10.1.3.3"), Some(&nl), Some(3)),
+        (ip("10.2.0.1"), Some(&nl), Some(1)),
+        (ip("10.2.0.1"), None, Some(1)),
+        (ip("2001:db8::1"), Some(&us), Some(4)),
+        // an IPv4-mapped IPv6 address matches IPv4 CIDRs
+        (ip("::ffff:10.1.2.3"), None, Some(5)),
+        // country beats continent
+        (ip("192.0.2.1"), Some(&nl), Some(2)),
+        (None, Some(&nl), Some(2)),
+        // continent when the country has no key
+        (ip("192.0.2.1"), Some(&de), Some(0)),
+        // nothing
+        (ip("192.0.2.1"), Some(&us), None),
+        (ip("192.0.2.1"), None, None),
+        (ip("2001:db9::1"), None, None),
+        (None, None, None),
+    ];
+    for (addr, loc, want) in cases {
+        assert_eq!(m.matching(addr, loc), want, "{addr:?} {loc:?}");
+    }
+    // unknown codes ([0, 0]) never match a key
+    let mut zero = GeoMap::default();
+    zero.countries.insert([0, 0], 0);
+    zero.continents.insert([0, 0], 0);
+    zero.entries.push(("x".into(), vec![0]));
+    assert_eq!(zero.matching(None, Some(&location("", "", None))), None);
+}
+
+#[test]
+fn map_regions_come_first_then_distance() {
+    let mut w = World::default();
+    let d = w.region("dublin", DUBLIN, 1, &[("192.0.2.2", 1)]);
+    let a = w.region("ashburn", ASHBURN, 1, &[("192.0.2.1", 1)]);
+    let m = w.region("mumbai", MUMBAI, 1, &[("192.0.2.3", 1)]);
+    let t = w.region("tokyo", TOKYO, 1, &[("192.0.2.4", 1)]);
+    let mut s = service(Policy::Geo, &[d, a, m, t]);
+    // positions: dublin 0, ashburn 1, mumbai 2, tokyo 3
+    s.map = geo_map(&[("EU", &[2, 1]), ("JP", &[0]), ("10.0.0.0/8", &[3, 0])]);
+    let mut rng = Rng::new(4);
+    let cases = [
+        // map regions in the listed order, the rest by distance
+        (
+            at("198.51.100.1", "NL", "EU", AMSTERDAM),
+            vec!["mumbai", "ashburn", "dublin", "tokyo"],
+            Rule::Map(0),
+        ),
+        (
+            at("198.51.100.1", "JP", "AS", TOKYO),
+            vec!["dublin", "tokyo", "mumbai", "ashburn"],
+            Rule::Map(1),
+        ),
+        (
+            at("10.1.1.1", "JP", "AS", TOKYO),
+            vec!["tokyo", "dublin", "mumbai", "ashburn"],
+            Rule::Map(2),
+        ),
+        // a matching map with an unknown position: map first, then list order
+        (
+            client("10.1.1.1", None),
+            vec!["tokyo", "dublin", "ashburn", "mumbai"],
+            Rule::Map(2),
+        ),
+        // no matching key: distance
+        (
+            at("198.51.100.1", "US", "NA", NEW_YORK),
+            vec!["ashburn", "dublin", "tokyo", "mumbai"],
+            Rule::Distance,
+        ),
+    ];
+    for (c, want, rule) in cases {
+        let dec = w.decide(&s, Family::V4, &c, &mut rng);
+        assert_eq!(w.order(&s, &dec), want, "{:?}", c.addr);
+        assert_eq!(dec.rule, rule, "{:?}", c.addr);
+        let first = &w
+            .regions
+            .iter()
+            .find(|r| *r.name == *want[0])
+            .unwrap()
+            .endpoints[0];
+        assert_eq!(w.addrs(&dec), [first.addr.to_string()]);
+    }
+
+    // a map region that is not a candidate is skipped; the rule stays the map's
+    w.set_region(m, 0);
+    let dec = w.decide(
+        &s,
+        Family::V4,
+        &at("198.51.100.1", "NL", "EU", AMSTERDAM),
+        &mut rng,
+    );
+    assert_eq!(w.order(&s, &dec), ["ashburn", "dublin", "tokyo"]);
+    assert_eq!(dec.rule, Rule::Map(0));
+    // when no map region is a candidate, distance chose the first region
+    w.set_region(a, 0);
+    let dec = w.decide(
+        &s,
+        Family::V4,
+        &at("198.51.100.1", "NL", "EU", AMSTERDAM),
+        &mut rng,
+    );
+    assert_eq!(w.order(&s, &dec), ["dublin", "tokyo"]);
+    assert_eq!(dec.rule, Rule::Distance);
+}
+
+#[test]
+fn rule_names() {
+    for (rule, name) in [
+        (Rule::Map(3), "map"),
+        (Rule::Distance, "distance"),
+        (Rule::Weighted, "weighted"),
+        (Rule::Failover, "failover"),
+        (Rule::UnknownLocation, "unknown-location"),
+        (Rule::AllDown, "all-down"),
+        (Rule::NoEndpoints, "no-endpoints"),
+    ] {
+        assert_eq!(rule.name(), name);
+    }
+}
+
+#[test]
+fn regions_without_the_family_are_skipped() {
+    let mut w = World::default();
+    let v6 = w.region("dublin6", DUBLIN, 1, &[("2001:db8::2", 1)]);
+    let v4 = w.region("ashburn4", ASHBURN, 1, &[("192.0.2.1", 1)]);
+    let both = w.region("mumbai", MUMBAI, 1, &[("192.0.2.3", 1), ("2001:db8::3", 1)]);
+    let s = service(Policy::Geo, &[v6, v4, both]);
+    let ams = at("198.51.100.1", "NL", "EU", AMSTERDAM);
+    let mut rng = Rng::new(5);
+    let d = w.decide(&s, Family::V4, &ams, &mut rng);
+    assert_eq!(w.order(&s, &d), ["ashburn4", "mumbai"]);
+    assert_eq!(w.addrs(&d), ["192.0.2.1"]);
+    let d = w.decide(&s, Family::V6, &ams, &mut rng);
+    assert_eq!(w.order(&s, &d), ["dublin6", "mumbai"]);
+    assert_eq!(w.addrs(&d), ["2001:db8::2"]);
+
+    // no region has the family: NODATA, whatever when_all_down says
+    for policy in [Policy::Geo, Policy::Weighted, Policy::Failover] {
+        for wad in [WhenAllDown::All, WhenAllDown::Nodata] {
+            let mut s = service(policy, &[v4]);
+            s.when_all_down = wad;
+            let d = w.decide(&s, Family::V6, &ams, &mut rng);
+            assert!(d.picks.is_empty());
+            assert!(d.order.is_empty());
+            assert_eq!(d.rule, Rule::NoEndpoints);
+            assert!(!d.fail_open);
+        }
+    }
+}
+
+#[test]
+fn weighted_draws_by_region_weight() {
+    let mut w = World::default();
+    let a = w.region("a", DUBLIN, 3, &[("192.0.2.1", 1)]);
+    let b = w.region("b", MUMBAI, 1, &[("192.0.2.2", 1)]);
+    let s = service(Policy::Weighted, &[a, b]);
+    let mut rng = Rng::new(42);
+    let c = at("198.51.100.1", "NL", "EU", AMSTERDAM);
+    let n = 10_000;
+    let mut first_a = 0;
+    for _ in 0..n {
+        let d = w.decide(&s, Family::V4, &c, &mut rng);
+        assert_eq!(d.rule, Rule::Weighted);
+        assert_eq!(d.order.len(), 2, "every candidate is ordered");
+        if d.picks.as_slice()[0].region == a {
+            first_a += 1;
+        }
+    }
+    let share = f64::from(first_a) / f64::from(n);
+    assert!((0.72..=0.78).contains(&share), "weight 3:1 gave {share}");
+}
+
+#[test]
+fn weighted_zero_weight_region_is_last_resort() {
+    let mut w = World::default();
+    let zero = w.region("zero", DUBLIN, 0, &[("192.0.2.9", 1)]);
+    let a = w.region("a", MUMBAI, 1, &[("192.0.2.1", 1)]);
+    let b = w.region("b", ASHBURN, 2, &[("192.0.2.2", 1)]);
+    let s = service(Policy::Weighted, &[zero, a, b]);
+    let mut rng = Rng::new(7);
+    let c = unknown();
+    let mut seen = [0; 3];
+    for _ in 0..2000 {
+        let d = w.decide(&s, Family::V4, &c, &mut rng);
+        seen[d.picks.as_slice()[0].position as usize] += 1;
+        assert_eq!(w.order(&s, &d).last().map(String::as_str), Some("zero"));
+    }
+    assert_eq!(
+        seen[0], 0,
+        "zero weight drawn while positive regions were up"
+    );
+    assert!(seen[1] > 400 && seen[2] > 1000, "{seen:?}");
+
+    // only when no positive-weight region is a candidate
+    w.set_region(a, 0);
+    w.set_region(b, DRAINED | UP);
+    for _ in 0..50 {
+        let d = w.decide(&s, Family::V4, &c, &mut rng);
+        assert_eq!(w.addrs(&d), ["192.0.2.9"]);
+        assert_eq!(d.rule, Rule::Weighted);
+        assert!(!d.fail_open);
+    }
+}
+
+#[test]
+fn failover_uses_list_order() {
+    let mut w = World::default();
+    let far = w.region("far", MUMBAI, 5, &[("192.0.2.3", 1)]);
+    let near = w.region("near", DUBLIN, 1, &[("192.0.2.2", 1)]);
+    let mid = w.region("mid", ASHBURN, 1, &[("192.0.2.1", 1)]);
+    let s = service(Policy::Failover, &[far, near, mid]);
+    let c = at("198.51.100.1", "NL", "EU", AMSTERDAM);
+    let mut rng = Rng::new(8);
+    for _ in 0..20 {
+        let d = w.decide(&s, Family::V4, &c, &mut rng);
+        assert_eq!(w.order(&s, &d), ["far", "near", "mid"]);
+        assert_eq!(d.rule, Rule::Failover);
+        assert_eq!(w.addrs(&d), ["192.0.2.3"]);
+    }
+    w.set_region(far, 0);
+    let d = w.decide(&s, Family::V4, &c, &mut rng);
+    assert_eq!(w.order(&s, &d), ["near", "mid"]);
+    assert_eq!(w.addrs(&d), ["192.0.2.2"]);
+    w.set_region(near, UP | DRAINED);
+    let d = w.decide(&s, Family::V4, &c, &mut rng);
+    assert_eq!(w.addrs(&d), ["192.0.2.1"]);
+    assert_eq!(d.rule, Rule::Failover);
+}
+
+#[test]
+fn answers_draw_without_replacement_and_spill_over() {
+    let mut w = World::default();
+    let a = w.region("a", DUBLIN, 1, &[("192.0.2.1", 3), ("192.0.2.2", 1)]);
+    let b = w.region(
+        "b",
+        ASHBURN,
+        1,
+        &[("192.0.2.11", 1), ("192.0.2.12", 1), ("192.0.2.13", 1)],
+    );
+    let mut s = service(Policy::Failover, &[a, b]);
+    let c = unknown();
+    let mut rng = Rng::new(9);
+
+    // answers = 2: both endpoints of a, each once, heavier first 75% of the time
+    s.answers = 2;
+    let n = 10_000;
+    let mut heavy_first = 0;
+    for _ in 0..n {
+        let got = w.answer(&s, Family::V4, &c, &mut rng);
+        let mut sorted = got.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["192.0.2.1", "192.0.2.2"]);
+        if got[0] == "192.0.2.1" {
+            heavy_first += 1;
+        }
+    }
+    let share = f64::from(heavy_first) / f64::from(n);
+    assert!(
+        (0.72..=0.78).contains(&share),
+        "endpoint weights 3:1 gave {share}"
+    );
+
+    // answers = 4: a's two, then two distinct ones of b
+    s.answers = 4;
+    for _ in 0..200 {
+        let d = w.decide(&s, Family::V4, &c, &mut rng);
+        let got = w.addrs(&d);
+        assert_eq!(got.len(), 4);
+        let mut head = got[..2].to_vec();
+        head.sort();
+        assert_eq!(head, ["192.0.2.1", "192.0.2.2"]);
+        let of_b = ["192.0.2.11", "192.0.2.12", "192.0.2.13"];
+        assert!(of_b.contains(&got[2].as_str()) && of_b.contains(&got[3].as_str()));
+        assert_ne!(got[2], got[3], "drawn without replacement");
+        let positions: Vec<u8> = d.picks.as_slice().iter().map(|p| p.position).collect();
+        assert_eq!(positions, [0, 0, 1, 1]);
+    }
+
+    // more answers than endpoints: every endpoint once
+    s.answers = 16;
+    let mut got = w.answer(&s, Family::V4, &c, &mut rng);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "192.0.2.1",
+            "192.0.2.11",
+            "192.0.2.12",
+            "192.0.2.13",
+            "192.0.2.2"
+        ]
+    );
+
+    // answers = 1: one address
+    s.answers = 1;
+    assert_eq!(w.answer(&s, Family::V4, &c, &mut rng).len(), 1);
+}
+
+#[test]
+fn zero_weight_endpoint_is_used_only_without_a_positive_one() {
+    let mut w = World::default();
+    let a = w.region("a", DUBLIN, 1, &[("192.0.2.1", 0), ("192.0.2.2", 1)]);
+    let b = w.region("b", ASHBURN, 1, &[("192.0.2.3", 1)]);
+    let mut s = service(Policy::Failover, &[a, b]);
+    let c = unknown();
+    let mut rng = Rng::new(10);
+    for _ in 0..500 {
+        assert_eq!(w.answer(&s, Family::V4, &c, &mut rng), ["192.0.2.2"]);
+    }
+    // even with room for more answers the zero-weight endpoint stays out
+    s.answers = 3;
+    for _ in 0..100 {
+        assert_eq!(
+            w.answer(&s, Family::V4, &c, &mut rng),
+            ["192.0.2.2", "192.0.2.3"]
+        );
+    }
+    // once the positive one is unusable, the zero-weight one answers
+    s.answers = 1;
+    for flags in [0, DRAINED, UP | DRAINED] {
+        w.set(a, 1, flags);
+        assert_eq!(w.answer(&s, Family::V4, &c, &mut rng), ["192.0.2.1"]);
+    }
+    // a region of only zero weights is drawn uniformly
+    let mut w = World::default();
+    let z = w.region("z", DUBLIN, 1, &[("192.0.2.1", 0), ("192.0.2.2", 0)]);
+    let s = service(Policy::Failover, &[z]);
+    let mut counts = [0; 2];
+    for _ in 0..2000 {
+        let d = w.decide(&s, Family::V4, &c, &mut rng);
+        counts[d.picks.as_slice()[0].endpoint as usize] += 1;
+    }
+    assert!(counts[0] > 800 && counts[1] > 800, "{counts:?}");
+}
+
+#[test]
+fn down_and_drained_endpoints_are_skipped() {
+    let mut w = World::default();
+    let a = w.region(
+        "a",
+        DUBLIN,
+        1,
+        &[("192.0.2.1", 1), ("192.0.2.2", 1), ("192.0.2.3", 1)],
+    );
+    let b = w.region("b", ASHBURN, 1, &[("192.0.2.4", 1)]);
+    let mut s = service(Policy::Geo, &[a, b]);
+    s.answers = 16;
+    let c = at("198.51.100.1", "NL", "EU", AMSTERDAM);
+    let mut rng = Rng::new(11);
+    w.set(a, 0, 0); // down
+    w.set(a, 1, UP | DRAINED); // drained
+    for _ in 0..50 {
+        let d = w.decide(&s, Family::V4, &c, &mut rng);
+        assert_eq!(w.addrs(&d), ["192.0.2.3", "192.0.2.4"]);
+        assert!(!d.fail_open);
+        assert_eq!(d.rule, Rule::Distance);
+    }
+    // a region with no usable endpoint is not a candidate
+    w.set(a, 2, 0);
+    let d = w.decide(&s, Family::V4, &c, &mut rng);
+    assert_eq!(w.order(&s, &d), ["b"]);
+    assert_eq!(w.addrs(&d), ["192.0.2.4"]);
+    assert_eq!(d.rule, Rule::Distance);
+}
+
+#[test]
+fn all_down_fails_open_or_nodata() {
+    let mut w = World::default();
+    let a = w.region("dublin", DUBLIN, 1, &[("192.0.2.1", 1), ("192.0.2.2", 1)]);
+    let b = w.region("ashburn", ASHBURN, 1, &[("192.0.2.3", 1)]);
+    let mut s = service(Policy::Geo, &[b, a]);
+    s.answers = 16;
+    let c = at("198.51.100.1", "NL", "EU", AMSTERDAM);
+    let mut rng = Rng::new(12);
+    w.set_region(a, 0);
+    w.set_region(b, 0);
+    w.set(a, 1, DRAINED); // down and drained
+
+    // fail open: every non-drained endpoint, still in geo order
+    let d = w.decide(&s, Family::V4, &c, &mut rng);
+    assert!(d.fail_open);
+    assert_eq!(d.rule, Rule::AllDown);
+    assert_eq!(w.addrs(&d), ["192.0.2.1", "192.0.2.3"]);
+    assert_eq!(w.order(&s, &d), ["dublin", "ashburn"]);
+
+    // nodata
+    s.when_all_down = WhenAllDown::Nodata;
+    let d = w.decide(&s, Family::V4, &c, &mut rng);
+    assert!(d.picks.is_empty());
+    assert!(!d.fail_open);
+    assert_eq!(d.rule, Rule::AllDown);
+
+    // a drained region stays out even when failing open
+    s.when_all_down = WhenAllDown::All;
+    w.set_region(a, DRAINED);
+    let d = w.decide(&s, Family::V4, &c, &mut rng);
+    assert_eq!(w.addrs(&d), ["192.0.2.3"]);
+    assert!(d.fail_open);
+
+    // everything drained: nothing, even with `all`
+    w.set_region(b, DRAINED | UP);
+    for wad in [WhenAllDown::All, WhenAllDown::Nodata] {
+        s.when_all_down = wad;
+        let d = w.decide(&s, Family::V4, &c, &mut rng);
+        assert!(d.picks.is_empty(), "{wad:?}");
+        assert_eq!(d.rule, Rule::AllDown);
+    }
+
+    // one healthy endpoint anywhere: no fail-open
+    s.when_all_down = WhenAllDown::All;
+    w.set_region(a, 0);
+    w.set_region(b, 0);
+    w.set(a, 0, UP);
+    let d = w.decide(&s, Family::V4, &c, &mut rng);
+    assert!(!d.fail_open);
+    assert_eq!(w.addrs(&d), ["192.0.2.1"]);
+}
+
+#[test]
+fn fail_open_is_per_family() {
+    let mut w = World::default();
+    let a = w.region("a", DUBLIN, 1, &[("192.0.2.1", 1), ("2001:db8::1", 1)]);
+    let s = service(Policy::Failover, &[a]);
+    w.set(a, 0, 0); // the IPv4 endpoint is down, the IPv6 one up
+    let mut rng = Rng::new(13);
+    let d = w.decide(&s, Family::V4, &unknown(), &mut rng);
+    assert!(d.fail_open);
+    assert_eq!(w.addrs(&d), ["192.0.2.1"]);
+    let d = w.decide(&s, Family::V6, &unknown(), &mut rng);
+    assert!(!d.fail_open);
+    assert_eq!(w.addrs(&d), ["2001:db8::1"]);
+}
+
+#[test]
+fn rng_is_deterministic_and_bounded() {
+    let mut a = Rng::new(5);
+    let mut b = Rng::new(5);
+    let mut c = Rng::new(6);
+    let xa: Vec<u64> = (0..8).map(|_| a.next_u64()).collect();
+    let xb: Vec<u64> = (0..8).map(|_| b.next_u64()).collect();
+    let xc: Vec<u64> = (0..8).map(|_| c.next_u64()).collect();
+    assert_eq!(xa, xb);
+    assert_ne!(xa, xc);
+    let mut counts = [0u32; 7];
+    for _ in 0..70_000 {
+        let v = a.below(7);
+        counts[v as usize] += 1;
+    }
+    assert!(
+        counts.iter().all(|&n| (9_000..11_000).contains(&n)),
+        "{counts:?}"
+    );
+}
+
+#[test]
+fn stack_holds_at_most_its_capacity() {
+    let mut s: Stack<u8, 3> = Stack::default();
+    assert!(s.is_empty());
+    for v in 0..5 {
+        s.push(v);
+    }
+    assert_eq!(s.as_slice(), &[0, 1, 2]);
+    assert_eq!(s.len(), 3);
+}
+
+// ---- ECS scope ----
+
+fn located(prefix: u8) -> Located {
+    Located {
+        location: Some(location("NL", "EU", Some(AMSTERDAM))),
+        prefix,
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn geo_scope_cases() {
+    // (map CIDRs, GeoIP network prefix, client, want)
+    let cases: &[(&[&str], u8, &str, u8)] = &[
+        // no map: the network's prefix
+        (&[], 16, "10.1.2.3", 16),
+        (&[], 0, "10.1.2.3", 0),
+        (&[], 32, "10.1.2.3", 32),
+        // client inside a narrower CIDR: at least the CIDR's length
+        (&["10.1.0.0/16"], 8, "10.1.2.3", 16),
+        (&["10.1.2.0/24"], 8, "10.1.2.3", 24),
+        // client outside, CIDR inside the network: cut just past the common prefix
+        (&["10.1.0.0/16"], 8, "10.200.0.1", 9),
+        (&["10.1.0.0/16"], 8, "10.0.0.1", 16),
+        (&["10.1.0.0/16"], 8, "10.3.0.1", 15),
+        (&["10.1.2.0/24"], 16, "10.1.3.1", 24),
+        (&["10.1.2.128/25"], 16, "10.1.2.1", 25),
+        // a wider or equal CIDR does not change it
+        (&["10.0.0.0/8"], 24, "10.1.2.3", 24),
+        (&["10.0.0.0/8"], 24, "11.1.2.3", 24),
+        (&["10.1.2.0/24"], 24, "10.1.2.3", 24),
+        // a narrower CIDR outside the network does not either
+        (&["192.168.1.0/24"], 16, "10.1.2.3", 16),
+        (&["10.2.0.0/24"], 16, "10.1.2.3", 16),
+        // several CIDRs
+        (&["10.1.0.0/16", "10.1.2.0/24"], 8, "10.1.2.3", 24),
+        (&["10.1.0.0/16", "10.1.2.0/24"], 8, "10.1.3.3", 24),
+        (&["10.1.0.0/16", "10.1.2.0/24"], 8, "10.1.128.3", 17),
+        (&["10.1.0.0/16", "10.2.0.0/16"], 8, "10.1.9.9", 16),
+        // IPv6 CIDRs do not affect IPv4 clients and vice versa
+        (&["2001:db8::/48"], 16, "10.1.2.3", 16),
+        (&["10.1.0.0/16"], 32, "2001:db8::1", 32),
+        // IPv6
+        (&[], 48, "2001:db8:1::5", 48),
+        (&["2001:db8:1::/48"], 32, "2001:db8:1::5", 48),
+        (&["2001:db8:1::/48"], 32, "2001:db8:ffff::", 33),
+        (&["2001:db8:1::/48"], 32, "2001:db8::1", 48),
+        (&["2001:db8:1::/48"], 32, "2001:db8:2::1", 47),
+        (&["2001:db8::/32"], 48, "2001:db8:1::5", 48),
+        (&["2001:db8:1:2::/64"], 32, "2001:db8:1:2::9", 64),
+        (&[], 128, "2001:db8::1", 128),
+    ];
+    for &(cidrs, prefix, addr, want) in cases {
+        let entries: Vec<(&str, &[u8])> = cidrs.iter().map(|c| (*c, &[0u8][..])).collect();
+        let map = geo_map(&entries);
+        assert_eq!(
+            geo_scope(&map, ip(addr), &located(prefix)),
+            want,
+            "map {cidrs:?}, network /{prefix}, client {addr}"
+        );
+    }
+}
+
+/// The scope never covers an address that a map CIDR would treat
+/// differently from the client.
+#[test]
+fn geo_scope_never_spans_a_map_boundary() {
+    let cidrs = [
+        "10.1.0.0/16",
+        "10.1.2.0/24",
+        "10.1.2.128/26",
+        "10.64.0.0/10",
+        "10.1.2.200/32",
+    ];
+    let entries: Vec<(&str, &[u8])> = cidrs.iter().map(|c| (*c, &[0u8][..])).collect();
+    let map = geo_map(&entries);
+    let mut rng = Rng::new(99);
+    for _ in 0..2000 {
+        // clients inside 10.0.0.0/8, GeoIP network /8../20
+        let client = 0x0a00_0000u32 | (rng.next_u64() as u32 & 0x00ff_ffff);
+        let prefix = 8 + rng.below(13) as u8;
+        let scope = geo_scope(&map, IpAddr::from(client.to_be_bytes()), &located(prefix));
+        assert!(scope >= prefix && scope <= 32);
+        let want = map.matching(Some(IpAddr::from(client.to_be_bytes())), None);
+        let host_bits = 32 - u32::from(scope);
+        for _ in 0..20 {
+            let noise = if host_bits == 0 {
+                0
+            } else {
+                (rng.next_u64() as u32) & (u32::MAX >> (32 - host_bits))
+            };
+            let other = (client & !(u32::MAX.checked_shr(u32::from(scope)).unwrap_or(0))) | noise;
+            assert_eq!(
+                map.matching(Some(IpAddr::from(other.to_be_bytes())), None),
+                want,
+                "client {:?} scope /{scope}: {:?} differs",
+                IpAddr::from(client.to_be_bytes()),
+                IpAddr::from(other.to_be_bytes())
+            );
+        }
+    }
+}

@@ -492,21 +492,27 @@ impl Table {
         id
     }
 
-    /// Empty non-terminals: every name between a node and its apex exists.
+    /// Empty non-terminals: every ancestor of a node that lies in a served
+    /// zone exists, owned by the deepest zone containing it (so the names
+    /// between a parent apex and a served child apex exist too).
     fn add_ancestors(&mut self, apexes: &[Vec<u8>]) {
-        let names: Vec<(Box<[u8]>, u16)> = self
-            .index
-            .keys()
-            .map(|k| (k.clone(), self.nodes[self.index[k] as usize].zone))
-            .collect();
-        for (name, zone) in names {
-            let apex_len = apexes[zone as usize].len();
-            for start in label_starts(&name) {
-                if name.len() - start < apex_len {
-                    break;
+        let names: Vec<Box<[u8]>> = self.index.keys().cloned().collect();
+        for name in names {
+            for start in label_starts(&name).into_iter().skip(1) {
+                let suffix = &name[start..];
+                let owner = apexes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| wire_in(suffix, a))
+                    .max_by_key(|(_, a)| a.len())
+                    .map(|(i, _)| i as u16);
+                match owner {
+                    Some(z) => {
+                        let suffix = suffix.to_vec();
+                        self.node(&suffix, z);
+                    }
+                    None => break,
                 }
-                let suffix = name[start..].to_vec();
-                self.node(&suffix, zone);
             }
         }
     }
