@@ -164,9 +164,13 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
         idle_timeout: server.tcp_idle_timeout,
         permits: Arc::new(Semaphore::new(server.tcp_max_connections)),
     };
+    let udp = dns::udp::UdpSettings {
+        workers: server.workers,
+        batch_wait: server.udp_batch_wait,
+    };
     let listeners = dns::start(
         &server.listen,
-        server.workers,
+        udp,
         shared.clone(),
         &metrics,
         tcp,

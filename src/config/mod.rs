@@ -114,6 +114,8 @@ pub struct Server {
     pub tcp_idle_timeout: Duration,
     /// Most DNS TCP connections at once, over all listeners.
     pub tcp_max_connections: usize,
+    /// Pause of a UDP worker after a partial batch (adaptive coalescing).
+    pub udp_batch_wait: Duration,
 }
 
 /// `[zones."name."]`.
@@ -433,6 +435,20 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             Duration::from_secs(1)
         }
     };
+    let udp_batch_wait = match parse_duration(&s.udp_batch_wait) {
+        Ok(d) if d > Duration::from_millis(1) => {
+            errs.push(
+                "server.udp_batch_wait",
+                "must be at most 1ms (0 disables it)",
+            );
+            Duration::ZERO
+        }
+        Ok(d) => d,
+        Err(e) => {
+            errs.push("server.udp_batch_wait", e);
+            Duration::ZERO
+        }
+    };
     if s.tcp_max_connections == 0 {
         errs.push("server.tcp_max_connections", "must be at least 1");
     }
@@ -443,6 +459,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
         admin_token: s.admin_token.clone(),
         tcp_idle_timeout,
         tcp_max_connections: s.tcp_max_connections,
+        udp_batch_wait,
     };
 
     // [geoip]

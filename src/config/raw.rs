@@ -37,6 +37,8 @@ pub struct RawServer {
     pub tcp_idle_timeout: String,
     #[serde(default = "default_tcp_max_connections")]
     pub tcp_max_connections: usize,
+    #[serde(default = "default_udp_batch_wait")]
+    pub udp_batch_wait: String,
 }
 
 impl Default for RawServer {
@@ -48,6 +50,7 @@ impl Default for RawServer {
             admin_token: None,
             tcp_idle_timeout: default_tcp_idle_timeout(),
             tcp_max_connections: default_tcp_max_connections(),
+            udp_batch_wait: default_udp_batch_wait(),
         }
     }
 }
@@ -62,6 +65,10 @@ fn default_tcp_idle_timeout() -> String {
 
 fn default_tcp_max_connections() -> usize {
     1024
+}
+
+fn default_udp_batch_wait() -> String {
+    "100us".to_string()
 }
 
 #[derive(Debug, Deserialize)]

@@ -148,6 +148,7 @@ fn full_config_parses_every_key() {
             admin_token: Some("s3cret".into()),
             tcp_idle_timeout: Duration::from_secs(3),
             tcp_max_connections: 50,
+            udp_batch_wait: Duration::from_micros(100),
         }
     );
     // relative paths are anchored at the config's directory, absolute ones kept
@@ -305,6 +306,7 @@ regions = ["r1"]
             admin_token: None,
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_max_connections: 1024,
+            udp_batch_wait: Duration::from_micros(100),
         }
     );
     // "signpost.toml" has no directory: paths stay relative to the cwd

@@ -26,22 +26,16 @@ pub struct Listeners {
     pub threads: Vec<JoinHandle<()>>,
 }
 
-/// Binds UDP and TCP on every address and starts serving. `workers` UDP
-/// threads per address (0 = one per CPU).
+/// Binds UDP and TCP on every address and starts serving.
 pub async fn start(
     listen: &[SocketAddr],
-    workers: usize,
+    udp: udp::UdpSettings,
     shared: Shared,
     metrics: &Metrics,
     tcp: tcp::TcpSettings,
     stop_flag: Arc<AtomicBool>,
     stop: watch::Receiver<bool>,
 ) -> io::Result<Listeners> {
-    let workers = if workers == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        workers
-    };
     let tcp_stats = metrics.worker(true);
     let mut out = Listeners {
         addrs: Vec::new(),
@@ -55,7 +49,7 @@ pub async fn start(
             attempt += 1;
             let listener = TcpListener::bind(addr).await?;
             let bound = listener.local_addr()?;
-            match udp::spawn(bound, workers, shared.clone(), metrics, stop_flag.clone()) {
+            match udp::spawn(bound, udp, shared.clone(), metrics, stop_flag.clone()) {
                 Ok((_, threads)) => break (listener, bound, threads),
                 Err(e)
                     if addr.port() == 0 && attempt < 8 && e.kind() == io::ErrorKind::AddrInUse =>

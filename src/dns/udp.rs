@@ -23,15 +23,30 @@ const SEND_BUF: usize = super::wire::MAX_UDP_PAYLOAD as usize;
 /// How often a blocked worker wakes up to check for shutdown.
 const WAKE: Duration = Duration::from_millis(200);
 
-/// Binds `workers` sockets to `addr` (port 0 picks one port for all) and
-/// starts a thread on each. Returns the bound address.
+/// Settings of the UDP workers.
+#[derive(Debug, Clone, Copy)]
+pub struct UdpSettings {
+    /// Worker threads (sockets) per address; 0 = one per CPU.
+    pub workers: usize,
+    /// Pause before the next receive after a partial batch (adaptive
+    /// coalescing); zero disables it.
+    pub batch_wait: Duration,
+}
+
+/// Binds one socket per worker to `addr` (port 0 picks one port for all)
+/// and starts a thread on each. Returns the bound address.
 pub fn spawn(
     addr: SocketAddr,
-    workers: usize,
+    settings: UdpSettings,
     shared: Shared,
     metrics: &Metrics,
     stop: Arc<AtomicBool>,
 ) -> io::Result<(SocketAddr, Vec<JoinHandle<()>>)> {
+    let workers = if settings.workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        settings.workers
+    };
     // A plain bind first, without SO_REUSEPORT, so that a port held by
     // another process is an error instead of a silent share.
     let probe = UdpSocket::bind(addr)?;
@@ -50,7 +65,7 @@ pub fn spawn(
             .name(format!("dns-udp-{i}"))
             .spawn(move || {
                 let mut ctx = Ctx::new(stats);
-                if let Err(e) = serve(&sock, &shared, &stop, &mut ctx) {
+                if let Err(e) = serve(&sock, &shared, &stop, &mut ctx, settings.batch_wait) {
                     tracing::error!("udp worker on {bound} stopped: {e}");
                 }
             })?;
@@ -97,7 +112,13 @@ fn peer_ip(a: SocketAddr) -> IpAddr {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn serve(sock: &UdpSocket, shared: &Shared, stop: &AtomicBool, ctx: &mut Ctx) -> io::Result<()> {
+fn serve(
+    sock: &UdpSocket,
+    shared: &Shared,
+    stop: &AtomicBool,
+    ctx: &mut Ctx,
+    _batch_wait: Duration,
+) -> io::Result<()> {
     let mut inb = vec![0u8; RECV_BUF];
     let mut out = vec![0u8; SEND_BUF];
     while !stop.load(Ordering::Relaxed) {
@@ -137,8 +158,14 @@ fn serve(sock: &UdpSocket, shared: &Shared, stop: &AtomicBool, ctx: &mut Ctx) ->
 }
 
 #[cfg(target_os = "linux")]
-fn serve(sock: &UdpSocket, shared: &Shared, stop: &AtomicBool, ctx: &mut Ctx) -> io::Result<()> {
-    mmsg::serve(sock, shared, stop, ctx)
+fn serve(
+    sock: &UdpSocket,
+    shared: &Shared,
+    stop: &AtomicBool,
+    ctx: &mut Ctx,
+    batch_wait: Duration,
+) -> io::Result<()> {
+    mmsg::serve(sock, shared, stop, ctx, batch_wait)
 }
 
 #[cfg(target_os = "linux")]
@@ -147,7 +174,13 @@ mod mmsg {
 
     use super::*;
 
-    const BATCH: usize = 32;
+    const BATCH: usize = 64;
+    /// Most datagrams in one UDP GSO send (the kernel's UDP_MAX_SEGMENTS).
+    const GSO_MAX_SEGMENTS: usize = 64;
+    /// Most bytes in one UDP GSO send (one IP datagram's worth).
+    const GSO_MAX_BYTES: usize = 65_000;
+    /// Control-message space for one UDP_SEGMENT option (CMSG_SPACE(2)).
+    const CMSG_BUF: usize = 32;
 
     /// Converts a kernel socket address.
     fn to_socket_addr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
@@ -173,43 +206,76 @@ mod mmsg {
         }
     }
 
+    /// Buffers of one worker; allocated once.
+    struct Bufs {
+        inbufs: Vec<[u8; RECV_BUF]>,
+        outbufs: Vec<[u8; SEND_BUF]>,
+        addrs: Vec<libc::sockaddr_storage>,
+        iov: Vec<libc::iovec>,
+        msgs: Vec<libc::mmsghdr>,
+        out_iov: Vec<libc::iovec>,
+        out_msgs: Vec<libc::mmsghdr>,
+        cmsgs: Vec<[u64; CMSG_BUF / 8]>,
+        /// Per response: (index of its query's address, peer, length).
+        resp: Vec<(usize, SocketAddr, usize)>,
+    }
+
+    fn zeroed<T>() -> T {
+        // SAFETY: only used for sockaddr_storage, iovec and mmsghdr: plain
+        // C structs for which all-zero bytes are a valid value.
+        unsafe { std::mem::zeroed() }
+    }
+
     pub(super) fn serve(
         sock: &UdpSocket,
         shared: &Shared,
         stop: &AtomicBool,
         ctx: &mut Ctx,
+        batch_wait: Duration,
     ) -> io::Result<()> {
         let fd = sock.as_raw_fd();
-        let mut inbufs = vec![[0u8; RECV_BUF]; BATCH];
-        let mut outbufs = vec![[0u8; SEND_BUF]; BATCH];
-        // SAFETY: sockaddr_storage, iovec and mmsghdr are plain C structs
-        // for which all-zero bytes are a valid value.
-        let mut addrs: Vec<libc::sockaddr_storage> = vec![unsafe { std::mem::zeroed() }; BATCH];
-        let mut iov: Vec<libc::iovec> = vec![unsafe { std::mem::zeroed() }; BATCH];
-        let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; BATCH];
-        let mut out_iov: Vec<libc::iovec> = vec![unsafe { std::mem::zeroed() }; BATCH];
-        let mut out_msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; BATCH];
+        let mut b = Bufs {
+            inbufs: vec![[0u8; RECV_BUF]; BATCH],
+            outbufs: vec![[0u8; SEND_BUF]; BATCH],
+            addrs: (0..BATCH).map(|_| zeroed()).collect(),
+            iov: (0..BATCH).map(|_| zeroed()).collect(),
+            msgs: (0..BATCH).map(|_| zeroed()).collect(),
+            out_iov: (0..BATCH).map(|_| zeroed()).collect(),
+            out_msgs: (0..BATCH).map(|_| zeroed()).collect(),
+            cmsgs: vec![[0u64; CMSG_BUF / 8]; BATCH],
+            resp: Vec::with_capacity(BATCH),
+        };
+        // UDP GSO (Linux 4.18+): answers to the same client of the same size
+        // leave as one send; switched off for good at the first refusal.
+        let mut gso = true;
+        if !batch_wait.is_zero() {
+            // Short sleeps need a small timer slack (default 50 us).
+            // SAFETY: PR_SET_TIMERSLACK only changes this thread's slack.
+            if unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 5_000 as libc::c_ulong) } != 0 {
+                tracing::debug!("PR_SET_TIMERSLACK: {}", io::Error::last_os_error());
+            }
+        }
 
         while !stop.load(Ordering::Relaxed) {
             for i in 0..BATCH {
-                iov[i].iov_base = inbufs[i].as_mut_ptr().cast();
-                iov[i].iov_len = RECV_BUF;
-                let h = &mut msgs[i].msg_hdr;
-                h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
+                b.iov[i].iov_base = b.inbufs[i].as_mut_ptr().cast();
+                b.iov[i].iov_len = RECV_BUF;
+                let h = &mut b.msgs[i].msg_hdr;
+                h.msg_name = (&mut b.addrs[i] as *mut libc::sockaddr_storage).cast();
                 h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                h.msg_iov = &mut iov[i];
+                h.msg_iov = &mut b.iov[i];
                 h.msg_iovlen = 1;
                 h.msg_control = std::ptr::null_mut();
                 h.msg_controllen = 0;
                 h.msg_flags = 0;
-                msgs[i].msg_len = 0;
+                b.msgs[i].msg_len = 0;
             }
-            // SAFETY: every mmsghdr points at live buffers owned by this
-            // frame, with lengths matching their allocations.
+            // SAFETY: every mmsghdr points at live buffers owned by `b`,
+            // with lengths matching their allocations.
             let n = unsafe {
                 libc::recvmmsg(
                     fd,
-                    msgs.as_mut_ptr(),
+                    b.msgs.as_mut_ptr(),
                     BATCH as libc::c_uint,
                     libc::MSG_WAITFORONE,
                     std::ptr::null_mut(),
@@ -229,67 +295,164 @@ mod mmsg {
                 }
             }
             let n = n as usize;
-            let snap = shared.load();
-            let mut k = 0;
-            for i in 0..n {
-                let len = msgs[i].msg_len as usize;
-                if msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
-                    ctx.stats.dropped();
-                    continue;
-                }
-                let Some(peer) = to_socket_addr(&addrs[i]) else {
-                    continue;
-                };
-                let out = &mut outbufs[k];
-                let Some(rlen) = guarded(|| {
-                    respond(
-                        &snap,
-                        &inbufs[i][..len],
-                        peer_ip(peer),
-                        Transport::Udp,
-                        out,
-                        ctx,
-                    )
-                }) else {
-                    continue;
-                };
-                out_iov[k].iov_base = outbufs[k].as_mut_ptr().cast();
-                out_iov[k].iov_len = rlen;
-                let h = &mut out_msgs[k].msg_hdr;
-                h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
-                h.msg_namelen = msgs[i].msg_hdr.msg_namelen;
-                h.msg_iov = &mut out_iov[k];
-                h.msg_iovlen = 1;
-                h.msg_control = std::ptr::null_mut();
-                h.msg_controllen = 0;
-                h.msg_flags = 0;
-                k += 1;
-            }
-            drop(snap);
-            let mut sent = 0;
-            while sent < k {
-                // SAFETY: out_msgs[sent..k] point at live buffers as above.
-                let r = unsafe {
-                    libc::sendmmsg(
-                        fd,
-                        out_msgs[sent..].as_mut_ptr(),
-                        (k - sent) as libc::c_uint,
-                        0,
-                    )
-                };
-                if r < 0 {
-                    let e = io::Error::last_os_error();
-                    if e.kind() == io::ErrorKind::Interrupted {
+            b.resp.clear();
+            {
+                let snap = shared.load();
+                for i in 0..n {
+                    let len = b.msgs[i].msg_len as usize;
+                    if b.msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                        ctx.stats.dropped();
                         continue;
                     }
-                    // a bad destination fails only its own message: skip it
-                    tracing::debug!("sendmmsg: {e}");
-                    sent += 1;
-                    continue;
+                    let Some(peer) = to_socket_addr(&b.addrs[i]) else {
+                        continue;
+                    };
+                    let k = b.resp.len();
+                    let out = &mut b.outbufs[k];
+                    let query = &b.inbufs[i][..len];
+                    let answered =
+                        guarded(|| respond(&snap, query, peer_ip(peer), Transport::Udp, out, ctx));
+                    if let Some(rlen) = answered {
+                        b.resp.push((i, peer, rlen));
+                    }
                 }
-                sent += r as usize;
+            }
+            let groups = group(&mut b, gso);
+            if !send(fd, &mut b, groups) {
+                tracing::info!("UDP GSO is not available here; sending answers one by one");
+                gso = false;
+            }
+            // Adaptive coalescing: more than one datagram was waiting, so
+            // queries are arriving faster than one per wake-up; pausing a
+            // moment lets the next batch fill, and each system call and
+            // wake-up (ours and the clients') then carries several answers.
+            // A full batch means a backlog: no pause. A lone query (light
+            // load) is never delayed.
+            if (2..BATCH).contains(&n) && !batch_wait.is_zero() {
+                std::thread::sleep(batch_wait);
             }
         }
         Ok(())
+    }
+
+    /// Sends each datagram of each message on its own.
+    fn send_unsegmented(fd: i32, msgs: &[libc::mmsghdr]) {
+        for m in msgs {
+            let h = &m.msg_hdr;
+            for j in 0..h.msg_iovlen {
+                let mut one = *h;
+                // SAFETY: msg_iov has msg_iovlen entries; the copy points at
+                // one of them and at the same live name buffer.
+                unsafe {
+                    one.msg_iov = h.msg_iov.add(j);
+                }
+                one.msg_iovlen = 1;
+                one.msg_control = std::ptr::null_mut();
+                one.msg_controllen = 0;
+                // SAFETY: `one` points at live buffers, as above.
+                if unsafe { libc::sendmsg(fd, &one, 0) } < 0 {
+                    tracing::debug!("sendmsg: {}", io::Error::last_os_error());
+                }
+            }
+        }
+    }
+
+    /// Fills `out_msgs` with one message per group of answers (same peer,
+    /// same length, with GSO) and returns how many.
+    fn group(b: &mut Bufs, gso: bool) -> usize {
+        let mut used = [false; BATCH];
+        let (mut g, mut iv) = (0, 0);
+        for a in 0..b.resp.len() {
+            if used[a] {
+                continue;
+            }
+            used[a] = true;
+            let (qi, peer, len) = b.resp[a];
+            let first_iov = iv;
+            b.out_iov[iv].iov_base = b.outbufs[a].as_mut_ptr().cast();
+            b.out_iov[iv].iov_len = len;
+            iv += 1;
+            let mut count = 1;
+            if gso {
+                let max = GSO_MAX_SEGMENTS.min(GSO_MAX_BYTES / len.max(1));
+                for (c, u) in used.iter_mut().enumerate().take(b.resp.len()).skip(a + 1) {
+                    if count >= max {
+                        break;
+                    }
+                    if !*u && b.resp[c].1 == peer && b.resp[c].2 == len {
+                        *u = true;
+                        b.out_iov[iv].iov_base = b.outbufs[c].as_mut_ptr().cast();
+                        b.out_iov[iv].iov_len = len;
+                        iv += 1;
+                        count += 1;
+                    }
+                }
+            }
+            let qlen = b.msgs[qi].msg_hdr.msg_namelen;
+            let h = &mut b.out_msgs[g].msg_hdr;
+            h.msg_name = (&mut b.addrs[qi] as *mut libc::sockaddr_storage).cast();
+            h.msg_namelen = qlen;
+            h.msg_iov = &mut b.out_iov[first_iov];
+            h.msg_iovlen = count;
+            h.msg_flags = 0;
+            if count > 1 {
+                let buf = &mut b.cmsgs[g];
+                h.msg_control = buf.as_mut_ptr().cast();
+                // SAFETY: CMSG_SPACE(2) fits in CMSG_BUF bytes; the header
+                // and its data are written inside `buf`.
+                unsafe {
+                    h.msg_controllen = libc::CMSG_SPACE(2) as usize;
+                    let cm = libc::CMSG_FIRSTHDR(h);
+                    (*cm).cmsg_level = libc::SOL_UDP;
+                    (*cm).cmsg_type = libc::UDP_SEGMENT;
+                    (*cm).cmsg_len = libc::CMSG_LEN(2) as usize;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<u16>(), len as u16);
+                }
+            } else {
+                h.msg_control = std::ptr::null_mut();
+                h.msg_controllen = 0;
+            }
+            g += 1;
+        }
+        g
+    }
+
+    /// Sends `out_msgs[..count]`; false if the kernel refused a GSO send
+    /// (what was left has then been sent one datagram at a time).
+    fn send(fd: i32, b: &mut Bufs, count: usize) -> bool {
+        let mut sent = 0;
+        while sent < count {
+            // SAFETY: out_msgs[sent..count] point at live buffers in `b`.
+            let r = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    b.out_msgs[sent..].as_mut_ptr(),
+                    (count - sent) as libc::c_uint,
+                    0,
+                )
+            };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                let gso_msg = b.out_msgs[sent].msg_hdr.msg_iovlen > 1;
+                if gso_msg
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+                    )
+                {
+                    send_unsegmented(fd, &b.out_msgs[sent..count]);
+                    return false;
+                }
+                // a bad destination fails only its own message: skip it
+                tracing::debug!("sendmmsg: {e}");
+                sent += 1;
+                continue;
+            }
+            sent += r as usize;
+        }
+        true
     }
 }
