@@ -80,7 +80,7 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(5);
-    let mut us = FakeLb::start("127.93.1.1:0".parse().unwrap());
+    let us = FakeLb::start("127.93.1.1:0".parse().unwrap());
     let port = us.addr.port();
     let mut eu = FakeLb::start(SocketAddr::new("127.93.2.1".parse().unwrap(), port));
     us.set(LbMode::Ok);
