@@ -171,10 +171,10 @@ pub fn explain(
                 .to_string()
         })
         .collect::<Vec<_>>();
-    let scope = if svc.policy == steer::Policy::Geo && !answer.is_empty() {
-        steer::geo_scope(&svc.map, client_ip, &located)
-    } else {
-        0
+    // the scope the DNS answer would carry, from the same compiled trie
+    let scope = match &svc.geo {
+        Some(ix) if !answer.is_empty() => ix.lookup(client_ip).1,
+        _ => 0,
     };
     let network = loc
         .map(|_| IpNet::new(client_ip, located.prefix).map(|n| n.trunc().to_string()))

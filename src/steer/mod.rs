@@ -5,10 +5,14 @@
 
 use std::net::IpAddr;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
-use crate::geo::{Located, Location};
+use crate::geo::tree::{self, GeoTree};
+use crate::geo::{GeoDb, Located, Location};
 
 /// Health flag: the endpoint's last decided state is up.
 pub const UP: u8 = 1;
@@ -51,10 +55,6 @@ impl<T: Copy + Default, const N: usize> Stack<T, N> {
     /// The items.
     pub fn as_slice(&self) -> &[T] {
         &self.items[..self.len]
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [T] {
-        &mut self.items[..self.len]
     }
 
     /// Number of items.
@@ -239,6 +239,116 @@ pub struct Service {
     pub map: GeoMap,
     /// Metrics slot of each (service, region) pair, by position.
     pub counter_slots: Vec<u32>,
+    /// `geo` services: the GeoIP database compiled for this service.
+    pub geo: Option<Arc<GeoIndex>>,
+}
+
+/// A GeoIP database compiled for one service (or several with the same
+/// regions and map): address -> region order and ECS scope in one trie
+/// walk. Built by [`GeoIndex::build`] with [`geo_order`], so it answers
+/// exactly what deciding from the decoded location would.
+#[derive(Debug)]
+pub struct GeoIndex {
+    /// Address -> class.
+    pub tree: GeoTree,
+    /// Class -> region positions, best first.
+    pub orders: Vec<Box<[u8]>>,
+}
+
+impl GeoIndex {
+    /// Compiles `db` for a service.
+    pub fn build(db: &GeoDb, svc: &Service, regions: &[Region]) -> GeoIndex {
+        let mut orders: Vec<Box<[u8]>> = Vec::new();
+        let mut ids: HashMap<Box<[u8]>, u32> = HashMap::new();
+        let overlays: Vec<IpNet> = svc.map.cidrs.iter().map(|(n, _)| *n).collect();
+        let tree = tree::build(db, &overlays, |loc, cover| {
+            let entry = cover
+                .and_then(|i| svc.map.cidrs.get(i as usize))
+                .map(|(_, e)| *e);
+            let o = geo_order(svc, regions, loc, entry).order.into_boxed_slice();
+            *ids.entry(o.clone()).or_insert_with(|| {
+                orders.push(o);
+                (orders.len() - 1) as u32
+            })
+        });
+        GeoIndex { tree, orders }
+    }
+
+    /// The region order for an address and the ECS scope of that answer.
+    #[inline]
+    pub fn lookup(&self, addr: IpAddr) -> (&[u8], u8) {
+        let (class, prefix) = self.tree.lookup(addr);
+        (
+            self.orders.get(class as usize).map_or(&[][..], |o| &o[..]),
+            prefix,
+        )
+    }
+}
+
+/// How a `geo` service orders its regions for one client location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeoOrder {
+    /// Every region position, best first.
+    pub order: Vec<u8>,
+    /// How many of the first positions a map entry put there.
+    pub map_len: usize,
+    /// That map entry.
+    pub map_entry: Option<u16>,
+    /// The location had coordinates (the rest is by distance).
+    pub coords: bool,
+}
+
+/// Orders all of a service's regions for a location (`None`: unknown) and
+/// the map CIDR entry containing the client, if any: the matching `map`
+/// entry's regions first in listed order, the rest by great-circle
+/// distance (list order when the location has no coordinates).
+pub fn geo_order(
+    svc: &Service,
+    regions: &[Region],
+    loc: Option<&Location>,
+    cidr_entry: Option<u16>,
+) -> GeoOrder {
+    let entry = cidr_entry.or_else(|| svc.map.matching(None, loc));
+    let mut order: Vec<u8> = Vec::with_capacity(svc.regions.len());
+    if let Some(e) = entry
+        && let Some((_, first)) = svc.map.entries.get(e as usize)
+    {
+        order.extend(first.iter().copied());
+    }
+    let map_len = order.len();
+    let mut rest: Vec<u8> = (0..svc.regions.len() as u8)
+        .filter(|p| !order.contains(p))
+        .collect();
+    let coords = loc.and_then(|l| l.coords.map(|_| l.unit));
+    if let Some(u) = coords {
+        let dot = |p: u8| {
+            let r = &regions[svc.regions[p as usize] as usize].unit;
+            r[0] * u[0] + r[1] * u[1] + r[2] * u[2]
+        };
+        // nearest = largest dot product; stable, so ties keep list order
+        rest.sort_by(|&a, &b| dot(b).total_cmp(&dot(a)));
+    }
+    order.extend(rest);
+    GeoOrder {
+        order,
+        map_len,
+        map_entry: entry.filter(|_| map_len > 0),
+        coords: coords.is_some(),
+    }
+}
+
+/// The ordering a geo decision uses: borrowed from a [`GeoIndex`] on the
+/// answer path, or computed by [`geo_order`].
+#[derive(Debug, Clone, Copy)]
+pub struct GeoView<'a> {
+    /// Region positions, best first.
+    pub order: &'a [u8],
+    /// How many leading positions come from a map entry.
+    pub map_len: usize,
+    /// That entry.
+    pub map_entry: Option<u16>,
+    /// The rest is ordered by distance.
+    pub coords: bool,
 }
 
 /// What chose the first region answered.
@@ -317,6 +427,31 @@ pub fn decide(
     client: &Client,
     rng: &mut Rng,
 ) -> Decision {
+    if svc.policy != Policy::Geo {
+        return decide_view(svc, regions, flags, fam, None, rng);
+    }
+    let loc = client.located.location;
+    let cidr = client.addr.and_then(|a| svc.map.matching(Some(a), None));
+    let g = geo_order(svc, regions, loc.as_ref(), cidr);
+    let view = GeoView {
+        order: &g.order,
+        map_len: g.map_len,
+        map_entry: g.map_entry,
+        coords: g.coords,
+    };
+    decide_view(svc, regions, flags, fam, Some(&view), rng)
+}
+
+/// Decides with a precomputed geo ordering (`None` for non-geo services,
+/// or a geo service without a location source: list order).
+pub fn decide_view(
+    svc: &Service,
+    regions: &[Region],
+    flags: &[u8],
+    fam: Family,
+    geo: Option<&GeoView<'_>>,
+    rng: &mut Rng,
+) -> Decision {
     let flag = |e: &Endpoint| flags.get(e.slot as usize).copied().unwrap_or(0);
     let usable = |e: &Endpoint| {
         let f = flag(e);
@@ -366,7 +501,7 @@ pub fn decide(
         fail_open = true;
     }
 
-    let (order, rule) = order(svc, regions, cands, client, rng);
+    let (order, rule) = order(svc, regions, cands, geo, rng);
     decision.order = order;
     decision.rule = if fail_open { Rule::AllDown } else { rule };
     decision.fail_open = fail_open;
@@ -437,8 +572,8 @@ fn draw(items: &[u8], weight: impl Fn(u8) -> u64, rng: &mut Rng) -> usize {
 fn order(
     svc: &Service,
     regions: &[Region],
-    mut cands: Stack<u8, MAX_REGIONS>,
-    client: &Client,
+    cands: Stack<u8, MAX_REGIONS>,
+    geo: Option<&GeoView<'_>>,
     rng: &mut Rng,
 ) -> (Stack<u8, MAX_REGIONS>, Rule) {
     match svc.policy {
@@ -466,79 +601,29 @@ fn order(
             (out, Rule::Weighted)
         }
         Policy::Geo => {
-            let loc = client.located.location;
-            let mut out: Stack<u8, MAX_REGIONS> = Stack::default();
-            let mut rule = None;
-            if let Some(entry) = svc.map.matching(client.addr, loc.as_ref()) {
-                for &p in &svc.map.entries[entry as usize].1 {
-                    if let Some(k) = cands.as_slice().iter().position(|&c| c == p) {
-                        out.push(cands.remove(k));
-                        rule.get_or_insert(Rule::Map(entry));
-                    }
-                }
-            }
-            match loc.and_then(|l| l.coords.map(|_| l.unit)) {
-                Some(u) => {
-                    let dot = |p: u8| {
-                        let r = &regions[svc.regions[p as usize] as usize].unit;
-                        r[0] * u[0] + r[1] * u[1] + r[2] * u[2]
-                    };
-                    // nearest = largest dot product; stable, so ties keep list order
-                    cands
-                        .as_mut_slice()
-                        .sort_by(|&a, &b| dot(b).total_cmp(&dot(a)));
-                    rule.get_or_insert(Rule::Distance);
-                }
-                None => {
-                    rule.get_or_insert(Rule::UnknownLocation);
-                }
-            }
+            let Some(g) = geo else {
+                return (cands, Rule::UnknownLocation);
+            };
+            let mut member = 0u64;
             for &p in cands.as_slice() {
-                out.push(p);
+                member |= 1 << p;
             }
-            (out, rule.unwrap_or(Rule::UnknownLocation))
+            let mut out: Stack<u8, MAX_REGIONS> = Stack::default();
+            let mut first = None;
+            for (i, &p) in g.order.iter().enumerate() {
+                if p < 64 && member & (1 << p) != 0 {
+                    first.get_or_insert(i);
+                    out.push(p);
+                }
+            }
+            let rule = match (first, g.map_entry) {
+                (Some(i), Some(e)) if i < g.map_len => Rule::Map(e),
+                _ if g.coords => Rule::Distance,
+                _ => Rule::UnknownLocation,
+            };
+            (out, rule)
         }
     }
-}
-
-/// ECS scope prefix length for a geo answer (SPEC §4.6): the GeoIP
-/// network's prefix, lengthened so that the scope holds no address that a
-/// `map` CIDR would treat differently. `bits` is 32 or 128 (the ECS
-/// family), `addr` the ECS address.
-pub fn geo_scope(map: &GeoMap, addr: IpAddr, located: &Located) -> u8 {
-    let mut scope = located.prefix;
-    let (a, width) = bits(addr);
-    for (net, _) in &map.cidrs {
-        let (n, w) = bits(net.network());
-        if w != width {
-            continue;
-        }
-        let len = net.prefix_len();
-        if len <= scope {
-            // a wider CIDR either holds the whole scope or none of it
-            continue;
-        }
-        let common = common_prefix(a, n, width);
-        if common >= len {
-            // the client is inside this narrower CIDR: the scope is at most it
-            scope = scope.max(len);
-        } else if common >= scope {
-            // the CIDR lies inside the scope but not around the client: cut it off
-            scope = scope.max(common + 1);
-        }
-    }
-    scope.min(width)
-}
-
-fn bits(ip: IpAddr) -> (u128, u8) {
-    match ip {
-        IpAddr::V4(v) => (u128::from(u32::from(v)) << 96, 32),
-        IpAddr::V6(v) => (u128::from(v), 128),
-    }
-}
-
-fn common_prefix(a: u128, b: u128, width: u8) -> u8 {
-    ((a ^ b).leading_zeros() as u8).min(width)
 }
 
 #[cfg(test)]

@@ -103,6 +103,7 @@ fn service(policy: Policy, regions: &[u16]) -> Service {
         when_all_down: WhenAllDown::All,
         map: GeoMap::default(),
         counter_slots: vec![0; regions.len()],
+        geo: None,
     }
 }
 
@@ -722,108 +723,294 @@ fn stack_holds_at_most_its_capacity() {
     assert_eq!(s.len(), 3);
 }
 
-// ---- ECS scope ----
-
-fn located(prefix: u8) -> Located {
-    Located {
-        location: Some(location("NL", "EU", Some(AMSTERDAM))),
-        prefix,
-    }
-}
+// ---- the compiled GeoIP index: orders and ECS scopes ----
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
+fn demo_db() -> crate::geo::GeoDb {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/geoip/demo-city.mmdb");
+    crate::geo::GeoDb::open(std::path::Path::new(path), path).unwrap()
+}
+
+/// Four regions as in the demo, with a map that has a CIDR inside a
+/// database network (193.0.6.0/24 inside 193.0.0.0/20), a country key and
+/// a continent key.
+fn indexed() -> (World, Service, crate::geo::GeoDb) {
+    let mut w = World::default();
+    let us = w.region("us-east", ASHBURN, 1, &[("192.0.2.1", 1)]);
+    let eu = w.region("eu-west", DUBLIN, 1, &[("192.0.2.2", 1)]);
+    let ap = w.region("ap-south", MUMBAI, 1, &[("192.0.2.3", 1)]);
+    let sa = w.region("sa-east", SAO_PAULO, 1, &[("192.0.2.4", 1)]);
+    let mut svc = service(Policy::Geo, &[us, eu, ap, sa]);
+    svc.map = geo_map(&[
+        ("193.0.6.0/24", &[2]),
+        ("10.0.0.0/8", &[3]),
+        ("2001:67c:2e8:1::/64", &[3]),
+        ("JP", &[1]),
+        ("OC", &[0, 3]),
+    ]);
+    let db = demo_db();
+    let ix = GeoIndex::build(&db, &svc, &w.regions);
+    svc.geo = Some(Arc::new(ix));
+    (w, svc, db)
+}
+
+/// What deciding from the decoded record gives for an address.
+fn decoded_order(svc: &Service, w: &World, db: &crate::geo::GeoDb, a: IpAddr) -> Vec<u8> {
+    let loc = db.locate(a).location;
+    let cidr = svc.map.matching(Some(a), None);
+    geo_order(svc, &w.regions, loc.as_ref(), cidr).order
+}
+
+/// Addresses to probe: random ones, and ones in and around every network
+/// the demo database and the map know.
+fn probes(rng: &mut Rng) -> Vec<IpAddr> {
+    let mut v: Vec<IpAddr> = [
+        "193.0.6.1",
+        "193.0.7.1",
+        "193.0.0.1",
+        "193.0.15.255",
+        "193.0.16.0",
+        "24.24.24.1",
+        "49.207.0.1",
+        "13.228.0.1",
+        "202.12.27.33",
+        "1.1.1.1",
+        "41.1.2.3",
+        "200.1.2.3",
+        "177.1.2.3",
+        "80.1.2.3",
+        "2.2.2.2",
+        "8.8.8.8",
+        "10.1.2.3",
+        "127.0.0.1",
+        "192.168.1.1",
+        "0.0.0.1",
+        "255.255.255.255",
+        "2001:67c:2e8:22::c100:68b",
+        "2001:67c:2e8:1::5",
+        "2001:200:dff:fff1::1",
+        "2601:5c1:8300::1",
+        "2c0f:fe38:2000::1",
+        "2001:12ff:0:4::6",
+        "::1",
+        "fe80::1",
+        "2001:db8::1",
+        "::ffff:193.0.6.1",
+        "2a00:1450::1",
+    ]
+    .iter()
+    .map(|a| ip(a))
+    .collect();
+    for _ in 0..3000 {
+        let x = rng.next_u64();
+        v.push(IpAddr::from((x as u32).to_be_bytes()));
+        let hi = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+        // bias IPv6 towards the allocated 2000::/3
+        v.push(IpAddr::from(((hi >> 3) | (1u128 << 125)).to_be_bytes()));
+    }
+    v
+}
+
 #[test]
-fn geo_scope_cases() {
-    // (map CIDRs, GeoIP network prefix, client, want)
-    let cases: &[(&[&str], u8, &str, u8)] = &[
-        // no map: the network's prefix
-        (&[], 16, "10.1.2.3", 16),
-        (&[], 0, "10.1.2.3", 0),
-        (&[], 32, "10.1.2.3", 32),
-        // client inside a narrower CIDR: at least the CIDR's length
-        (&["10.1.0.0/16"], 8, "10.1.2.3", 16),
-        (&["10.1.2.0/24"], 8, "10.1.2.3", 24),
-        // client outside, CIDR inside the network: cut just past the common prefix
-        (&["10.1.0.0/16"], 8, "10.200.0.1", 9),
-        (&["10.1.0.0/16"], 8, "10.0.0.1", 16),
-        (&["10.1.0.0/16"], 8, "10.3.0.1", 15),
-        (&["10.1.2.0/24"], 16, "10.1.3.1", 24),
-        (&["10.1.2.128/25"], 16, "10.1.2.1", 25),
-        // a wider or equal CIDR does not change it
-        (&["10.0.0.0/8"], 24, "10.1.2.3", 24),
-        (&["10.0.0.0/8"], 24, "11.1.2.3", 24),
-        (&["10.1.2.0/24"], 24, "10.1.2.3", 24),
-        // a narrower CIDR outside the network does not either
-        (&["192.168.1.0/24"], 16, "10.1.2.3", 16),
-        (&["10.2.0.0/24"], 16, "10.1.2.3", 16),
-        // several CIDRs
-        (&["10.1.0.0/16", "10.1.2.0/24"], 8, "10.1.2.3", 24),
-        (&["10.1.0.0/16", "10.1.2.0/24"], 8, "10.1.3.3", 24),
-        (&["10.1.0.0/16", "10.1.2.0/24"], 8, "10.1.128.3", 17),
-        (&["10.1.0.0/16", "10.2.0.0/16"], 8, "10.1.9.9", 16),
-        // IPv6 CIDRs do not affect IPv4 clients and vice versa
-        (&["2001:db8::/48"], 16, "10.1.2.3", 16),
-        (&["10.1.0.0/16"], 32, "2001:db8::1", 32),
-        // IPv6
-        (&[], 48, "2001:db8:1::5", 48),
-        (&["2001:db8:1::/48"], 32, "2001:db8:1::5", 48),
-        (&["2001:db8:1::/48"], 32, "2001:db8:ffff::", 33),
-        (&["2001:db8:1::/48"], 32, "2001:db8::1", 48),
-        (&["2001:db8:1::/48"], 32, "2001:db8:2::1", 47),
-        (&["2001:db8::/32"], 48, "2001:db8:1::5", 48),
-        (&["2001:db8:1:2::/64"], 32, "2001:db8:1:2::9", 64),
-        (&[], 128, "2001:db8::1", 128),
-    ];
-    for &(cidrs, prefix, addr, want) in cases {
-        let entries: Vec<(&str, &[u8])> = cidrs.iter().map(|c| (*c, &[0u8][..])).collect();
-        let map = geo_map(&entries);
-        assert_eq!(
-            geo_scope(&map, ip(addr), &located(prefix)),
-            want,
-            "map {cidrs:?}, network /{prefix}, client {addr}"
-        );
+fn geo_index_orders_agree_with_decoded_locations() {
+    let (w, svc, db) = indexed();
+    let ix = svc.geo.clone().unwrap();
+    let mut rng = Rng::new(1);
+    for a in probes(&mut rng) {
+        let (order, _) = ix.lookup(a);
+        assert_eq!(order, &decoded_order(&svc, &w, &db, a)[..], "{a}");
     }
 }
 
-/// The scope never covers an address that a map CIDR would treat
-/// differently from the client.
+/// SPEC §4.6: the scope never covers an address that would be answered
+/// differently.
 #[test]
-fn geo_scope_never_spans_a_map_boundary() {
-    let cidrs = [
-        "10.1.0.0/16",
-        "10.1.2.0/24",
-        "10.1.2.128/26",
-        "10.64.0.0/10",
-        "10.1.2.200/32",
-    ];
-    let entries: Vec<(&str, &[u8])> = cidrs.iter().map(|c| (*c, &[0u8][..])).collect();
-    let map = geo_map(&entries);
-    let mut rng = Rng::new(99);
-    for _ in 0..2000 {
-        // clients inside 10.0.0.0/8, GeoIP network /8../20
-        let client = 0x0a00_0000u32 | (rng.next_u64() as u32 & 0x00ff_ffff);
-        let prefix = 8 + rng.below(13) as u8;
-        let scope = geo_scope(&map, IpAddr::from(client.to_be_bytes()), &located(prefix));
-        assert!(scope >= prefix && scope <= 32);
-        let want = map.matching(Some(IpAddr::from(client.to_be_bytes())), None);
-        let host_bits = 32 - u32::from(scope);
-        for _ in 0..20 {
-            let noise = if host_bits == 0 {
-                0
+fn geo_index_scope_never_covers_a_different_answer() {
+    let (w, svc, db) = indexed();
+    let ix = svc.geo.clone().unwrap();
+    let mut rng = Rng::new(2);
+    for a in probes(&mut rng) {
+        let (order, scope) = ix.lookup(a);
+        // work in the canonical family; a mapped address's scope counts the ::ffff:0:0/96 prefix
+        let (bits, v4, scope) = match (a, a.to_canonical()) {
+            (IpAddr::V6(_), IpAddr::V4(v)) => (u128::from(u32::from(v)) << 96, true, scope - 96),
+            (_, IpAddr::V4(v)) => (u128::from(u32::from(v)) << 96, true, scope),
+            (_, IpAddr::V6(v)) => (u128::from(v), false, scope),
+        };
+        assert!(scope <= if v4 { 32 } else { 128 }, "{a}: scope /{scope}");
+        for _ in 0..40 {
+            let r = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+            let host = u128::MAX.checked_shr(u32::from(scope)).unwrap_or(0);
+            let o = (bits & !host) | (r & host);
+            let other = if v4 {
+                IpAddr::from(((o >> 96) as u32).to_be_bytes())
             } else {
-                (rng.next_u64() as u32) & (u32::MAX >> (32 - host_bits))
+                IpAddr::from(o.to_be_bytes())
             };
-            let other = (client & !(u32::MAX.checked_shr(u32::from(scope)).unwrap_or(0))) | noise;
             assert_eq!(
-                map.matching(Some(IpAddr::from(other.to_be_bytes())), None),
-                want,
-                "client {:?} scope /{scope}: {:?} differs",
-                IpAddr::from(client.to_be_bytes()),
-                IpAddr::from(other.to_be_bytes())
+                decoded_order(&svc, &w, &db, other),
+                order,
+                "{a} answered with scope /{scope}, but {other} in that block is answered differently"
             );
         }
+    }
+}
+
+#[test]
+fn geo_index_scope_cases() {
+    let (w, svc, _db) = indexed();
+    let ix = svc.geo.clone().unwrap();
+    let name = |o: &[u8]| {
+        w.regions[svc.regions[o[0] as usize] as usize]
+            .name
+            .to_string()
+    };
+    // the map CIDR 193.0.6.0/24 lies inside the /20 network: inside it, /24
+    let (o, scope) = ix.lookup(ip("193.0.6.1"));
+    assert_eq!((name(o).as_str(), scope), ("ap-south", 24));
+    // outside the CIDR, inside the /20: nearest (Dublin), longer than /20,
+    // and the block must not hold 193.0.6.0/24
+    let (o, scope) = ix.lookup(ip("193.0.7.1"));
+    assert_eq!(name(o), "eu-west");
+    assert!(scope > 20, "/{scope}");
+    assert!(
+        scope >= 24,
+        "193.0.7.0 and 193.0.6.0 share 23 bits: /{scope}"
+    );
+    let (o, scope) = ix.lookup(ip("193.0.0.1"));
+    assert_eq!(name(o), "eu-west");
+    assert!((21..=24).contains(&scope), "/{scope}");
+    // a country key and a continent key
+    assert_eq!(name(ix.lookup(ip("202.12.27.33")).0), "eu-west"); // JP -> map
+    assert_eq!(name(ix.lookup(ip("1.1.1.1")).0), "us-east"); // OC -> [us-east, sa-east]
+    // special-purpose addresses have no location, but CIDR keys still match
+    assert_eq!(name(ix.lookup(ip("10.1.2.3")).0), "sa-east");
+    let (o, _) = ix.lookup(ip("192.168.1.1"));
+    assert_eq!(o, &[0, 1, 2, 3], "unknown location: list order");
+    // IPv4-mapped IPv6 is looked up as IPv4, scope in IPv6 terms
+    let (o, scope) = ix.lookup(ip("::ffff:193.0.6.1"));
+    assert_eq!((name(o).as_str(), scope), ("ap-south", 120));
+    // IPv6: a map CIDR inside a database network
+    let (o, scope) = ix.lookup(ip("2001:67c:2e8:1::5"));
+    assert_eq!((name(o).as_str(), scope), ("sa-east", 64));
+    let (o, scope) = ix.lookup(ip("2001:67c:2e8:22::1"));
+    assert_eq!(name(o), "eu-west");
+    assert!(scope > 48, "/{scope}");
+}
+
+/// Adjacent networks with the same answer merge into one wider scope
+/// (better for resolver caches), as gdnsd does.
+#[test]
+fn geo_index_merges_networks_with_the_same_answer() {
+    let mut w = World::default();
+    let only = w.region("only", DUBLIN, 1, &[("192.0.2.2", 1)]);
+    let mut svc = service(Policy::Geo, &[only]);
+    let db = demo_db();
+    svc.geo = Some(Arc::new(GeoIndex::build(&db, &svc, &w.regions)));
+    let ix = svc.geo.unwrap();
+    // one region: every address gets the same answer, scope 0
+    assert_eq!(ix.lookup(ip("193.0.6.1")), (&[0u8][..], 0));
+    assert_eq!(ix.lookup(ip("2001:200::1")), (&[0u8][..], 0));
+    assert!(ix.tree.is_empty(), "{} nodes", ix.tree.len());
+}
+
+#[test]
+fn explain_path_and_index_path_decide_alike() {
+    let (w, svc, db) = indexed();
+    let ix = svc.geo.clone().unwrap();
+    for a in [
+        "193.0.6.1",
+        "193.0.7.1",
+        "49.207.0.1",
+        "10.9.9.9",
+        "8.8.8.8",
+        "2001:200::1",
+    ] {
+        let a = ip(a);
+        let c = Client {
+            addr: Some(a),
+            located: db.locate(a),
+        };
+        let by_location = w.decide(&svc, Family::V4, &c, &mut Rng::new(3));
+        let (order, _) = ix.lookup(a);
+        let view = GeoView {
+            order,
+            map_len: 0,
+            map_entry: None,
+            coords: true,
+        };
+        let by_index = decide_view(
+            &svc,
+            &w.regions,
+            &w.flags,
+            Family::V4,
+            Some(&view),
+            &mut Rng::new(3),
+        );
+        assert_eq!(w.order(&svc, &by_location), w.order(&svc, &by_index), "{a}");
+        assert_eq!(w.addrs(&by_location), w.addrs(&by_index), "{a}");
+    }
+}
+
+/// The same agreement and scope checks on a real, large database (record
+/// size 28, IPv4 aliases in the IPv6 tree), e.g. GeoLite2-City; runs when
+/// `SIGNPOST_TEST_MMDB` names one.
+#[test]
+fn geo_index_on_a_real_database() {
+    let Ok(path) = std::env::var("SIGNPOST_TEST_MMDB") else {
+        eprintln!("SKIPPED: set SIGNPOST_TEST_MMDB to a GeoLite2/GeoIP2 City database to run");
+        return;
+    };
+    let db = crate::geo::GeoDb::open(std::path::Path::new(&path), &path).unwrap();
+    let mut w = World::default();
+    let us = w.region("us-east", ASHBURN, 1, &[("192.0.2.1", 1)]);
+    let eu = w.region("eu-west", DUBLIN, 1, &[("192.0.2.2", 1)]);
+    let ap = w.region("ap-south", MUMBAI, 1, &[("192.0.2.3", 1)]);
+    let mut svc = service(Policy::Geo, &[us, eu, ap]);
+    svc.map = geo_map(&[("193.0.6.0/24", &[2])]);
+    let start = std::time::Instant::now();
+    let ix = GeoIndex::build(&db, &svc, &w.regions);
+    eprintln!(
+        "compiled in {:?}: {} nodes, {} orders",
+        start.elapsed(),
+        ix.tree.len(),
+        ix.orders.len()
+    );
+    let mut rng = Rng::new(5);
+    for a in probes(&mut rng).into_iter().take(4000) {
+        let (order, scope) = ix.lookup(a);
+        assert_eq!(order, &decoded_order(&svc, &w, &db, a)[..], "{a}");
+        if let IpAddr::V4(v) = a {
+            let bits = u32::from(v);
+            for _ in 0..10 {
+                let host = u32::MAX.checked_shr(u32::from(scope)).unwrap_or(0);
+                let other =
+                    IpAddr::from(((bits & !host) | (rng.next_u64() as u32 & host)).to_be_bytes());
+                assert_eq!(
+                    decoded_order(&svc, &w, &db, other),
+                    order,
+                    "{a}/{scope} vs {other}"
+                );
+            }
+        }
+    }
+    for (a, want) in [
+        ("24.24.24.1", "us-east"),
+        ("193.0.6.1", "ap-south"),
+        ("193.0.7.1", "eu-west"),
+        ("49.207.0.1", "ap-south"),
+    ] {
+        let (order, scope) = ix.lookup(ip(a));
+        eprintln!(
+            "{a}: {} /{scope}",
+            w.regions[svc.regions[order[0] as usize] as usize].name
+        );
+        assert_eq!(
+            &*w.regions[svc.regions[order[0] as usize] as usize].name,
+            want
+        );
     }
 }
