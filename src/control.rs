@@ -123,6 +123,14 @@ pub struct Control {
     reports_rx: mpsc::UnboundedReceiver<Report>,
     /// Endpoint label sets with published gauges.
     published: HashSet<EndpointLabels>,
+    /// A reload is being prepared.
+    reloading: bool,
+    /// Reload requests that arrived meanwhile (served by the next one).
+    pending_reloads: Vec<Option<oneshot::Sender<Result<ReloadSummary, ControlError>>>>,
+    loaded_tx: mpsc::UnboundedSender<Loaded>,
+    loaded_rx: mpsc::UnboundedReceiver<Loaded>,
+    /// The admin token, which a reload may change.
+    admin_token: Arc<arc_swap::ArcSwapOption<String>>,
 }
 
 impl Control {
@@ -132,6 +140,7 @@ impl Control {
         config_path: PathBuf,
         compiled: Compiled,
         metrics: Arc<Metrics>,
+        admin_token: Arc<arc_swap::ArcSwapOption<String>>,
     ) -> (Control, Shared) {
         let compiled = Arc::new(compiled);
         let shared: Shared = Arc::new(arc_swap::ArcSwap::from_pointee(Snapshot::all_up(
@@ -139,6 +148,7 @@ impl Control {
             0,
         )));
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+        let (loaded_tx, loaded_rx) = mpsc::unbounded_channel();
         let mut c = Control {
             config_path,
             metrics,
@@ -153,42 +163,31 @@ impl Control {
             reports_tx,
             reports_rx,
             published: HashSet::new(),
+            reloading: false,
+            pending_reloads: Vec::new(),
+            loaded_tx,
+            loaded_rx,
+            admin_token,
         };
-        let keys = compiled.targets.clone();
-        c.add_targets(keys).await;
+        let probed = first_probes(compiled.targets.clone()).await;
+        c.start_targets(probed);
         c.publish();
         (c, shared)
     }
 
-    /// Probes new targets once, concurrently, and starts their loops with
-    /// first probes spread over one interval.
-    async fn add_targets(&mut self, keys: Vec<TargetKey>) {
-        let mut set = JoinSet::new();
-        for (i, key) in keys.into_iter().enumerate() {
-            set.spawn(async move {
-                let prober = Prober::new(key.clone());
-                let result = match &prober {
-                    Ok(p) => p.probe().await,
-                    Err(e) => ProbeResult {
-                        ok: false,
-                        reason: e.to_string(),
-                        latency: Duration::ZERO,
-                        at: SystemTime::now(),
-                    },
-                };
-                (i, key, prober, result)
-            });
-        }
-        let mut done = Vec::new();
-        while let Some(r) = set.join_next().await {
-            match r {
-                Ok(x) => done.push(x),
-                Err(e) => tracing::error!("initial probe task failed: {e}"),
-            }
-        }
-        done.sort_by_key(|x| x.0);
-        let n = done.len().max(1) as u32;
-        for (i, key, prober, result) in done {
+    /// Starts the probe loops of freshly probed targets, with first probes
+    /// spread over one interval instead of in a burst.
+    fn start_targets(&mut self, probed: Vec<FirstProbe>) {
+        let n = probed.len().max(1) as u32;
+        for (
+            i,
+            FirstProbe {
+                key,
+                prober,
+                result,
+            },
+        ) in probed.into_iter().enumerate()
+        {
             let id = self.next_id;
             self.next_id += 1;
             self.observe_latency(&key, &result);
@@ -204,8 +203,10 @@ impl Control {
             let task = match prober {
                 Ok(p) => {
                     let tracker = Tracker::new(up, key.check.rise, key.check.fall);
-                    // spread first probes over the interval instead of a burst
-                    let offset = key.check.interval * (i as u32 % n) / n;
+                    let offset = key
+                        .check
+                        .interval
+                        .mul_f64(f64::from(i as u32 % n) / f64::from(n));
                     health::spawn_target(
                         id,
                         p,
@@ -269,7 +270,8 @@ impl Control {
                         dirty |= self.apply_report(r);
                     }
                 }
-                Some(cmd) = commands.recv() => dirty |= self.command(cmd).await,
+                Some(cmd) = commands.recv() => dirty |= self.command(cmd),
+                Some(l) = self.loaded_rx.recv() => self.apply_reload(l),
                 _ = sleep_until_opt(next_expiry) => dirty |= self.expire_drains(),
             }
             if dirty {
@@ -313,7 +315,7 @@ impl Control {
         changed
     }
 
-    async fn command(&mut self, cmd: Command) -> bool {
+    fn command(&mut self, cmd: Command) -> bool {
         match cmd {
             Command::Drain {
                 target,
@@ -332,17 +334,11 @@ impl Control {
                 ok
             }
             Command::Reload { reply } => {
-                let r = self.reload().await;
-                match &r {
-                    Ok(s) => tracing::info!("configuration reloaded (generation {})", s.generation),
-                    Err(e) => tracing::error!(
-                        "reload failed, still serving the previous configuration:\n{e}"
-                    ),
+                self.pending_reloads.push(reply);
+                if !self.reloading {
+                    self.start_reload();
                 }
-                if let Some(reply) = reply {
-                    send(reply, r);
-                }
-                false // reload publishes itself
+                false // a reload publishes when it is applied
             }
             Command::Status { reply } => {
                 send(reply, self.status());
@@ -429,41 +425,76 @@ impl Control {
         before != self.region_drains.len() + self.endpoint_drains.len()
     }
 
-    async fn reload(&mut self) -> Result<ReloadSummary, ControlError> {
+    /// Loads and validates the configuration, and probes its new targets
+    /// once, in a task beside the loop (which keeps applying health
+    /// reports); the result comes back as a [`Loaded`] message.
+    fn start_reload(&mut self) {
+        self.reloading = true;
+        let replies: Vec<_> = self.pending_reloads.drain(..).flatten().collect();
         let path = self.config_path.clone();
         let metrics = self.metrics.clone();
-        let built = tokio::task::spawn_blocking(move || state::load(&path, &metrics)).await;
-        let compiled = match built {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                self.count_reload("error");
-                return Err(ControlError::Invalid(e));
+        let known: HashSet<TargetKey> = self.targets.keys().cloned().collect();
+        let tx = self.loaded_tx.clone();
+        tokio::spawn(async move {
+            let file = path.display().to_string();
+            let built = tokio::task::spawn_blocking(move || state::load(&path, &metrics)).await;
+            let result = match built {
+                Ok(Ok(compiled)) => {
+                    let added: Vec<TargetKey> = compiled
+                        .targets
+                        .iter()
+                        .filter(|k| !known.contains(*k))
+                        .cloned()
+                        .collect();
+                    let probed = first_probes(added).await;
+                    Ok((compiled, probed))
+                }
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(ConfigErrors(vec![crate::config::ConfigError::Read {
+                    file,
+                    reason: format!("reload task failed: {e}"),
+                }])),
+            };
+            if tx.send(Loaded { result, replies }).is_err() {
+                tracing::debug!("reload finished after shutdown");
             }
+        });
+    }
+
+    /// Swaps in a prepared reload (or reports why it failed), then starts
+    /// the next one if more were requested meanwhile.
+    fn apply_reload(&mut self, loaded: Loaded) {
+        self.reloading = false;
+        let result = match loaded.result {
             Err(e) => {
                 self.count_reload("error");
-                return Err(ControlError::Invalid(ConfigErrors(vec![
-                    crate::config::ConfigError::Read {
-                        file: self.config_path.display().to_string(),
-                        reason: format!("reload task failed: {e}"),
-                    },
-                ])));
+                tracing::error!("reload failed, still serving the previous configuration:\n{e}");
+                Err(ControlError::Invalid(e))
+            }
+            Ok((compiled, probed)) => {
+                let summary = self.swap(compiled, probed);
+                tracing::info!("configuration reloaded (generation {})", summary.generation);
+                Ok(summary)
             }
         };
-        let new_keys: Vec<TargetKey> = compiled.targets.clone();
-        let added: Vec<TargetKey> = new_keys
-            .iter()
-            .filter(|k| !self.targets.contains_key(*k))
-            .cloned()
-            .collect();
+        for reply in loaded.replies {
+            send(reply, result.clone());
+        }
+        if !self.pending_reloads.is_empty() {
+            self.start_reload();
+        }
+    }
+
+    fn swap(&mut self, compiled: Compiled, probed: Vec<FirstProbe>) -> ReloadSummary {
         let removed: Vec<TargetKey> = self
             .targets
             .keys()
-            .filter(|k| !new_keys.contains(k))
+            .filter(|k| !compiled.targets.contains(k))
             .cloned()
             .collect();
-        let kept = new_keys.len() - added.len();
-        let n_added = added.len();
-        self.add_targets(added).await;
+        let added = probed.len();
+        let kept = compiled.targets.len() - added;
+        self.start_targets(probed);
         for k in &removed {
             if let Some(t) = self.targets.remove(k) {
                 t.task.abort();
@@ -475,18 +506,46 @@ impl Control {
             .retain(|name, _| compiled.region_index.contains_key(name));
         self.endpoint_drains
             .retain(|addr, _| compiled.slots.iter().any(|s| s.address == *addr));
-        let summary = ReloadSummary {
-            generation: self.generation + 1,
-            zones: compiled.table.zones.len(),
-            services: compiled.services.len(),
-            targets_kept: kept,
-            targets_added: n_added,
-            targets_removed: removed.len(),
-        };
-        self.compiled = Arc::new(compiled);
+        let old = &self.compiled.config.server;
+        let new = &compiled.config.server;
+        if old.admin_token != new.admin_token {
+            self.admin_token
+                .store(new.admin_token.clone().map(Arc::new));
+            tracing::warn!("admin token changed");
+        }
+        let restart_only = [
+            ("listen", old.listen != new.listen),
+            ("admin", old.admin != new.admin),
+            ("workers", old.workers != new.workers),
+            (
+                "tcp_idle_timeout",
+                old.tcp_idle_timeout != new.tcp_idle_timeout,
+            ),
+            (
+                "tcp_max_connections",
+                old.tcp_max_connections != new.tcp_max_connections,
+            ),
+            ("udp_batch_wait", old.udp_batch_wait != new.udp_batch_wait),
+        ];
+        for (key, changed) in restart_only {
+            if changed {
+                tracing::warn!(
+                    "server.{key} changed: it takes effect at the next restart, not on reload"
+                );
+            }
+        }
+        let old = std::mem::replace(&mut self.compiled, Arc::new(compiled));
+        retire(old);
         self.publish();
         self.count_reload("ok");
-        Ok(summary)
+        ReloadSummary {
+            generation: self.generation,
+            zones: self.compiled.table.zones.len(),
+            services: self.compiled.services.len(),
+            targets_kept: kept,
+            targets_added: added,
+            targets_removed: removed.len(),
+        }
     }
 
     fn count_reload(&self, result: &str) {
@@ -644,6 +703,69 @@ impl Control {
             services,
         }
     }
+}
+
+/// Drops a replaced configuration a few seconds later, on a blocking
+/// thread: snapshots still in use finish with it first, and freeing zone
+/// tables and GeoIP data never lands on a DNS worker.
+fn retire(old: Arc<Compiled>) {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        if let Err(e) = tokio::task::spawn_blocking(move || drop(old)).await {
+            tracing::debug!("dropping the old configuration: {e}");
+        }
+    });
+}
+
+/// A target's first probe, made before it is served.
+struct FirstProbe {
+    key: TargetKey,
+    prober: Result<Prober, crate::health::probe::ProberError>,
+    result: ProbeResult,
+}
+
+/// Probes targets once, concurrently (probe before serve); each is bounded
+/// by its check's timeout. Results come back in the order of `keys`.
+async fn first_probes(keys: Vec<TargetKey>) -> Vec<FirstProbe> {
+    let mut set = JoinSet::new();
+    for (i, key) in keys.into_iter().enumerate() {
+        set.spawn(async move {
+            let prober = Prober::new(key.clone());
+            let result = match &prober {
+                Ok(p) => p.probe().await,
+                Err(e) => ProbeResult {
+                    ok: false,
+                    reason: e.to_string(),
+                    latency: Duration::ZERO,
+                    at: SystemTime::now(),
+                },
+            };
+            (
+                i,
+                FirstProbe {
+                    key,
+                    prober,
+                    result,
+                },
+            )
+        });
+    }
+    let mut done = Vec::new();
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(x) => done.push(x),
+            Err(e) => tracing::error!("initial probe task failed: {e}"),
+        }
+    }
+    done.sort_by_key(|x| x.0);
+    done.into_iter().map(|x| x.1).collect()
+}
+
+/// A reload prepared beside the control loop: the new configuration, and
+/// first probes of its new targets.
+struct Loaded {
+    result: Result<(Compiled, Vec<FirstProbe>), ConfigErrors>,
+    replies: Vec<oneshot::Sender<Result<ReloadSummary, ControlError>>>,
 }
 
 fn drain_until(d: &Drain) -> Option<String> {

@@ -156,7 +156,11 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
         .map_err(RunError::Config)?;
 
     // Probe before serve: the first snapshot carries real health.
-    let (control, shared) = Control::start(path, compiled, metrics.clone()).await;
+    let admin_token = Arc::new(arc_swap::ArcSwapOption::from(
+        server.admin_token.clone().map(Arc::new),
+    ));
+    let (control, shared) =
+        Control::start(path, compiled, metrics.clone(), admin_token.clone()).await;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_flag = Arc::new(AtomicBool::new(false));
@@ -177,7 +181,6 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
         stop_flag.clone(),
         stop_rx.clone(),
     )
-    .await
     .map_err(|e| RunError::Runtime(format!("dns: cannot listen: {e}")))?;
 
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
@@ -192,7 +195,7 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
             shared: shared.clone(),
             commands: cmd_tx.clone(),
             metrics: metrics.clone(),
-            token: server.admin_token.as_deref().map(Arc::from),
+            token: admin_token.clone(),
             lab: lab.clone(),
         });
         let mut stop = stop_rx.clone();

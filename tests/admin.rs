@@ -332,10 +332,7 @@ fn region_drain_and_undrain_move_answers() {
     // most /16, but above 0 because other networks do not
     let (got, scope) = answer(&s, WWW, RecordType::A, US);
     assert_eq!(got, vec![ip("192.0.2.1")]);
-    assert!(
-        (1..=16).contains(&scope.unwrap_or(0)),
-        "scope {scope:?}"
-    );
+    assert!((1..=16).contains(&scope.unwrap_or(0)), "scope {scope:?}");
 
     let v = call(
         "POST",

@@ -2251,3 +2251,61 @@ fn burst_from_one_socket_is_answered_once_each() {
         );
     }
 }
+
+/// A wildcard listener answers from the address the query was sent to
+/// (IP_PKTINFO), and IPv4 and IPv6 wildcards can be listed together.
+#[test]
+fn wildcard_listener_answers_from_the_address_asked() {
+    let z = zone();
+    let s = Server::start(
+        "wildcard",
+        &config("").replace(
+            r#"listen = ["127.0.0.1:0"]"#,
+            r#"listen = ["0.0.0.0:0", "[::]:0"]"#,
+        ),
+        &[
+            ("example.test.zone", z.as_str()),
+            ("other.test.zone", OTHER_ZONE),
+        ],
+    );
+    let v4: Vec<SocketAddr> = s
+        .log()
+        .iter()
+        .filter_map(|l| l.split("dns listening on ").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(v4.len(), 2, "one line per listener: {:?}", s.log());
+    let port4 = v4
+        .iter()
+        .find(|a| a.is_ipv4())
+        .expect("an IPv4 listener")
+        .port();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    for dst in ["127.0.0.1", "127.0.0.2", "127.3.4.5"] {
+        let to: SocketAddr = format!("{dst}:{port4}").parse().unwrap();
+        let q = query("www.example.test.", RecordType::A, Some("193.0.6.0/24"));
+        client.send_to(&q.to_vec().unwrap(), to).unwrap();
+        let mut buf = [0u8; 1500];
+        let (n, from) = client.recv_from(&mut buf).expect("a reply");
+        assert_eq!(from, to, "the reply must come from the address asked");
+        let m = Message::from_vec(&buf[..n]).unwrap();
+        assert_eq!(m.metadata.id, q.metadata.id);
+        assert_eq!(addresses(&m), ips(&["192.0.2.2"]));
+    }
+    // the IPv6 wildcard serves IPv6 (where the host has it)
+    if let Some(a6) = v4.iter().find(|a| a.is_ipv6())
+        && let Ok(c6) = UdpSocket::bind("[::1]:0")
+    {
+        c6.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let to: SocketAddr = format!("[::1]:{}", a6.port()).parse().unwrap();
+        let q = query("www.example.test.", RecordType::A, None);
+        if c6.send_to(&q.to_vec().unwrap(), to).is_ok() {
+            let mut buf = [0u8; 1500];
+            let (_, from) = c6.recv_from(&mut buf).expect("an IPv6 reply");
+            assert_eq!(from, to);
+        }
+    }
+}

@@ -32,8 +32,8 @@ pub struct AdminState {
     pub commands: mpsc::Sender<Command>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
-    /// Bearer token for mutating calls.
-    pub token: Option<Arc<str>>,
+    /// Bearer token for mutating calls (a reload may change it).
+    pub token: Arc<arc_swap::ArcSwapOption<String>>,
     /// The demo lab, when running `signpost demo`.
     pub lab: Option<Arc<Lab>>,
 }
@@ -105,7 +105,8 @@ async fn auth(
         *req.method(),
         Method::POST | Method::DELETE | Method::PUT | Method::PATCH
     );
-    if let (true, Some(token)) = (mutating, &s.token) {
+    let token = s.token.load_full();
+    if let (true, Some(token)) = (mutating, token) {
         // the auth scheme is case-insensitive (RFC 7235 §2.1)
         let given = headers
             .get(header::AUTHORIZATION)

@@ -449,8 +449,11 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             Duration::ZERO
         }
     };
-    if s.tcp_max_connections == 0 {
-        errs.push("server.tcp_max_connections", "must be at least 1");
+    if s.tcp_max_connections == 0 || s.tcp_max_connections > 1_000_000 {
+        errs.push(
+            "server.tcp_max_connections",
+            format!("{} is not between 1 and 1000000", s.tcp_max_connections),
+        );
     }
     let server = Server {
         listen,
@@ -516,9 +519,9 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             .map_err(|e| errs.push(format!("{key}.timeout"), e))
             .ok();
         if let Some(i) = interval
-            && i < Duration::from_millis(100)
+            && (i < Duration::from_millis(100) || i > Duration::from_secs(3600))
         {
-            errs.push(format!("{key}.interval"), "must be at least 100ms");
+            errs.push(format!("{key}.interval"), "must be between 100ms and 1h");
         }
         if let (Some(i), Some(t)) = (interval, timeout) {
             if t.is_zero() {

@@ -433,7 +433,19 @@ fn invalid_values_name_file_key_and_reason() {
             r#"admin = "127.0.0.1:9053""#,
             "admin = \"127.0.0.1:9053\"\ntcp_max_connections = 0",
             "server.tcp_max_connections".into(),
-            "at least 1",
+            "0 is not between 1 and 1000000",
+        ),
+        (
+            r#"admin = "127.0.0.1:9053""#,
+            "admin = \"127.0.0.1:9053\"\ntcp_max_connections = 9223372036854775807",
+            "server.tcp_max_connections".into(),
+            "is not between 1 and 1000000",
+        ),
+        (
+            r#"path = "/health""#,
+            "path = \"/health\"\ninterval = \"1000h\"\ntimeout = \"1s\"",
+            "checks.web.interval".into(),
+            "between 100ms and 1h",
         ),
         (
             r#"admin = "127.0.0.1:9053""#,
@@ -625,7 +637,7 @@ fn invalid_values_name_file_key_and_reason() {
             "path = \"/health\"",
             "path = \"/health\"\ninterval = \"10ms\"\ntimeout = \"5ms\"",
             "checks.web.interval".into(),
-            "at least 100ms",
+            "between 100ms and 1h",
         ),
         (
             "path = \"/health\"",

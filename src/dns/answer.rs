@@ -64,9 +64,15 @@ pub fn respond(
             ctx.stats.query(transport, u16::from(rcode::FORMERR));
             return error_response(packet, question_end, rcode::FORMERR, out);
         }
-        Err(ParseError::NotImp { question_end }) => {
+        Err(ParseError::NotImp { question_end, edns }) => {
             ctx.stats.query(transport, u16::from(rcode::NOTIMP));
-            return error_response(packet, question_end, rcode::NOTIMP, out);
+            let mut w = Writer::new(out, 512);
+            error_header(&mut w, packet, question_end, rcode::NOTIMP)?;
+            if let Some(e) = edns {
+                write_opt(&mut w, &e, 0, 0).ok()?;
+                w.set_u16(10, 1);
+            }
+            return Some(w.len());
         }
         Err(ParseError::BadVers { question_end }) => {
             ctx.stats.query(transport, rcode::BADVERS);

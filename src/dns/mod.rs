@@ -26,8 +26,31 @@ pub struct Listeners {
     pub threads: Vec<JoinHandle<()>>,
 }
 
-/// Binds UDP and TCP on every address and starts serving.
-pub async fn start(
+/// A TCP listener; an IPv6 address means IPv6 only, so that `0.0.0.0`
+/// and `[::]` can both be listed.
+fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+/// Binds UDP and TCP on every address and starts serving: UDP on worker
+/// threads, TCP on a thread of its own (its own single-threaded runtime),
+/// so that DNS over TCP never competes with health probes and the admin
+/// API for the control plane's runtime.
+pub fn start(
     listen: &[SocketAddr],
     udp: udp::UdpSettings,
     shared: Shared,
@@ -41,13 +64,14 @@ pub async fn start(
         addrs: Vec::new(),
         threads: Vec::new(),
     };
+    let mut tcp_listeners = Vec::new();
     for &addr in listen {
         // TCP first: with port 0 it picks the port, which UDP then takes too;
         // if that UDP port is busy, try another.
         let mut attempt = 0;
         let (listener, bound, threads) = loop {
             attempt += 1;
-            let listener = TcpListener::bind(addr).await?;
+            let listener = tcp_listener(addr)?;
             let bound = listener.local_addr()?;
             match udp::spawn(bound, udp, shared.clone(), metrics, stop_flag.clone()) {
                 Ok((_, threads)) => break (listener, bound, threads),
@@ -59,16 +83,38 @@ pub async fn start(
                 Err(e) => return Err(e),
             }
         };
-        tokio::spawn(tcp::serve(
-            listener,
-            shared.clone(),
-            tcp_stats.clone(),
-            tcp.clone(),
-            stop.clone(),
-        ));
-        tracing::info!("dns listening on {bound} (udp+tcp)");
+        tcp_listeners.push(listener);
         out.addrs.push(bound);
         out.threads.extend(threads);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = std::thread::Builder::new()
+        .name("dns-tcp".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let mut set = tokio::task::JoinSet::new();
+                for l in tcp_listeners {
+                    match TcpListener::from_std(l) {
+                        Ok(l) => {
+                            set.spawn(tcp::serve(
+                                l,
+                                shared.clone(),
+                                tcp_stats.clone(),
+                                tcp.clone(),
+                                stop.clone(),
+                            ));
+                        }
+                        Err(e) => tracing::error!("dns tcp listener: {e}"),
+                    }
+                }
+                while set.join_next().await.is_some() {}
+            });
+        })?;
+    out.threads.push(handle);
+    for a in &out.addrs {
+        tracing::info!("dns listening on {a} (udp+tcp)");
     }
     Ok(out)
 }

@@ -49,7 +49,7 @@ pub fn spawn(
     };
     // A plain bind first, without SO_REUSEPORT, so that a port held by
     // another process is an error instead of a silent share.
-    let probe = UdpSocket::bind(addr)?;
+    let probe = bind_udp(addr, false)?;
     let bound = probe.local_addr()?;
     drop(probe);
     let mut sockets = Vec::new();
@@ -75,6 +75,15 @@ pub fn spawn(
 }
 
 fn bind_reuseport(addr: SocketAddr) -> io::Result<UdpSocket> {
+    bind_udp(addr, true)
+}
+
+/// A UDP socket; an IPv6 address means IPv6 only, so that `0.0.0.0` and
+/// `[::]` can both be listed. Worker sockets (`reuse_port`) also get a
+/// large receive buffer, a wake-up timeout and, when bound to a wildcard
+/// address, destination-address reporting (answers must leave from the
+/// address the query was sent to).
+fn bind_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
     let domain = if addr.is_ipv4() {
         Domain::IPV4
     } else {
@@ -84,13 +93,19 @@ fn bind_reuseport(addr: SocketAddr) -> io::Result<UdpSocket> {
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
-    #[cfg(unix)]
-    s.set_reuse_port(true)?;
-    // Best effort: a bigger receive buffer absorbs bursts.
-    if let Err(e) = s.set_recv_buffer_size(1 << 21) {
-        tracing::debug!("SO_RCVBUF: {e}");
+    if reuse_port {
+        #[cfg(unix)]
+        s.set_reuse_port(true)?;
+        // Best effort: a bigger receive buffer absorbs bursts.
+        if let Err(e) = s.set_recv_buffer_size(1 << 21) {
+            tracing::debug!("SO_RCVBUF: {e}");
+        }
+        s.set_read_timeout(Some(WAKE))?;
+        #[cfg(target_os = "linux")]
+        if addr.ip().is_unspecified() {
+            mmsg::enable_pktinfo(&s, addr.is_ipv6())?;
+        }
     }
-    s.set_read_timeout(Some(WAKE))?;
     s.bind(&addr.into())?;
     Ok(s.into())
 }
@@ -179,8 +194,42 @@ mod mmsg {
     const GSO_MAX_SEGMENTS: usize = 64;
     /// Most bytes in one UDP GSO send (one IP datagram's worth).
     const GSO_MAX_BYTES: usize = 65_000;
-    /// Control-message space for one UDP_SEGMENT option (CMSG_SPACE(2)).
-    const CMSG_BUF: usize = 32;
+    /// Control-message space: UDP_SEGMENT (24 bytes) plus IPV6_PKTINFO (40).
+    const CMSG_WORDS: usize = 8;
+
+    /// Asks the kernel to report each datagram's destination address, so
+    /// that a socket bound to a wildcard answers from the address asked.
+    pub(super) fn enable_pktinfo(s: &Socket, v6: bool) -> io::Result<()> {
+        let on: libc::c_int = 1;
+        let (level, name) = if v6 {
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
+        } else {
+            (libc::IPPROTO_IP, libc::IP_PKTINFO)
+        };
+        // SAFETY: a valid socket, an int option of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                level,
+                name,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// The local address a datagram arrived on (wildcard sockets).
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Local {
+        None,
+        V4([u8; 4]),
+        V6([u8; 16], u32),
+    }
 
     /// Converts a kernel socket address.
     fn to_socket_addr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
@@ -213,17 +262,47 @@ mod mmsg {
         addrs: Vec<libc::sockaddr_storage>,
         iov: Vec<libc::iovec>,
         msgs: Vec<libc::mmsghdr>,
+        rcv_cmsgs: Vec<[u64; CMSG_WORDS]>,
         out_iov: Vec<libc::iovec>,
         out_msgs: Vec<libc::mmsghdr>,
-        cmsgs: Vec<[u64; CMSG_BUF / 8]>,
-        /// Per response: (index of its query's address, peer, length).
-        resp: Vec<(usize, SocketAddr, usize)>,
+        snd_cmsgs: Vec<[u64; CMSG_WORDS]>,
+        /// The local address of each send (group).
+        group_locals: Vec<Local>,
+        /// Per response: (index of its query, peer, local address, length).
+        resp: Vec<(usize, SocketAddr, Local, usize)>,
     }
 
     fn zeroed<T>() -> T {
         // SAFETY: only used for sockaddr_storage, iovec and mmsghdr: plain
         // C structs for which all-zero bytes are a valid value.
         unsafe { std::mem::zeroed() }
+    }
+
+    /// The destination address of a received datagram, from its pktinfo.
+    fn local_of(h: &libc::msghdr) -> Local {
+        if h.msg_controllen == 0 || h.msg_control.is_null() {
+            return Local::None;
+        }
+        // SAFETY: the kernel filled msg_control with msg_controllen bytes
+        // of well-formed control messages; CMSG_* walk within them.
+        unsafe {
+            let mut cm = libc::CMSG_FIRSTHDR(h);
+            while !cm.is_null() {
+                let c = &*cm;
+                if c.cmsg_level == libc::IPPROTO_IP && c.cmsg_type == libc::IP_PKTINFO {
+                    let pi =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(cm).cast::<libc::in_pktinfo>());
+                    return Local::V4(pi.ipi_addr.s_addr.to_ne_bytes());
+                }
+                if c.cmsg_level == libc::IPPROTO_IPV6 && c.cmsg_type == libc::IPV6_PKTINFO {
+                    let pi =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(cm).cast::<libc::in6_pktinfo>());
+                    return Local::V6(pi.ipi6_addr.s6_addr, pi.ipi6_ifindex);
+                }
+                cm = libc::CMSG_NXTHDR(h, cm);
+            }
+        }
+        Local::None
     }
 
     pub(super) fn serve(
@@ -240,9 +319,11 @@ mod mmsg {
             addrs: (0..BATCH).map(|_| zeroed()).collect(),
             iov: (0..BATCH).map(|_| zeroed()).collect(),
             msgs: (0..BATCH).map(|_| zeroed()).collect(),
+            rcv_cmsgs: vec![[0u64; CMSG_WORDS]; BATCH],
             out_iov: (0..BATCH).map(|_| zeroed()).collect(),
             out_msgs: (0..BATCH).map(|_| zeroed()).collect(),
-            cmsgs: vec![[0u64; CMSG_BUF / 8]; BATCH],
+            snd_cmsgs: vec![[0u64; CMSG_WORDS]; BATCH],
+            group_locals: vec![Local::None; BATCH],
             resp: Vec::with_capacity(BATCH),
         };
         // UDP GSO (Linux 4.18+): answers to the same client of the same size
@@ -257,18 +338,29 @@ mod mmsg {
         }
 
         while !stop.load(Ordering::Relaxed) {
-            for i in 0..BATCH {
-                b.iov[i].iov_base = b.inbufs[i].as_mut_ptr().cast();
-                b.iov[i].iov_len = RECV_BUF;
-                let h = &mut b.msgs[i].msg_hdr;
-                h.msg_name = (&mut b.addrs[i] as *mut libc::sockaddr_storage).cast();
-                h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                h.msg_iov = &mut b.iov[i];
-                h.msg_iovlen = 1;
-                h.msg_control = std::ptr::null_mut();
-                h.msg_controllen = 0;
-                h.msg_flags = 0;
-                b.msgs[i].msg_len = 0;
+            let (inbufs, addrs, iov, cmsgs) = (
+                b.inbufs.as_mut_ptr(),
+                b.addrs.as_mut_ptr(),
+                b.iov.as_mut_ptr(),
+                b.rcv_cmsgs.as_mut_ptr(),
+            );
+            for (i, m) in b.msgs.iter_mut().enumerate() {
+                // SAFETY: i < BATCH, the length of every array indexed here.
+                unsafe {
+                    let v = &mut *iov.add(i);
+                    v.iov_base = (*inbufs.add(i)).as_mut_ptr().cast();
+                    v.iov_len = RECV_BUF;
+                    let h = &mut m.msg_hdr;
+                    h.msg_name = addrs.add(i).cast();
+                    h.msg_namelen =
+                        std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                    h.msg_iov = iov.add(i);
+                    h.msg_iovlen = 1;
+                    h.msg_control = cmsgs.add(i).cast();
+                    h.msg_controllen = CMSG_WORDS * 8;
+                    h.msg_flags = 0;
+                }
+                m.msg_len = 0;
             }
             // SAFETY: every mmsghdr points at live buffers owned by `b`,
             // with lengths matching their allocations.
@@ -304,16 +396,19 @@ mod mmsg {
                         ctx.stats.dropped();
                         continue;
                     }
-                    let Some(peer) = to_socket_addr(&b.addrs[i]) else {
+                    // port 0 cannot be answered (and would fail a whole GSO send)
+                    let Some(peer) = to_socket_addr(&b.addrs[i]).filter(|p| p.port() != 0) else {
+                        ctx.stats.dropped();
                         continue;
                     };
+                    let local = local_of(&b.msgs[i].msg_hdr);
                     let k = b.resp.len();
                     let out = &mut b.outbufs[k];
                     let query = &b.inbufs[i][..len];
                     let answered =
                         guarded(|| respond(&snap, query, peer_ip(peer), Transport::Udp, out, ctx));
                     if let Some(rlen) = answered {
-                        b.resp.push((i, peer, rlen));
+                        b.resp.push((i, peer, local, rlen));
                     }
                 }
             }
@@ -335,9 +430,135 @@ mod mmsg {
         Ok(())
     }
 
-    /// Sends each datagram of each message on its own.
-    fn send_unsegmented(fd: i32, msgs: &[libc::mmsghdr]) {
-        for m in msgs {
+    /// Writes the control messages of one send: UDP_SEGMENT when
+    /// `segment` is set, the source address when `local` is known. Returns
+    /// the bytes used.
+    fn write_cmsgs(
+        h: &mut libc::msghdr,
+        buf: &mut [u64; CMSG_WORDS],
+        segment: Option<u16>,
+        local: Local,
+    ) -> usize {
+        *buf = [0; CMSG_WORDS];
+        // SAFETY: CMSG_SPACE of every message written here adds up to at
+        // most 24 + 40 bytes, within the buffer; CMSG_* stay inside it.
+        unsafe {
+            let mut space = 0;
+            if segment.is_some() {
+                space += libc::CMSG_SPACE(2) as usize;
+            }
+            space += match local {
+                Local::None => 0,
+                Local::V4(_) => {
+                    libc::CMSG_SPACE(std::mem::size_of::<libc::in_pktinfo>() as u32) as usize
+                }
+                Local::V6(..) => {
+                    libc::CMSG_SPACE(std::mem::size_of::<libc::in6_pktinfo>() as u32) as usize
+                }
+            };
+            if space == 0 {
+                h.msg_control = std::ptr::null_mut();
+                h.msg_controllen = 0;
+                return 0;
+            }
+            h.msg_control = buf.as_mut_ptr().cast();
+            h.msg_controllen = space as _;
+            let mut cm = libc::CMSG_FIRSTHDR(h);
+            if let Some(seg) = segment {
+                (*cm).cmsg_level = libc::SOL_UDP;
+                (*cm).cmsg_type = libc::UDP_SEGMENT;
+                (*cm).cmsg_len = libc::CMSG_LEN(2) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<u16>(), seg);
+                cm = libc::CMSG_NXTHDR(h, cm);
+            }
+            match local {
+                Local::None => {}
+                Local::V4(a) => {
+                    let mut pi: libc::in_pktinfo = std::mem::zeroed();
+                    pi.ipi_spec_dst.s_addr = u32::from_ne_bytes(a);
+                    (*cm).cmsg_level = libc::IPPROTO_IP;
+                    (*cm).cmsg_type = libc::IP_PKTINFO;
+                    (*cm).cmsg_len =
+                        libc::CMSG_LEN(std::mem::size_of::<libc::in_pktinfo>() as u32) as _;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<libc::in_pktinfo>(), pi);
+                }
+                Local::V6(a, ifindex) => {
+                    let mut pi: libc::in6_pktinfo = std::mem::zeroed();
+                    pi.ipi6_addr.s6_addr = a;
+                    pi.ipi6_ifindex = ifindex;
+                    (*cm).cmsg_level = libc::IPPROTO_IPV6;
+                    (*cm).cmsg_type = libc::IPV6_PKTINFO;
+                    (*cm).cmsg_len =
+                        libc::CMSG_LEN(std::mem::size_of::<libc::in6_pktinfo>() as u32) as _;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<libc::in6_pktinfo>(), pi);
+                }
+            }
+            space
+        }
+    }
+
+    /// Fills `out_msgs` with one message per group of answers (same peer,
+    /// same local address, same length, with GSO) and returns how many.
+    fn group(b: &mut Bufs, gso: bool) -> usize {
+        let mut used = [false; BATCH];
+        let (mut g, mut iv) = (0, 0);
+        let out_iov = b.out_iov.as_mut_ptr();
+        let addrs = b.addrs.as_mut_ptr();
+        for a in 0..b.resp.len() {
+            if used[a] {
+                continue;
+            }
+            used[a] = true;
+            let (qi, peer, local, len) = b.resp[a];
+            let first_iov = iv;
+            let mut members = [a; GSO_MAX_SEGMENTS];
+            let mut count = 1;
+            if gso {
+                let max = GSO_MAX_SEGMENTS.min(GSO_MAX_BYTES / len.max(1));
+                for (c, u) in used.iter_mut().enumerate().take(b.resp.len()).skip(a + 1) {
+                    if count >= max {
+                        break;
+                    }
+                    let (_, p2, l2, len2) = b.resp[c];
+                    if !*u && p2 == peer && l2 == local && len2 == len {
+                        *u = true;
+                        members[count] = c;
+                        count += 1;
+                    }
+                }
+            }
+            for &m in &members[..count] {
+                // SAFETY: iv < BATCH (one iovec per response), m < BATCH.
+                unsafe {
+                    let v = &mut *out_iov.add(iv);
+                    v.iov_base = b.outbufs[m].as_mut_ptr().cast();
+                    v.iov_len = len;
+                }
+                iv += 1;
+            }
+            let namelen = b.msgs[qi].msg_hdr.msg_namelen;
+            let h = &mut b.out_msgs[g].msg_hdr;
+            // SAFETY: qi and first_iov index live arrays of BATCH entries.
+            unsafe {
+                h.msg_name = addrs.add(qi).cast();
+                h.msg_iov = out_iov.add(first_iov);
+            }
+            h.msg_namelen = namelen;
+            h.msg_iovlen = count;
+            h.msg_flags = 0;
+            let segment = (count > 1).then_some(len as u16);
+            write_cmsgs(h, &mut b.snd_cmsgs[g], segment, local);
+            b.group_locals[g] = local;
+            g += 1;
+        }
+        g
+    }
+
+    /// Sends each datagram of each message on its own, keeping the source
+    /// address but not the segmentation.
+    fn send_unsegmented(fd: i32, msgs: &[libc::mmsghdr], locals: &[Local]) {
+        let mut buf = [0u64; CMSG_WORDS];
+        for (m, &local) in msgs.iter().zip(locals) {
             let h = &m.msg_hdr;
             for j in 0..h.msg_iovlen {
                 let mut one = *h;
@@ -347,74 +568,13 @@ mod mmsg {
                     one.msg_iov = h.msg_iov.add(j);
                 }
                 one.msg_iovlen = 1;
-                one.msg_control = std::ptr::null_mut();
-                one.msg_controllen = 0;
+                write_cmsgs(&mut one, &mut buf, None, local);
                 // SAFETY: `one` points at live buffers, as above.
                 if unsafe { libc::sendmsg(fd, &one, 0) } < 0 {
                     tracing::debug!("sendmsg: {}", io::Error::last_os_error());
                 }
             }
         }
-    }
-
-    /// Fills `out_msgs` with one message per group of answers (same peer,
-    /// same length, with GSO) and returns how many.
-    fn group(b: &mut Bufs, gso: bool) -> usize {
-        let mut used = [false; BATCH];
-        let (mut g, mut iv) = (0, 0);
-        for a in 0..b.resp.len() {
-            if used[a] {
-                continue;
-            }
-            used[a] = true;
-            let (qi, peer, len) = b.resp[a];
-            let first_iov = iv;
-            b.out_iov[iv].iov_base = b.outbufs[a].as_mut_ptr().cast();
-            b.out_iov[iv].iov_len = len;
-            iv += 1;
-            let mut count = 1;
-            if gso {
-                let max = GSO_MAX_SEGMENTS.min(GSO_MAX_BYTES / len.max(1));
-                for (c, u) in used.iter_mut().enumerate().take(b.resp.len()).skip(a + 1) {
-                    if count >= max {
-                        break;
-                    }
-                    if !*u && b.resp[c].1 == peer && b.resp[c].2 == len {
-                        *u = true;
-                        b.out_iov[iv].iov_base = b.outbufs[c].as_mut_ptr().cast();
-                        b.out_iov[iv].iov_len = len;
-                        iv += 1;
-                        count += 1;
-                    }
-                }
-            }
-            let qlen = b.msgs[qi].msg_hdr.msg_namelen;
-            let h = &mut b.out_msgs[g].msg_hdr;
-            h.msg_name = (&mut b.addrs[qi] as *mut libc::sockaddr_storage).cast();
-            h.msg_namelen = qlen;
-            h.msg_iov = &mut b.out_iov[first_iov];
-            h.msg_iovlen = count;
-            h.msg_flags = 0;
-            if count > 1 {
-                let buf = &mut b.cmsgs[g];
-                h.msg_control = buf.as_mut_ptr().cast();
-                // SAFETY: CMSG_SPACE(2) fits in CMSG_BUF bytes; the header
-                // and its data are written inside `buf`.
-                unsafe {
-                    h.msg_controllen = libc::CMSG_SPACE(2) as usize;
-                    let cm = libc::CMSG_FIRSTHDR(h);
-                    (*cm).cmsg_level = libc::SOL_UDP;
-                    (*cm).cmsg_type = libc::UDP_SEGMENT;
-                    (*cm).cmsg_len = libc::CMSG_LEN(2) as usize;
-                    std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<u16>(), len as u16);
-                }
-            } else {
-                h.msg_control = std::ptr::null_mut();
-                h.msg_controllen = 0;
-            }
-            g += 1;
-        }
-        g
     }
 
     /// Sends `out_msgs[..count]`; false if the kernel refused a GSO send
@@ -443,7 +603,7 @@ mod mmsg {
                         Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
                     )
                 {
-                    send_unsegmented(fd, &b.out_msgs[sent..count]);
+                    send_unsegmented(fd, &b.out_msgs[sent..count], &b.group_locals[sent..count]);
                     return false;
                 }
                 // a bad destination fails only its own message: skip it

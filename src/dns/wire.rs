@@ -127,6 +127,8 @@ pub enum ParseError {
     NotImp {
         /// Offset past the question, or 12 if none.
         question_end: usize,
+        /// The query's OPT record, if it had a valid one (echoed).
+        edns: Option<Edns>,
     },
     /// BADVERS for EDNS version > 0.
     BadVers {
@@ -155,18 +157,17 @@ pub fn parse(packet: &[u8]) -> Result<Query<'_>, ParseError> {
     let nscount = u16::from_be_bytes([packet[8], packet[9]]);
     let arcount = u16::from_be_bytes([packet[10], packet[11]]);
     const NO_Q: ParseError = ParseError::FormErr { question_end: 12 };
-    if qdcount != 1 {
-        return Err(if opcode == 0 {
-            NO_Q
-        } else {
-            ParseError::NotImp { question_end: 12 }
-        });
-    }
     let no_q = if opcode == 0 {
         NO_Q
     } else {
-        ParseError::NotImp { question_end: 12 }
+        ParseError::NotImp {
+            question_end: 12,
+            edns: None,
+        }
     };
+    if qdcount != 1 {
+        return Err(no_q);
+    }
     let mut q = Query {
         packet,
         id,
@@ -210,30 +211,14 @@ pub fn parse(packet: &[u8]) -> Result<Query<'_>, ParseError> {
     q.qclass = u16_at(packet, i + 2).ok_or(no_q)?;
     i += 4;
     q.question_end = i;
+    let edns = additional(packet, i, ancount, nscount, arcount);
     if opcode != 0 {
-        return Err(ParseError::NotImp { question_end: i });
+        return Err(ParseError::NotImp {
+            question_end: i,
+            edns: edns.ok().flatten(),
+        });
     }
-    let formerr = ParseError::FormErr { question_end: i };
-
-    // Answer and authority sections should be empty in a query; step over
-    // whatever is there so the OPT record can be found.
-    for _ in 0..(ancount as u32 + nscount as u32) {
-        i = skip_rr(packet, i).ok_or(formerr)?;
-    }
-    for _ in 0..arcount {
-        let start = i;
-        let name_end = skip_name(packet, i).ok_or(formerr)?;
-        let rtype = u16_at(packet, name_end).ok_or(formerr)?;
-        let end = skip_rr(packet, i).ok_or(formerr)?;
-        if rtype == rtype::OPT {
-            if q.edns.is_some() || name_end != start + 1 || packet[start] != 0 {
-                // two OPT records, or one not owned by the root
-                return Err(formerr);
-            }
-            q.edns = Some(parse_opt(packet, name_end, end).ok_or(formerr)?);
-        }
-        i = end;
-    }
+    q.edns = edns.map_err(|()| ParseError::FormErr { question_end: i })?;
     if let Some(e) = q.edns
         && e.version > 0
     {
@@ -244,12 +229,41 @@ pub fn parse(packet: &[u8]) -> Result<Query<'_>, ParseError> {
     Ok(q)
 }
 
+/// Steps over the answer and authority sections (empty in a normal query)
+/// and finds the OPT record in the additional section.
+fn additional(p: &[u8], mut i: usize, an: u16, ns: u16, ar: u16) -> Result<Option<Edns>, ()> {
+    for _ in 0..(u32::from(an) + u32::from(ns)) {
+        i = skip_rr(p, i).ok_or(())?;
+    }
+    let mut edns = None;
+    for _ in 0..ar {
+        let start = i;
+        let name_end = skip_name(p, i).ok_or(())?;
+        let rtype = u16_at(p, name_end).ok_or(())?;
+        let end = skip_rr(p, i).ok_or(())?;
+        if rtype == rtype::OPT {
+            if edns.is_some() || name_end != start + 1 || p[start] != 0 {
+                // two OPT records, or one not owned by the root
+                return Err(());
+            }
+            edns = Some(parse_opt(p, name_end, end).ok_or(())?);
+        }
+        i = end;
+    }
+    Ok(edns)
+}
+
+/// Most compression pointers followed in one name: real names need one or
+/// two; the bound keeps a crafted chain from costing more than a few steps.
+const MAX_POINTERS: usize = 16;
+
 /// Skips a possibly compressed name; returns the offset after it. The
 /// pointer chain is followed only to validate it: every pointer must point
-/// strictly backwards (so chains end) and the name must stay within 255
-/// bytes.
+/// strictly backwards, at most [`MAX_POINTERS`] of them, and the name must
+/// stay within 255 bytes.
 fn skip_name(p: &[u8], mut i: usize) -> Option<usize> {
     let mut total = 0usize;
+    let mut hops = 0;
     let mut end = None;
     loop {
         let len = *p.get(i)? as usize;
@@ -266,7 +280,8 @@ fn skip_name(p: &[u8], mut i: usize) -> Option<usize> {
             }
             0xc0 => {
                 let target = (u16_at(p, i)? & 0x3fff) as usize;
-                if target >= i || target < 12 {
+                hops += 1;
+                if target >= i || target < 12 || hops > MAX_POINTERS {
                     return None;
                 }
                 end.get_or_insert(i + 2);

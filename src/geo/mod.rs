@@ -5,11 +5,12 @@
 //! The answer path does not decode records: [`tree`] compiles the database
 //! per service into a trie of precomputed answers and ECS scopes.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::Path;
 
 use std::sync::Arc;
 
+use ipnet::IpNet;
 use maxminddb::Reader;
 use serde::Deserialize;
 
@@ -254,54 +255,49 @@ fn to_location(rec: &Rec<'_>) -> Option<Location> {
     })
 }
 
-/// If `ip` is in a special-purpose range (private, loopback, link-local,
-/// documentation, ...), the range's prefix length: such addresses have no
-/// location.
+/// Special-purpose ranges (private, loopback, link-local, CGNAT,
+/// documentation, multicast, ...): addresses there never have a location,
+/// whatever a database says.
+pub const SPECIAL_RANGES: [&str; 20] = [
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::/96",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+    "2001:db8::/32",
+    "64:ff9b:1::/48",
+];
+
+/// [`SPECIAL_RANGES`], parsed once.
+pub fn special_ranges() -> &'static [IpNet] {
+    static PARSED: std::sync::LazyLock<Vec<IpNet>> = std::sync::LazyLock::new(|| {
+        SPECIAL_RANGES
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    });
+    &PARSED
+}
+
+/// If `ip` is in a special-purpose range, the range's prefix length.
 pub fn special_prefix(ip: IpAddr) -> Option<u8> {
-    match ip {
-        IpAddr::V4(v4) => special_v4(v4),
-        IpAddr::V6(v6) => special_v6(v6),
-    }
-}
-
-fn special_v4(ip: Ipv4Addr) -> Option<u8> {
-    const RANGES: [([u8; 4], u8); 14] = [
-        ([0, 0, 0, 0], 8),
-        ([10, 0, 0, 0], 8),
-        ([100, 64, 0, 0], 10),
-        ([127, 0, 0, 0], 8),
-        ([169, 254, 0, 0], 16),
-        ([172, 16, 0, 0], 12),
-        ([192, 0, 0, 0], 24),
-        ([192, 0, 2, 0], 24),
-        ([192, 168, 0, 0], 16),
-        ([198, 18, 0, 0], 15),
-        ([198, 51, 100, 0], 24),
-        ([203, 0, 113, 0], 24),
-        ([224, 0, 0, 0], 4),
-        ([240, 0, 0, 0], 4),
-    ];
-    let a = u32::from(ip);
-    RANGES.iter().find_map(|(net, len)| {
-        let mask = if *len == 0 { 0 } else { u32::MAX << (32 - len) };
-        (a & mask == u32::from_be_bytes(*net)).then_some(*len)
-    })
-}
-
-fn special_v6(ip: Ipv6Addr) -> Option<u8> {
-    let a = u128::from(ip);
-    const RANGES: [(u128, u8); 6] = [
-        (0, 96),                      // ::/96 incl. loopback and unspecified
-        (0xfc00 << 112, 7),           // unique local
-        (0xfe80 << 112, 10),          // link-local
-        (0xff00 << 112, 8),           // multicast
-        (0x2001_0db8 << 96, 32),      // documentation
-        (0x0064_ff9b_0001 << 80, 48), // local-use NAT64
-    ];
-    RANGES.iter().find_map(|(net, len)| {
-        let mask = u128::MAX << (128 - *len as u32);
-        (a & mask == *net).then_some(*len)
-    })
+    special_ranges()
+        .iter()
+        .find(|n| n.contains(&ip))
+        .map(IpNet::prefix_len)
 }
 
 #[cfg(test)]

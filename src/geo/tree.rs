@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
-use super::{GeoDb, Location, special_prefix};
+use super::{GeoDb, Location, special_prefix, special_ranges};
 
 /// A child reference with this bit set is a leaf holding a class.
 const LEAF: u32 = 1 << 31;
@@ -29,15 +29,6 @@ pub struct GeoTree {
 }
 
 impl GeoTree {
-    /// A tree where every address has class 0 (no database).
-    pub fn uniform(class: u32) -> GeoTree {
-        GeoTree {
-            nodes: Vec::new(),
-            v4: LEAF | class,
-            v6: LEAF | class,
-        }
-    }
-
     /// The class of an address and the prefix length of the widest
     /// aligned network around it with that class (in the address's own
     /// family; IPv4-mapped IPv6 addresses are looked up as IPv4 and the
@@ -118,12 +109,12 @@ pub fn build(
         .enumerate()
         .map(|(i, n)| overlay(n, Some(i as u32)))
         .collect();
-    ov.extend(
-        SPECIAL
-            .iter()
-            .filter_map(|s| s.parse::<IpNet>().ok())
-            .map(|n| overlay(&n, None)),
-    );
+    ov.extend(special_ranges().iter().map(|n| overlay(n, None)));
+    // IPv4-mapped addresses are looked up in the IPv4 trie; in the IPv6
+    // trie that alias of the IPv4 subtree is never used
+    if let Ok(mapped) = "::ffff:0:0/96".parse::<IpNet>() {
+        ov.push(overlay(&mapped, None));
+    }
     let mut b = Builder {
         db,
         buf: db.raw.as_slice(),
@@ -175,31 +166,6 @@ fn overlay(n: &IpNet, index: Option<u32>) -> Overlay {
         },
     }
 }
-
-/// Special-purpose ranges: addresses there never have a location (see
-/// `special_prefix`, which the answer path's explain uses).
-const SPECIAL: [&str; 20] = [
-    "0.0.0.0/8",
-    "10.0.0.0/8",
-    "100.64.0.0/10",
-    "127.0.0.0/8",
-    "169.254.0.0/16",
-    "172.16.0.0/12",
-    "192.0.0.0/24",
-    "192.0.2.0/24",
-    "192.168.0.0/16",
-    "198.18.0.0/15",
-    "198.51.100.0/24",
-    "203.0.113.0/24",
-    "224.0.0.0/4",
-    "240.0.0.0/4",
-    "::/96",
-    "fc00::/7",
-    "fe80::/10",
-    "ff00::/8",
-    "2001:db8::/32",
-    "64:ff9b:1::/48",
-];
 
 fn prefix_eq(a: u128, b: u128, len: u8) -> bool {
     len == 0 || (a ^ b) >> (128 - u32::from(len)) == 0

@@ -194,10 +194,15 @@ fn classify(e: &reqwest::Error) -> String {
                 return "connect refused".to_string();
             }
         }
-        // hyper-rustls may hand the TLS error over as text only
+        // hyper-rustls may hand the TLS error over as text only; the
+        // outermost message holds the URL, so it is not looked at
         let text = s.to_string();
         let lower = text.to_ascii_lowercase();
-        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        if !std::ptr::addr_eq(s, e as &dyn std::error::Error)
+            && (lower.contains("certificate")
+                || lower.contains("tls")
+                || lower.contains("handshake"))
+        {
             tls = true;
         }
         innermost = text;

@@ -24,8 +24,6 @@ pub mod rtype {
     pub const CNAME: u16 = 5;
     /// SOA.
     pub const SOA: u16 = 6;
-    /// HINFO.
-    pub const HINFO: u16 = 13;
     /// AAAA.
     pub const AAAA: u16 = 28;
     /// DS.
@@ -463,6 +461,19 @@ impl Table {
 
         t.add_ancestors(&apexes);
         t.find_cuts(&apexes);
+        for &(name, _) in services {
+            let wire = text_wire(name);
+            if let Some(&id) = t.index.get(wire.as_slice())
+                && t.nodes[id as usize].cut.is_some()
+            {
+                let file = zones[t.nodes[id as usize].zone as usize].file;
+                errors.push(ZoneError::new(
+                    file,
+                    None,
+                    format!("{name}: a service cannot be at or below a delegation (NS records below the apex)"),
+                ));
+            }
+        }
         for n in &mut t.nodes {
             n.rrsets.sort_by_key(|r| r.rtype);
         }

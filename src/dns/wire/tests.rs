@@ -478,17 +478,71 @@ fn other_opcodes_are_not_implemented() {
         p[2..4].copy_from_slice(&(opcode << 11).to_be_bytes());
         assert_eq!(
             err(&p),
-            ParseError::NotImp { question_end: QEND },
+            ParseError::NotImp {
+                question_end: QEND,
+                edns: None
+            },
             "opcode {opcode}"
         );
         // without a question
         let p = header(1, opcode << 11, 0, 0, 0, 0);
         assert_eq!(
             err(&p),
-            ParseError::NotImp { question_end: 12 },
+            ParseError::NotImp {
+                question_end: 12,
+                edns: None
+            },
             "opcode {opcode}, QDCOUNT 0"
         );
     }
+}
+
+#[test]
+fn not_implemented_opcodes_keep_the_opt_record() {
+    let mut p = query("www.example.test", 1, 0);
+    p[2..4].copy_from_slice(&(4u16 << 11).to_be_bytes()); // NOTIFY
+    p[11] = 1;
+    p.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    match err(&p) {
+        ParseError::NotImp {
+            edns: Some(e),
+            question_end,
+        } => {
+            assert_eq!(question_end, QEND);
+            assert_eq!(e.payload, 1232);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A crafted chain of compression pointers costs a bounded number of steps.
+#[test]
+fn long_pointer_chains_are_refused() {
+    let mut p = query("www.example.test", 1, 0);
+    // one additional record whose RDATA is a chain of 40 pointers, each to
+    // the one before, the first to the question's root label
+    p[11] = 2;
+    let root = QEND - 5; // the root label of the question name
+    p.extend_from_slice(&[0, 0, 16, 0, 1, 0, 0, 0, 0]);
+    let rdlen_at = p.len();
+    p.extend_from_slice(&[0, 0]);
+    let start = p.len();
+    let mut prev = root;
+    for _ in 0..40 {
+        let here = p.len();
+        p.extend_from_slice(&(0xc000 | prev as u16).to_be_bytes());
+        prev = here;
+    }
+    let rdlen = (p.len() - start) as u16;
+    p[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+    // a second record owned by the end of the chain: 40 hops, refused
+    p.extend_from_slice(&(0xc000 | prev as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 0, 0, 0]);
+    assert!(
+        matches!(err(&p), ParseError::FormErr { .. }),
+        "{:?}",
+        err(&p)
+    );
 }
 
 #[test]
