@@ -637,6 +637,38 @@ fn token_guards_mutating_calls_only() {
     assert!(s.stop().success());
 }
 
+/// A reload can rotate the admin token (SIGHUP or the API); `[server]`
+/// keys that need a restart are reported in the log.
+#[test]
+fn reload_rotates_the_admin_token() {
+    let s = start("token-rotate", &static_config(r#"admin_token = "old""#));
+    let a = s.admin_url();
+    let drain = format!("{a}/v1/regions/eu-west/drain");
+    let cfg = s.dir.join("signpost.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    write(
+        &cfg,
+        &text.replace(
+            r#"admin_token = "old""#,
+            "admin_token = \"new\"\nworkers = 3",
+        ),
+    );
+    call("POST", &format!("{a}/v1/reload"), Some("old"), 200);
+    assert_error("POST", &drain, Some("old"), 401);
+    call("POST", &drain, Some("new"), 200);
+    call("DELETE", &drain, Some("new"), 200);
+    assert!(
+        wait_until(Duration::from_secs(5), || s
+            .log()
+            .iter()
+            .any(|l| l.contains("server.workers changed")))
+        .is_some(),
+        "a restart-only change is reported: {:?}",
+        s.log()
+    );
+    assert!(s.stop().success());
+}
+
 // ---- explain ---------------------------------------------------------------
 
 #[test]

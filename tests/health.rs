@@ -994,3 +994,51 @@ regions = ["us-east", "eu-west"]
     drop(lbs);
     assert!(s.stop().success());
 }
+
+/// A reload whose new targets are slow to probe (first probes are bounded
+/// by their timeout) is prepared beside the control loop: a health change
+/// meanwhile reaches answers at once, not after the reload.
+#[test]
+fn health_changes_reach_answers_while_a_reload_is_prepared() {
+    let n = 77;
+    let eu = FakeLb::start(lb_addr(n, 1, 0));
+    let port = eu.addr.port();
+    let _us = FakeLb::start(lb_addr(n, 2, port));
+    let _ap = FakeLb::start(lb_addr(n, 3, port));
+    let slow = FakeLb::start(lb_addr(n, 4, port));
+    slow.set(LbMode::Hang);
+    let cfg = format!("{}{}{}", head(), check("web", port, ""), three_regions(n));
+    let s = start("reload-beside", &cfg);
+    assert_eq!(s.a(WWW, Some(EU)), vec![ip(&format!("127.91.{n}.1"))]);
+    // the new configuration adds a region whose load balancer hangs, with a 4 s timeout
+    let new = format!(
+        "{cfg}\n[checks.slow]\ntype = \"http\"\nport = {port}\npath = \"/health\"\ninterval = \"10s\"\ntimeout = \"4s\"\n\n[regions.sa-east]\nlocation = {{ lat = -23.55, lon = -46.63 }}\ncheck = \"slow\"\nendpoints = [{{ address = \"127.91.{n}.4\" }}]\n"
+    );
+    write(&s.dir.join("signpost.toml"), &new);
+    let url = format!("{}/v1/reload", s.admin_url());
+    let started = Instant::now();
+    let reload = std::thread::spawn(move || {
+        let r = http("POST", &url, None);
+        (r, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    eu.set(LbMode::Fail);
+    wait_until(FAIL_LIMIT, || {
+        s.a(WWW, Some(EU)) == vec![ip(&format!("127.91.{n}.2"))]
+    })
+    .expect("the failure reached answers");
+    let moved_at = Instant::now();
+    let ((code, body), done_at) = reload.join().unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        done_at.duration_since(started) >= Duration::from_secs(3),
+        "the reload waited for the slow first probe"
+    );
+    assert!(
+        moved_at < done_at,
+        "the failure reached answers only after the reload: moved {:?}, reload done {:?} after start",
+        moved_at.duration_since(started),
+        done_at.duration_since(started)
+    );
+    assert!(s.stop().success());
+}

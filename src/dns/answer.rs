@@ -204,7 +204,7 @@ fn answer_node<'s>(
             let rdata_at = write_rrset(w, owner, rr)?;
             r.an += rr.count;
             let mut labels = [0u8; 128];
-            let n = label_offsets(target, &mut labels);
+            let n = crate::zone::label_offsets(target, &mut labels);
             match table.lookup(target, &labels[..n], q.qtype) {
                 Lookup::Found(next) | Lookup::Wildcard(next) => {
                     node = next;
@@ -464,19 +464,4 @@ fn badvers_response(packet: &[u8], question_end: usize, out: &mut [u8]) -> Optio
     write_opt(&mut w, &edns, (rcode::BADVERS >> 4) as u8, 0).ok()?;
     w.set_u16(10, 1);
     Some(w.len())
-}
-
-/// Label offsets of a wire name.
-fn label_offsets(name: &[u8], out: &mut [u8; 128]) -> usize {
-    let mut i = 0;
-    let mut n = 0;
-    while i < name.len() && n < out.len() {
-        out[n] = i as u8;
-        n += 1;
-        if name[i] == 0 {
-            break;
-        }
-        i += 1 + name[i] as usize;
-    }
-    n
 }

@@ -173,16 +173,25 @@ pub fn wire_text(wire: &[u8]) -> String {
 
 /// Offsets of the labels of a wire name, ending with the root label.
 fn label_starts(wire: &[u8]) -> Vec<usize> {
-    let mut v = Vec::new();
+    let mut offsets = [0u8; 128];
+    let n = label_offsets(wire, &mut offsets);
+    offsets[..n].iter().map(|&o| o as usize).collect()
+}
+
+/// Writes the label start offsets of a wire name (the root label
+/// included) into `out`, as [`Table::lookup`] takes them; returns how many.
+pub fn label_offsets(name: &[u8], out: &mut [u8; 128]) -> usize {
     let mut i = 0;
-    while i < wire.len() {
-        v.push(i);
-        if wire[i] == 0 {
+    let mut n = 0;
+    while i < name.len() && n < out.len() {
+        out[n] = i as u8;
+        n += 1;
+        if name[i] == 0 {
             break;
         }
-        i += 1 + wire[i] as usize;
+        i += 1 + name[i] as usize;
     }
-    v
+    n
 }
 
 /// A referral from a zone cut below an apex.
