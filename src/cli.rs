@@ -290,7 +290,7 @@ Ask as clients from different places (EDNS Client Subnet):
   dig @{host} -p {port} www.example.test +subnet=193.0.6.0/24     # Amsterdam  -> eu-west (127.0.2.x)
   dig @{host} -p {port} www.example.test +subnet=24.24.24.0/24    # Syracuse   -> us-east (127.0.1.1)
   dig @{host} -p {port} www.example.test +subnet=49.207.0.0/24    # India      -> ap-south (127.0.3.1)
-  dig @{host} -p {port} www.example.test +subnet=200.1.2.0/24     # Caracas    -> sa-east (127.0.4.1)
+  dig @{host} -p {port} www.example.test +subnet=177.1.2.0/24     # Sao Paulo  -> sa-east (127.0.4.1)
   dig @{host} -p {port} api.example.test                          # weighted: us-east 3 : eu-west 1
   dig @{host} -p {port} app.example.test +subnet=193.0.6.0/24     # a static CNAME to www
 
