@@ -8,8 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -175,38 +174,6 @@ fn answer(s: &Server, name: &str, t: RecordType, ecs: &str) -> (Vec<IpAddr>, Opt
     let r = s.udp(&query(name, t, Some(ecs)));
     assert_eq!(r.response_code, ResponseCode::NoError, "{name} {t}: {r:?}");
     (addresses(&r), ecs_of(&r).map(|e| e.1))
-}
-
-/// Runs the binary with `args` in `dir`; (exit code, stdout, stderr).
-fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let child = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("SIGNPOST_ADMIN_TOKEN")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn signpost");
-    let pid = child.id() as i32;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(out)) => (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        ),
-        _ => {
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
-            panic!("signpost {args:?} did not finish within 60 s");
-        }
-    }
 }
 
 /// Parses Prometheus text: the sum of samples named `name` whose labels

@@ -8,8 +8,6 @@
 mod common;
 
 use std::net::IpAddr;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -22,37 +20,6 @@ const WWW: &str = "www.example.test.";
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-/// Runs the binary with `args` in `dir`; (exit code, stdout, stderr).
-fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let child = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("SIGNPOST_ADMIN_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn signpost");
-    let pid = child.id() as i32;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(out)) => (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        ),
-        _ => {
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
-            panic!("signpost {args:?} did not finish within 60 s");
-        }
-    }
 }
 
 fn is_eu_west(a: &[IpAddr]) -> bool {
@@ -128,7 +95,7 @@ fn demo_end_to_end() {
     assert!(is_eu_west(&addresses(&r)), "{r:?}");
 
     // ctl status names the regions, all healthy.
-    let (code, out, err) = run(&dir, &["ctl", "status", "--admin", &admin]);
+    let (code, out, err) = run(&dir, &["ctl", "status", "--admin", &admin], &[]);
     assert_eq!(code, 0, "{err}");
     println!("{out}");
     for r in ["us-east", "eu-west", "ap-south", "sa-east"] {
@@ -140,7 +107,7 @@ fn demo_end_to_end() {
     }
 
     // Fail eu-west for real: the query moves to the next-nearest region.
-    let (code, out, err) = run(&dir, &["ctl", "fail", "eu-west", "--admin", &admin]);
+    let (code, out, err) = run(&dir, &["ctl", "fail", "eu-west", "--admin", &admin], &[]);
     assert_eq!(code, 0, "{out}{err}");
     let t = Instant::now();
     let mut odd = Vec::new();
@@ -164,7 +131,7 @@ fn demo_end_to_end() {
         t.elapsed() < Duration::from_secs(5),
         "within a few seconds: {left:?}"
     );
-    let (code, out, _) = run(&dir, &["ctl", "status", "--admin", &admin]);
+    let (code, out, _) = run(&dir, &["ctl", "status", "--admin", &admin], &[]);
     assert_eq!(code, 0);
     let line = out
         .lines()
@@ -187,13 +154,14 @@ fn demo_end_to_end() {
             "--admin",
             &admin,
         ],
+        &[],
     );
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(v["answer"], serde_json::json!(["127.0.1.1"]), "{v}");
 
     // Recover: it comes back.
-    let (code, out, err) = run(&dir, &["ctl", "recover", "eu-west", "--admin", &admin]);
+    let (code, out, err) = run(&dir, &["ctl", "recover", "eu-west", "--admin", &admin], &[]);
     assert_eq!(code, 0, "{out}{err}");
     let back = wait_until(Duration::from_secs(20), || is_eu_west(&s.a(WWW, Some(EU))))
         .unwrap_or_else(|| panic!("never came back:\n{}", s.log().join("\n")));
@@ -208,14 +176,14 @@ fn demo_end_to_end() {
     assert_eq!(s.a("db.example.test.", None), vec![ip("127.0.2.1")]);
 
     // ctl drain / undrain also move it.
-    let (code, _, err) = run(&dir, &["ctl", "drain", "eu-west", "--admin", &admin]);
+    let (code, _, err) = run(&dir, &["ctl", "drain", "eu-west", "--admin", &admin], &[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(s.a(WWW, Some(EU)), vec![ip("127.0.1.1")]);
-    let (code, _, err) = run(&dir, &["ctl", "undrain", "eu-west", "--admin", &admin]);
+    let (code, _, err) = run(&dir, &["ctl", "undrain", "eu-west", "--admin", &admin], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(is_eu_west(&s.a(WWW, Some(EU))));
     // the lab rejects an unknown region
-    let (code, _, err) = run(&dir, &["ctl", "fail", "nosuch", "--admin", &admin]);
+    let (code, _, err) = run(&dir, &["ctl", "fail", "nosuch", "--admin", &admin], &[]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("nosuch"), "{err}");
 

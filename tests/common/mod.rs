@@ -505,3 +505,35 @@ pub fn write(path: &Path, body: &str) {
     std::fs::write(&tmp, body).unwrap();
     std::fs::rename(&tmp, path).unwrap();
 }
+
+/// Runs the binary with `args` in `dir`; (exit code, stdout, stderr).
+pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SIGNPOST_ADMIN_TOKEN")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn signpost");
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(Ok(out)) => (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        ),
+        _ => {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            panic!("signpost {args:?} did not finish within 60 s");
+        }
+    }
+}
