@@ -210,6 +210,11 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
             }
         }));
         tracing::info!("admin listening on {addr}");
+        if !addr.ip().is_loopback() && server.admin_token.is_none() {
+            tracing::warn!(
+                "the admin API on {addr} is reachable beyond this host and has no admin_token: anyone who reaches it can drain regions"
+            );
+        }
     }
     let control_task = tokio::spawn(control.run(cmd_rx, stop_rx.clone()));
 
