@@ -2257,12 +2257,15 @@ fn burst_from_one_socket_is_answered_once_each() {
 #[test]
 fn wildcard_listener_answers_from_the_address_asked() {
     let z = zone();
+    let has_v6 = UdpSocket::bind("[::1]:0").is_ok();
+    let listen = if has_v6 {
+        r#"listen = ["0.0.0.0:0", "[::]:0"]"#
+    } else {
+        r#"listen = ["0.0.0.0:0"]"#
+    };
     let s = Server::start(
         "wildcard",
-        &config("").replace(
-            r#"listen = ["127.0.0.1:0"]"#,
-            r#"listen = ["0.0.0.0:0", "[::]:0"]"#,
-        ),
+        &config("").replace(r#"listen = ["127.0.0.1:0"]"#, listen),
         &[
             ("example.test.zone", z.as_str()),
             ("other.test.zone", OTHER_ZONE),
@@ -2274,7 +2277,12 @@ fn wildcard_listener_answers_from_the_address_asked() {
         .filter_map(|l| l.split("dns listening on ").nth(1))
         .filter_map(|r| r.split_whitespace().next()?.parse().ok())
         .collect();
-    assert_eq!(v4.len(), 2, "one line per listener: {:?}", s.log());
+    assert_eq!(
+        v4.len(),
+        if has_v6 { 2 } else { 1 },
+        "one line per listener: {:?}",
+        s.log()
+    );
     let port4 = v4
         .iter()
         .find(|a| a.is_ipv4())
