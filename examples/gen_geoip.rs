@@ -92,35 +92,17 @@ const COUNTRIES: &[(&str, &str, &str)] = &[
     ("ZA", "South Africa", "AF"),
 ];
 
-/// Special-purpose space that must never appear in the demo data
-/// (RFC 6890 and friends). `::/8` also guards the `::/96` IPv4 subtree.
-const RESERVED: &[&str] = &[
-    "0.0.0.0/8",
-    "10.0.0.0/8",
-    "100.64.0.0/10",
-    "127.0.0.0/8",
-    "169.254.0.0/16",
-    "172.16.0.0/12",
-    "192.0.0.0/24",
-    "192.0.2.0/24",
+/// Special-purpose space that must never appear in the demo data, beyond
+/// the ranges signpost itself never locates (`signpost::geo::SPECIAL_RANGES`,
+/// added in `parse_csv`). `::/8` also guards the `::/96` IPv4 subtree.
+const RESERVED_EXTRA: &[&str] = &[
     "192.88.99.0/24",
-    "192.168.0.0/16",
-    "198.18.0.0/15",
-    "198.51.100.0/24",
-    "203.0.113.0/24",
-    "224.0.0.0/4",
-    "240.0.0.0/4",
     "::/8",
     "64:ff9b::/96",
-    "64:ff9b:1::/48",
     "100::/64",
     "2001::/23",
-    "2001:db8::/32",
     "2002::/16",
     "3fff::/20",
-    "fc00::/7",
-    "fe80::/10",
-    "ff00::/8",
 ];
 
 /// One validated CSV row.
@@ -296,10 +278,11 @@ fn run(csv_path: &str, mmdb_path: &str) -> Result<usize, Error> {
 
 /// Parses and validates the whole CSV. Errors are `(line, message)`.
 fn parse_csv(text: &str) -> Result<Vec<Row>, (usize, String)> {
-    let reserved: Vec<IpNet> = RESERVED
-        .iter()
-        .map(|s| s.parse().expect("RESERVED entries are valid prefixes"))
-        .collect();
+    let mut reserved: Vec<IpNet> = signpost::geo::special_ranges().to_vec();
+    reserved.extend(RESERVED_EXTRA.iter().map(|s| {
+        s.parse::<IpNet>()
+            .expect("RESERVED_EXTRA entries are valid prefixes")
+    }));
 
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
     match lines.next() {
