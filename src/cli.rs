@@ -195,7 +195,7 @@ fn spawn_signal_handlers(
 /// `signpost check`.
 pub fn check(config: &Path) -> i32 {
     let metrics = Metrics::new();
-    match state::load(config, &metrics) {
+    match crate::config::load(config).and_then(|c| state::Compiled::check(c, &metrics)) {
         Ok(c) => {
             println!(
                 "{}: ok ({} zones, {} services, {} regions, {} probe targets)",

@@ -15,9 +15,10 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::config::ConfigErrors;
+use crate::geo::table::{FileId, GeoTable};
 use crate::health::{self, ProbeResult, Prober, Report, Tracker};
 use crate::metrics::{EndpointLabels, Metrics, ResultLabels, TransitionLabels};
-use crate::state::{self, Compiled, Shared, Snapshot, TargetKey};
+use crate::state::{Compiled, Shared, Snapshot, Target, TargetKey};
 use crate::steer;
 
 /// What a drain applies to.
@@ -88,10 +89,18 @@ pub struct ReloadSummary {
     pub services: usize,
     /// Probe targets kept with their health.
     pub targets_kept: usize,
+    /// Kept targets whose timing (interval, timeout, rise, fall) changed
+    /// in place.
+    pub targets_updated: usize,
     /// New probe targets (probed before the swap).
     pub targets_added: usize,
     /// Targets no longer used.
     pub targets_removed: usize,
+    /// The GeoIP database was compiled anew (its file changed).
+    pub geoip_reloaded: bool,
+    /// What the reload could not apply, e.g. keys that take effect only
+    /// at the next restart.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,9 +108,13 @@ struct Drain {
     until: Option<(Instant, SystemTime)>,
 }
 
-struct Target {
+/// A running probe target.
+struct Probed {
     id: u64,
     task: JoinHandle<()>,
+    /// The profile it runs; timing updates go to the task on `updates`.
+    target: Target,
+    updates: watch::Sender<Target>,
     up: bool,
     since: SystemTime,
     last: Option<ProbeResult>,
@@ -113,7 +126,7 @@ pub struct Control {
     metrics: Arc<Metrics>,
     shared: Shared,
     compiled: Arc<Compiled>,
-    targets: HashMap<TargetKey, Target>,
+    targets: HashMap<TargetKey, Probed>,
     by_id: HashMap<u64, TargetKey>,
     next_id: u64,
     region_drains: HashMap<String, Drain>,
@@ -131,6 +144,32 @@ pub struct Control {
     loaded_rx: mpsc::UnboundedReceiver<Loaded>,
     /// The admin token, which a reload may change.
     admin_token: Arc<arc_swap::ArcSwapOption<String>>,
+    /// `[geoip] watch`: what the file watcher has seen.
+    geo_watch: GeoWatch,
+    geo_tx: mpsc::UnboundedSender<GeoLoaded>,
+    geo_rx: mpsc::UnboundedReceiver<GeoLoaded>,
+}
+
+/// How often the GeoIP database file is looked at (`[geoip] watch`).
+const GEO_POLL: Duration = Duration::from_secs(1);
+
+/// The file watcher's state: a new file is compiled once it has looked
+/// the same on two polls in a row (a file copied in place is complete),
+/// and a file that failed is not tried again until it changes.
+#[derive(Debug, Default)]
+struct GeoWatch {
+    seen: Option<FileId>,
+    failed: Option<FileId>,
+    busy: bool,
+}
+
+/// A GeoIP database compiled beside the loop after its file changed.
+struct GeoLoaded {
+    id: FileId,
+    /// The configuration it was compiled for; stale if another reload
+    /// swapped meanwhile.
+    base: Arc<Compiled>,
+    result: Result<Compiled, crate::geo::GeoError>,
 }
 
 impl Control {
@@ -143,12 +182,14 @@ impl Control {
         admin_token: Arc<arc_swap::ArcSwapOption<String>>,
     ) -> (Control, Shared) {
         let compiled = Arc::new(compiled);
+        Compiled::finish_scope_maps(&compiled, &metrics);
         let shared: Shared = Arc::new(arc_swap::ArcSwap::from_pointee(Snapshot::all_up(
             compiled.clone(),
             0,
         )));
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         let (loaded_tx, loaded_rx) = mpsc::unbounded_channel();
+        let (geo_tx, geo_rx) = mpsc::unbounded_channel();
         let mut c = Control {
             config_path,
             metrics,
@@ -168,7 +209,15 @@ impl Control {
             loaded_tx,
             loaded_rx,
             admin_token,
+            geo_watch: GeoWatch::default(),
+            geo_tx,
+            geo_rx,
         };
+        if let Some(g) = &compiled.geo {
+            c.metrics
+                .geoip_build_timestamp
+                .set(g.source.build_epoch as i64);
+        }
         let probed = first_probes(compiled.targets.clone()).await;
         c.start_targets(probed);
         c.publish();
@@ -182,7 +231,7 @@ impl Control {
         for (
             i,
             FirstProbe {
-                key,
+                target,
                 prober,
                 result,
             },
@@ -190,29 +239,32 @@ impl Control {
         {
             let id = self.next_id;
             self.next_id += 1;
+            let key = target.key();
             self.observe_latency(&key, &result);
             let up = result.ok;
             tracing::info!(
                 "endpoint {} ({}:{}) starts {}: {}",
                 key.probe,
-                kind_name(&key),
+                kind_name(key.check.kind),
                 key.check.port,
                 if up { "up" } else { "down" },
                 result.reason
             );
+            let (updates, updates_rx) = watch::channel(target.clone());
+            let check = &target.check;
             let task = match prober {
                 Ok(p) => {
-                    let tracker = Tracker::new(up, key.check.rise, key.check.fall);
-                    let offset = key
-                        .check
+                    let tracker = Tracker::new(up, check.rise, check.fall);
+                    let offset = check
                         .interval
                         .mul_f64(f64::from(i as u32 % n) / f64::from(n));
                     health::spawn_target(
                         id,
                         p,
                         tracker,
-                        offset.max(key.check.interval / 8),
+                        offset.max(check.interval / 8),
                         self.reports_tx.clone(),
+                        updates_rx,
                     )
                 }
                 Err(e) => {
@@ -223,9 +275,11 @@ impl Control {
             self.by_id.insert(id, key.clone());
             self.targets.insert(
                 key,
-                Target {
+                Probed {
                     id,
                     task,
+                    target,
+                    updates,
                     up,
                     since: SystemTime::now(),
                     last: Some(result),
@@ -240,7 +294,7 @@ impl Control {
             .probe_latency
             .get_or_create(&crate::metrics::ProbeLabels {
                 address: address.clone(),
-                check: kind_name(key).to_string(),
+                check: kind_name(key.check.kind).to_string(),
             })
             .observe(r.latency.as_secs_f64());
         self.metrics
@@ -258,6 +312,8 @@ impl Control {
         mut commands: mpsc::Receiver<Command>,
         mut stop: watch::Receiver<bool>,
     ) {
+        let mut geo_tick = tokio::time::interval(GEO_POLL);
+        geo_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let next_expiry = self.next_expiry();
             let mut dirty = false;
@@ -272,6 +328,8 @@ impl Control {
                 }
                 Some(cmd) = commands.recv() => dirty |= self.command(cmd),
                 Some(l) = self.loaded_rx.recv() => self.apply_reload(l),
+                _ = geo_tick.tick() => self.poll_geo(),
+                Some(g) = self.geo_rx.recv() => self.apply_geo(g),
                 _ = sleep_until_opt(next_expiry) => dirty |= self.expire_drains(),
             }
             if dirty {
@@ -298,7 +356,7 @@ impl Control {
             tracing::warn!(
                 "endpoint {} ({}:{}) is {}: {}",
                 key.probe,
-                kind_name(key),
+                kind_name(key.check.kind),
                 key.check.port,
                 if r.up { "up" } else { "down" },
                 r.result.reason
@@ -435,15 +493,20 @@ impl Control {
         let metrics = self.metrics.clone();
         let known: HashSet<TargetKey> = self.targets.keys().cloned().collect();
         let tx = self.loaded_tx.clone();
+        let prev = self.compiled.clone();
         tokio::spawn(async move {
             let file = path.display().to_string();
-            let built = tokio::task::spawn_blocking(move || state::load(&path, &metrics)).await;
+            let built = tokio::task::spawn_blocking(move || {
+                let config = crate::config::load(&path)?;
+                Compiled::build(config, &metrics, Some(&prev))
+            })
+            .await;
             let result = match built {
                 Ok(Ok(compiled)) => {
-                    let added: Vec<TargetKey> = compiled
+                    let added: Vec<Target> = compiled
                         .targets
                         .iter()
-                        .filter(|k| !known.contains(*k))
+                        .filter(|t| !known.contains(&t.key()))
                         .cloned()
                         .collect();
                     let probed = first_probes(added).await;
@@ -461,6 +524,68 @@ impl Control {
         });
     }
 
+    /// `[geoip] watch`: looks at the database file, and compiles it beside
+    /// the loop once it has changed and settled.
+    fn poll_geo(&mut self) {
+        let Some(g) = self.compiled.geo.clone() else {
+            return;
+        };
+        if !self.compiled.config.geoip_watch || self.reloading || self.geo_watch.busy {
+            return;
+        }
+        // a file being renamed into place may be missing for a moment
+        let Ok(id) = FileId::of(&g.source.path) else {
+            return;
+        };
+        if Some(id) == g.source.id || Some(id) == self.geo_watch.failed {
+            self.geo_watch.seen = None;
+            return;
+        }
+        if self.geo_watch.seen != Some(id) {
+            self.geo_watch.seen = Some(id);
+            return;
+        }
+        self.geo_watch.busy = true;
+        let base = self.compiled.clone();
+        let tx = self.geo_tx.clone();
+        tracing::info!("{} changed on disk; loading it", g.source.display);
+        tokio::task::spawn_blocking(move || {
+            let result = GeoTable::open(&g.source.path, &g.source.display)
+                .map(|t| base.with_geo(Arc::new(t)));
+            if tx.send(GeoLoaded { id, base, result }).is_err() {
+                tracing::debug!("GeoIP database loaded after shutdown");
+            }
+        });
+    }
+
+    /// Serves a database compiled by [`Control::poll_geo`], or keeps the
+    /// old one and says why.
+    fn apply_geo(&mut self, g: GeoLoaded) {
+        self.geo_watch.busy = false;
+        self.geo_watch.seen = None;
+        match g.result {
+            Err(e) => {
+                self.geo_watch.failed = Some(g.id);
+                self.metrics.geoip_reload_failures.inc();
+                tracing::error!("{e}; still serving the previous GeoIP database");
+            }
+            Ok(_) if !Arc::ptr_eq(&g.base, &self.compiled) => {
+                tracing::debug!("a reload came first; it compiled the new database itself");
+            }
+            Ok(compiled) => {
+                let summary = self.swap(compiled, Vec::new());
+                tracing::info!(
+                    "GeoIP database {} reloaded (generation {})",
+                    self.compiled
+                        .geo
+                        .as_ref()
+                        .map_or("", |t| t.source.display.as_str()),
+                    summary.generation
+                );
+            }
+        }
+    }
+
     /// Swaps in a prepared reload (or reports why it failed), then starts
     /// the next one if more were requested meanwhile.
     fn apply_reload(&mut self, loaded: Loaded) {
@@ -468,11 +593,17 @@ impl Control {
         let result = match loaded.result {
             Err(e) => {
                 self.count_reload("error");
+                if e.0.iter().any(|x| {
+                    matches!(x, crate::config::ConfigError::Invalid { key, .. } if key == "geoip.database")
+                }) {
+                    self.metrics.geoip_reload_failures.inc();
+                }
                 tracing::error!("reload failed, still serving the previous configuration:\n{e}");
                 Err(ControlError::Invalid(e))
             }
             Ok((compiled, probed)) => {
                 let summary = self.swap(compiled, probed);
+                self.count_reload("ok");
                 tracing::info!("configuration reloaded (generation {})", summary.generation);
                 Ok(summary)
             }
@@ -486,12 +617,27 @@ impl Control {
     }
 
     fn swap(&mut self, compiled: Compiled, probed: Vec<FirstProbe>) -> ReloadSummary {
+        let keys: HashMap<TargetKey, &Target> =
+            compiled.targets.iter().map(|t| (t.key(), t)).collect();
         let removed: Vec<TargetKey> = self
             .targets
             .keys()
-            .filter(|k| !compiled.targets.contains(k))
+            .filter(|k| !keys.contains_key(*k))
             .cloned()
             .collect();
+        // kept targets whose timing changed are updated in place
+        let mut updated = 0;
+        for (k, t) in &keys {
+            if let Some(p) = self.targets.get_mut(k)
+                && p.target != **t
+            {
+                p.target = (*t).clone();
+                if p.updates.send((*t).clone()).is_err() {
+                    tracing::debug!("probe task of {} is gone", k.probe);
+                }
+                updated += 1;
+            }
+        }
         let added = probed.len();
         let kept = compiled.targets.len() - added;
         self.start_targets(probed);
@@ -508,10 +654,11 @@ impl Control {
             .retain(|addr, _| compiled.slots.iter().any(|s| s.address == *addr));
         let old = &self.compiled.config.server;
         let new = &compiled.config.server;
+        let mut warnings = Vec::new();
         if old.admin_token != new.admin_token {
             self.admin_token
                 .store(new.admin_token.clone().map(Arc::new));
-            tracing::warn!("admin token changed");
+            tracing::info!("admin token changed");
         }
         let restart_only = [
             ("listen", old.listen != new.listen),
@@ -529,22 +676,37 @@ impl Control {
         ];
         for (key, changed) in restart_only {
             if changed {
-                tracing::warn!(
-                    "server.{key} changed: it takes effect at the next restart, not on reload"
-                );
+                let w = format!("server.{key} changed: it takes effect at the next restart");
+                tracing::warn!("{w}");
+                warnings.push(w);
             }
         }
-        let old = std::mem::replace(&mut self.compiled, Arc::new(compiled));
+        let geo_changed = match (&self.compiled.geo, &compiled.geo) {
+            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+            (a, b) => a.is_some() != b.is_some(),
+        };
+        let compiled = Arc::new(compiled);
+        Compiled::finish_scope_maps(&compiled, &self.metrics);
+        if let Some(g) = &compiled.geo
+            && geo_changed
+        {
+            self.metrics
+                .geoip_build_timestamp
+                .set(g.source.build_epoch as i64);
+        }
+        let old = std::mem::replace(&mut self.compiled, compiled);
         retire(old);
         self.publish();
-        self.count_reload("ok");
         ReloadSummary {
             generation: self.generation,
             zones: self.compiled.table.zones.len(),
             services: self.compiled.services.len(),
             targets_kept: kept,
+            targets_updated: updated,
             targets_added: added,
             targets_removed: removed.len(),
+            geoip_reloaded: geo_changed,
+            warnings,
         }
     }
 
@@ -557,12 +719,14 @@ impl Control {
             .inc();
     }
 
+    /// The decided state of a target; one that is not running counts as
+    /// down (fail closed: every target is started before it is served).
     fn target_up(&self, ti: u32) -> bool {
         self.compiled
             .targets
             .get(ti as usize)
-            .and_then(|k| self.targets.get(k))
-            .is_none_or(|t| t.up)
+            .and_then(|t| self.targets.get(&t.key()))
+            .is_some_and(|t| t.up)
     }
 
     fn publish(&mut self) {
@@ -620,7 +784,7 @@ impl Control {
                         let target = s
                             .target
                             .and_then(|t| c.targets.get(t as usize))
-                            .and_then(|k| self.targets.get(k));
+                            .and_then(|t| self.targets.get(&t.key()));
                         let f = snap
                             .flags
                             .get(r.endpoints[s.endpoint as usize].slot as usize)
@@ -637,7 +801,7 @@ impl Control {
                                 .get(s.target.unwrap_or(u32::MAX) as usize)
                                 .map(|k| ProbeTarget {
                                     address: k.probe.to_string(),
-                                    kind: kind_name(k).to_string(),
+                                    kind: kind_name(k.check.kind).to_string(),
                                     port: k.check.port,
                                 }),
                             last_probe: target.and_then(|t| t.last.clone()),
@@ -719,18 +883,18 @@ fn retire(old: Arc<Compiled>) {
 
 /// A target's first probe, made before it is served.
 struct FirstProbe {
-    key: TargetKey,
+    target: Target,
     prober: Result<Prober, crate::health::probe::ProberError>,
     result: ProbeResult,
 }
 
 /// Probes targets once, concurrently (probe before serve); each is bounded
-/// by its check's timeout. Results come back in the order of `keys`.
-async fn first_probes(keys: Vec<TargetKey>) -> Vec<FirstProbe> {
+/// by its check's timeout. Results come back in the order of `targets`.
+async fn first_probes(targets: Vec<Target>) -> Vec<FirstProbe> {
     let mut set = JoinSet::new();
-    for (i, key) in keys.into_iter().enumerate() {
+    for (i, target) in targets.into_iter().enumerate() {
         set.spawn(async move {
-            let prober = Prober::new(key.clone());
+            let prober = Prober::new(target.clone());
             let result = match &prober {
                 Ok(p) => p.probe().await,
                 Err(e) => ProbeResult {
@@ -743,7 +907,7 @@ async fn first_probes(keys: Vec<TargetKey>) -> Vec<FirstProbe> {
             (
                 i,
                 FirstProbe {
-                    key,
+                    target,
                     prober,
                     result,
                 },
@@ -782,8 +946,8 @@ fn for_text(d: Option<Duration>) -> String {
     })
 }
 
-fn kind_name(k: &TargetKey) -> &'static str {
-    match k.check.kind {
+fn kind_name(k: crate::config::CheckKind) -> &'static str {
+    match k {
         crate::config::CheckKind::Http => "http",
         crate::config::CheckKind::Https => "https",
         crate::config::CheckKind::Tcp => "tcp",

@@ -115,7 +115,13 @@ pub fn explain(
     let svc = &data.services[si as usize];
     let client_ip = client.to_canonical();
     let located = match &data.geo {
-        Some(db) => db.locate(client_ip),
+        Some(t) => {
+            let hit = t.lookup(client_ip, None);
+            Located {
+                location: t.location(hit.class).copied(),
+                prefix: hit.prefix,
+            }
+        }
         None => Located {
             location: None,
             prefix: 0,
@@ -171,9 +177,9 @@ pub fn explain(
                 .to_string()
         })
         .collect::<Vec<_>>();
-    // the scope the DNS answer would carry, from the same compiled trie
+    // the scope the DNS answer would carry, from the same lookup
     let scope = match &svc.geo {
-        Some(ix) if !answer.is_empty() => ix.lookup(client_ip).1,
+        Some(ix) if !answer.is_empty() => ix.lookup(svc, &data.regions, client_ip).scope,
         _ => 0,
     };
     let network = loc

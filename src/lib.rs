@@ -150,10 +150,11 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
     };
 
     let build_metrics = metrics.clone();
-    let compiled = tokio::task::spawn_blocking(move || Compiled::build(config, &build_metrics))
-        .await
-        .map_err(|e| RunError::Runtime(format!("loading failed: {e}")))?
-        .map_err(RunError::Config)?;
+    let compiled =
+        tokio::task::spawn_blocking(move || Compiled::build(config, &build_metrics, None))
+            .await
+            .map_err(|e| RunError::Runtime(format!("loading failed: {e}")))?
+            .map_err(RunError::Config)?;
 
     // Probe before serve: the first snapshot carries real health.
     let admin_token = Arc::new(arc_swap::ArcSwapOption::from(

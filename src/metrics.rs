@@ -240,6 +240,12 @@ pub struct Metrics {
     pub reloads: Family<ResultLabels, Counter>,
     /// Snapshot generation published.
     pub snapshot_generation: Gauge,
+    /// GeoIP database files that failed to load on reload or on change.
+    pub geoip_reload_failures: Counter,
+    /// Geo services still waiting for their ECS scope map.
+    pub geoip_scope_maps_pending: Gauge,
+    /// Build time of the GeoIP database being served.
+    pub geoip_build_timestamp: Gauge,
 }
 
 /// Labels of probe outcomes.
@@ -307,6 +313,24 @@ impl Metrics {
             "generation of the snapshot being served",
             snapshot_generation.clone(),
         );
+        let geoip_reload_failures = Counter::default();
+        registry.register(
+            "signpost_geoip_reload_failures",
+            "GeoIP database files that could not be loaded on reload or when they changed; the previous database keeps serving",
+            geoip_reload_failures.clone(),
+        );
+        let geoip_scope_maps_pending = Gauge::default();
+        registry.register(
+            "signpost_geoip_scope_maps_pending",
+            "geo services whose ECS scope map is still being computed (their scopes are narrower meanwhile)",
+            geoip_scope_maps_pending.clone(),
+        );
+        let geoip_build_timestamp = Gauge::default();
+        registry.register(
+            "signpost_geoip_build_timestamp_seconds",
+            "build time of the GeoIP database being served (Unix seconds)",
+            geoip_build_timestamp.clone(),
+        );
         Metrics {
             registry,
             pool,
@@ -317,6 +341,9 @@ impl Metrics {
             transitions,
             reloads,
             snapshot_generation,
+            geoip_reload_failures,
+            geoip_scope_maps_pending,
+            geoip_build_timestamp,
         }
     }
 

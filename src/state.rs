@@ -12,27 +12,44 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
-use crate::config::{self, Check, Config, ConfigError, ConfigErrors, MapKey};
-use crate::geo::{self, GeoDb};
+use crate::config::{self, Check, CheckId, Config, ConfigError, ConfigErrors, MapKey};
+use crate::geo::table::{FileId, GeoTable};
+use crate::geo::{self, GeoError};
 use crate::metrics::Metrics;
 use crate::steer;
 use crate::zone::{self, Table, ZoneInput};
 
-/// A service's map as configured: services with equal regions and maps
-/// share one compiled GeoIP index.
-type MapSignature = Vec<(String, Vec<String>)>;
-
 /// The shared, swappable snapshot.
 pub type Shared = Arc<ArcSwap<Snapshot>>;
 
-/// What one probe target is: the address probed and the check profile.
-/// Endpoints with equal keys share one probe.
+/// The identity of a probe target: the address probed and what is asked
+/// of it (SPEC §5). Endpoints with equal keys share one probe, and a
+/// target keeps its health across reloads while its key stays.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TargetKey {
     /// Address probed.
     pub probe: IpAddr,
-    /// Check profile.
+    /// The check without its timing.
+    pub check: CheckId,
+}
+
+/// A probe target as run: its address and full check profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Address probed.
+    pub probe: IpAddr,
+    /// Check profile, timing included.
     pub check: Check,
+}
+
+impl Target {
+    /// Its identity.
+    pub fn key(&self) -> TargetKey {
+        TargetKey {
+            probe: self.probe,
+            check: self.check.identity(),
+        }
+    }
 }
 
 /// One (region, endpoint) pair; health flags are kept per slot.
@@ -54,9 +71,9 @@ pub struct Compiled {
     /// The validated configuration.
     pub config: Arc<Config>,
     /// Static zone data and service names.
-    pub table: Table,
-    /// GeoIP database.
-    pub geo: Option<Arc<GeoDb>>,
+    pub table: Arc<Table>,
+    /// The compiled GeoIP database.
+    pub geo: Option<Arc<GeoTable>>,
     /// Regions, in config order (by name).
     pub regions: Vec<steer::Region>,
     /// Services, in config order; indices match `Node::service`.
@@ -64,7 +81,7 @@ pub struct Compiled {
     /// Every (region, endpoint) pair.
     pub slots: Vec<Slot>,
     /// Distinct probe targets.
-    pub targets: Vec<TargetKey>,
+    pub targets: Vec<Target>,
     /// Region index by name.
     pub region_index: HashMap<String, u16>,
 }
@@ -94,68 +111,92 @@ impl Snapshot {
 
 impl Compiled {
     /// Loads zones and the GeoIP database named by `config` and compiles
-    /// everything; reports every error found.
-    pub fn build(config: Config, metrics: &Metrics) -> Result<Compiled, ConfigErrors> {
+    /// everything, taking from `prev` (the configuration being replaced)
+    /// what has not changed: the compiled GeoIP table when the file is the
+    /// same, and each geo service's scope bitmap when its regions and map
+    /// are the same. Reports every error found.
+    pub fn build(
+        config: Config,
+        metrics: &Metrics,
+        prev: Option<&Compiled>,
+    ) -> Result<Compiled, ConfigErrors> {
+        let mut c = Compiled::parts(config, metrics, prev)?;
+        c.index_services(prev);
+        Ok(c)
+    }
+
+    /// What `signpost check` needs: everything validated and loaded, the
+    /// GeoIP database compiled, but no per-service scope bitmaps.
+    pub fn check(config: Config, metrics: &Metrics) -> Result<Compiled, ConfigErrors> {
+        Compiled::parts(config, metrics, None)
+    }
+
+    /// The same configuration over another compiled GeoIP database (the
+    /// file changed on disk): zones, regions and health slots are shared.
+    pub fn with_geo(&self, geo: Arc<GeoTable>) -> Compiled {
+        let mut c = Compiled {
+            config: self.config.clone(),
+            table: self.table.clone(),
+            geo: Some(geo),
+            regions: self.regions.clone(),
+            services: self.services.clone(),
+            slots: self.slots.clone(),
+            targets: self.targets.clone(),
+            region_index: self.region_index.clone(),
+        };
+        c.index_services(Some(self));
+        c
+    }
+
+    fn parts(
+        config: Config,
+        metrics: &Metrics,
+        prev: Option<&Compiled>,
+    ) -> Result<Compiled, ConfigErrors> {
         let file = config.path.display().to_string();
         let mut errors = Vec::new();
 
-        let geo = match &config.geoip {
-            None => None,
-            Some(p) => match GeoDb::open(p, &p.display().to_string()) {
-                Ok(db) => Some(Arc::new(db)),
-                Err(e) => {
-                    errors.push(ConfigError::Invalid {
-                        file: file.clone(),
-                        key: "geoip.database".into(),
-                        reason: e.to_string(),
-                    });
-                    None
-                }
-            },
+        // The GeoIP database compiles beside the zone files.
+        let (geo, zones) = std::thread::scope(|s| {
+            let geo = s.spawn(|| open_geo(&config, prev));
+            let zones = parse_zones(&config);
+            (geo.join(), zones)
+        });
+        let geo = match geo {
+            Ok(Ok(g)) => g,
+            Ok(Err(e)) => {
+                errors.push(ConfigError::Invalid {
+                    file: file.clone(),
+                    key: "geoip.database".into(),
+                    reason: e.to_string(),
+                });
+                None
+            }
+            Err(_) => {
+                errors.push(ConfigError::Invalid {
+                    file: file.clone(),
+                    key: "geoip.database".into(),
+                    reason: "compiling the database failed".into(),
+                });
+                None
+            }
         };
-
-        let mut inputs = Vec::new();
-        for z in &config.zones {
-            let display = display_path(&z.file, &z.file_display);
-            match zone::parse_file(&z.file, &display, &z.name) {
-                Ok(rrsets) => inputs.push((z, display, rrsets)),
-                Err(e) => errors.push(ConfigError::Zone(e)),
+        let table = match zones {
+            Ok(t) => Some(t),
+            Err(es) => {
+                errors.extend(es);
+                None
             }
-        }
-        let service_names: Vec<(&str, u32)> = config
-            .services
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.as_str(), i as u32))
-            .collect();
-        let table = if inputs.len() == config.zones.len() {
-            let zones = inputs
-                .iter()
-                .map(|(z, display, rrsets)| ZoneInput {
-                    name: &z.name,
-                    file: display,
-                    rrsets: rrsets.clone(),
-                })
-                .collect();
-            match Table::build(zones, &service_names) {
-                Ok(t) => Some(t),
-                Err(es) => {
-                    errors.extend(es.into_iter().map(ConfigError::Zone));
-                    None
-                }
-            }
-        } else {
-            None
         };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        let table = table.unwrap_or_default();
+        let table = Arc::new(table.unwrap_or_default());
 
         // Regions and slots.
         let mut regions = Vec::new();
         let mut slots = Vec::new();
-        let mut targets: Vec<TargetKey> = Vec::new();
+        let mut targets: Vec<Target> = Vec::new();
         let mut target_ids: HashMap<TargetKey, u32> = HashMap::new();
         let mut region_index = HashMap::new();
         for (ri, r) in config.regions.iter().enumerate() {
@@ -164,14 +205,26 @@ impl Compiled {
             let mut endpoints = Vec::new();
             for (ei, e) in r.endpoints.iter().enumerate() {
                 let target = check.map(|c| {
-                    let key = TargetKey {
+                    let t = Target {
                         probe: e.probe,
                         check: c.clone(),
                     };
-                    *target_ids.entry(key.clone()).or_insert_with(|| {
-                        targets.push(key);
-                        (targets.len() - 1) as u32
-                    })
+                    match target_ids.get(&t.key()) {
+                        // two profiles that differ only in timing: the
+                        // more frequent one probes for both
+                        Some(&i) => {
+                            let have = &mut targets[i as usize];
+                            if t.check.interval < have.check.interval {
+                                *have = t;
+                            }
+                            i
+                        }
+                        None => {
+                            target_ids.insert(t.key(), targets.len() as u32);
+                            targets.push(t);
+                            (targets.len() - 1) as u32
+                        }
+                    }
                 });
                 endpoints.push(steer::Endpoint {
                     addr: e.address,
@@ -195,45 +248,11 @@ impl Compiled {
             });
         }
 
-        let mut services: Vec<steer::Service> = config
+        let services: Vec<steer::Service> = config
             .services
             .iter()
             .map(|s| compile_service(s, &region_index, metrics))
             .collect();
-        // Compile the GeoIP database per geo service; services with the
-        // same regions and map share one index.
-        if let Some(db) = &geo {
-            let mut built: Vec<(Vec<u16>, MapSignature, Arc<steer::GeoIndex>)> = Vec::new();
-            for (svc, cfg) in services.iter_mut().zip(&config.services) {
-                if svc.policy != steer::Policy::Geo {
-                    continue;
-                }
-                let map: MapSignature = cfg
-                    .map
-                    .iter()
-                    .map(|m| (m.key.clone(), m.regions.clone()))
-                    .collect();
-                if let Some((_, _, ix)) = built
-                    .iter()
-                    .find(|(r, m, _)| *r == svc.regions && *m == map)
-                {
-                    svc.geo = Some(ix.clone());
-                    continue;
-                }
-                let start = std::time::Instant::now();
-                let ix = Arc::new(steer::GeoIndex::build(db, svc, &regions));
-                tracing::debug!(
-                    "compiled {} for {}: {} nodes, {} orders, {:?}",
-                    db.path,
-                    svc.name,
-                    ix.tree.len(),
-                    ix.orders.len(),
-                    start.elapsed()
-                );
-                svc.geo = Some(ix.clone());
-                built.push((svc.regions.clone(), map, ix));
-            }
-        }
 
         Ok(Compiled {
             config: Arc::new(config),
@@ -245,6 +264,96 @@ impl Compiled {
             targets,
             region_index,
         })
+    }
+
+    /// Gives every geo service its index over the compiled GeoIP table:
+    /// services with the same regions and map share one, and one from
+    /// `prev` over the same table is reused with its scope map. New scope
+    /// maps are computed here, on every core, when that is quick; else
+    /// [`Compiled::finish_scope_maps`] computes them in the background.
+    fn index_services(&mut self, prev: Option<&Compiled>) {
+        let Some(table) = self.geo.clone() else {
+            for s in &mut self.services {
+                s.geo = None;
+            }
+            return;
+        };
+        let mut have: HashMap<GeoSig, Arc<steer::GeoIndex>> = HashMap::new();
+        if let Some(p) = prev {
+            for s in &p.services {
+                if let Some(ix) = &s.geo
+                    && Arc::ptr_eq(&ix.table, &table)
+                {
+                    have.insert(geo_sig(s, &p.regions), ix.clone());
+                }
+            }
+        }
+        for i in 0..self.services.len() {
+            let s = &self.services[i];
+            let ix = (s.policy == steer::Policy::Geo).then(|| {
+                have.entry(geo_sig(s, &self.regions))
+                    .or_insert_with(|| Arc::new(steer::GeoIndex::new(table.clone())))
+                    .clone()
+            });
+            self.services[i].geo = ix;
+        }
+        let pending = self.pending_scope_maps();
+        if pending.len().saturating_mul(table.len().max(1)) <= INLINE_SCOPE_WORK {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            compute_scope_maps(&self.services, &self.regions, &pending, threads);
+        }
+    }
+
+    /// One service for each geo index still without its scope map.
+    pub fn pending_scope_maps(&self) -> Vec<usize> {
+        let mut seen: Vec<*const steer::GeoIndex> = Vec::new();
+        let mut out = Vec::new();
+        for (i, s) in self.services.iter().enumerate() {
+            if let Some(ix) = &s.geo
+                && !ix.ready()
+                && !seen.contains(&Arc::as_ptr(ix))
+            {
+                seen.push(Arc::as_ptr(ix));
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    /// Computes the scope maps still missing on one background thread, so
+    /// that a start or reload with hundreds of geo services answers at
+    /// once (with narrower, still correct, scopes meanwhile). The thread
+    /// stops early when this configuration is replaced.
+    pub fn finish_scope_maps(this: &Arc<Compiled>, metrics: &Arc<Metrics>) {
+        let pending = this.pending_scope_maps();
+        metrics.geoip_scope_maps_pending.set(pending.len() as i64);
+        if pending.is_empty() {
+            return;
+        }
+        let weak = Arc::downgrade(this);
+        let gauge = metrics.geoip_scope_maps_pending.clone();
+        let spawned = std::thread::Builder::new()
+            .name("signpost-scopes".into())
+            .spawn(move || {
+                let start = std::time::Instant::now();
+                let total = pending.len();
+                for (done, si) in pending.into_iter().enumerate() {
+                    let Some(c) = weak.upgrade() else {
+                        return; // replaced: the next configuration has its own
+                    };
+                    compute_scope_maps(&c.services, &c.regions, &[si], 1);
+                    gauge.set((total - done - 1) as i64);
+                }
+                tracing::info!(
+                    "ECS scope maps of {total} geo services ready in {:.1?}",
+                    start.elapsed()
+                );
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the scope map thread ({e}); computing them here");
+            compute_scope_maps(&this.services, &this.regions, &this.pending_scope_maps(), 1);
+            metrics.geoip_scope_maps_pending.set(0);
+        }
     }
 
     /// Health flags for every slot from target states and drains.
@@ -270,6 +379,128 @@ impl Compiled {
             })
             .collect()
     }
+}
+
+/// What a geo service's scope bitmap depends on: its regions' locations
+/// in order, and its country and continent map keys (CIDR keys are
+/// matched per query).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct GeoSig {
+    units: Vec<[u64; 3]>,
+    keys: Vec<(u8, [u8; 2], u16)>,
+    entries: Vec<Vec<u8>>,
+}
+
+fn geo_sig(s: &steer::Service, regions: &[steer::Region]) -> GeoSig {
+    let units = s
+        .regions
+        .iter()
+        .map(|&ri| regions[ri as usize].unit.map(f64::to_bits))
+        .collect();
+    let mut keys: Vec<(u8, [u8; 2], u16)> = s
+        .map
+        .countries
+        .iter()
+        .map(|(c, e)| (0, *c, *e))
+        .chain(s.map.continents.iter().map(|(c, e)| (1, *c, *e)))
+        .collect();
+    keys.sort_unstable();
+    GeoSig {
+        units,
+        keys,
+        entries: s.map.entries.iter().map(|(_, p)| p.clone()).collect(),
+    }
+}
+
+/// Most work (table nodes times scope maps) done before a configuration
+/// is served; about a quarter of a second on one core.
+const INLINE_SCOPE_WORK: usize = 30_000_000;
+
+/// Computes the scope maps of the indexes of `services[i]` for each `i`
+/// in `todo`, on up to `threads` threads.
+fn compute_scope_maps(
+    services: &[steer::Service],
+    regions: &[steer::Region],
+    todo: &[usize],
+    threads: usize,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let work = || {
+        while let Some(&si) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
+            if let Some(ix) = &services[si].geo {
+                ix.compute(&services[si], regions);
+            }
+        }
+    };
+    let threads = threads.clamp(1, todo.len().max(1));
+    if threads == 1 {
+        work();
+        return;
+    }
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(work);
+        }
+    });
+}
+
+/// The compiled GeoIP table for `config`: the previous one when the file
+/// has not changed since it was read, else the file compiled anew.
+fn open_geo(config: &Config, prev: Option<&Compiled>) -> Result<Option<Arc<GeoTable>>, GeoError> {
+    let Some(path) = &config.geoip else {
+        return Ok(None);
+    };
+    if let Some(old) = prev.and_then(|p| p.geo.as_ref())
+        && old.source.path == *path
+        && old.source.id.is_some()
+        && FileId::of(path).ok() == old.source.id
+    {
+        return Ok(Some(old.clone()));
+    }
+    let start = std::time::Instant::now();
+    let t = GeoTable::open(path, &path.display().to_string())?;
+    tracing::info!(
+        "compiled {} ({}, {} classes, {} nodes) in {:.2?}",
+        t.source.display,
+        t.source.kind,
+        t.class_count(),
+        t.len(),
+        start.elapsed()
+    );
+    Ok(Some(Arc::new(t)))
+}
+
+/// Parses every zone file and builds the lookup table.
+fn parse_zones(config: &Config) -> Result<Table, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut inputs = Vec::new();
+    for z in &config.zones {
+        let display = display_path(&z.file, &z.file_display);
+        match zone::parse_file(&z.file, &display, &z.name) {
+            Ok(rrsets) => inputs.push((z, display, rrsets)),
+            Err(e) => errors.push(ConfigError::Zone(e)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let service_names: Vec<(&str, u32)> = config
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i as u32))
+        .collect();
+    let zones = inputs
+        .iter_mut()
+        .map(|(z, display, rrsets)| ZoneInput {
+            name: &z.name,
+            file: display,
+            rrsets: std::mem::take(rrsets),
+        })
+        .collect();
+    Table::build(zones, &service_names)
+        .map_err(|es| es.into_iter().map(ConfigError::Zone).collect())
 }
 
 fn display_path(resolved: &Path, as_written: &str) -> String {
@@ -340,8 +571,8 @@ fn compile_service(
     }
 }
 
-/// Loads, validates and compiles a configuration file (what `check` does).
+/// Loads, validates and compiles a configuration file.
 pub fn load(path: &Path, metrics: &Metrics) -> Result<Compiled, ConfigErrors> {
     let config = config::load(path)?;
-    Compiled::build(config, metrics)
+    Compiled::build(config, metrics, None)
 }

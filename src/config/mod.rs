@@ -89,6 +89,8 @@ pub struct Config {
     pub server: Server,
     /// `[geoip] database`, resolved against the config's directory.
     pub geoip: Option<PathBuf>,
+    /// `[geoip] watch`: pick up a new database file by itself.
+    pub geoip_watch: bool,
     /// `[zones]`, sorted by name.
     pub zones: Vec<Zone>,
     /// `[checks]` by name.
@@ -141,7 +143,7 @@ pub enum CheckKind {
 }
 
 /// `[checks.NAME]`: a health-check profile. Two endpoints with equal
-/// profiles and addresses share one probe.
+/// addresses and equal [`Check::identity`] share one probe.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Check {
     /// Protocol.
@@ -166,6 +168,48 @@ pub struct Check {
     pub fall: u32,
     /// Skip TLS certificate verification.
     pub insecure: bool,
+}
+
+/// What a check asks of an endpoint, without its timing: with the
+/// probed address, the identity of a probe target (SPEC §5). A reload that
+/// changes only `interval`, `timeout`, `rise` or `fall` keeps the target
+/// and its health.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CheckId {
+    /// Protocol.
+    pub kind: CheckKind,
+    /// Port probed.
+    pub port: u16,
+    /// HTTP path.
+    pub path: String,
+    /// Host header and TLS SNI.
+    pub host: Option<String>,
+    /// Accepted status codes.
+    pub expect: Vec<u16>,
+    /// Substring the body must contain.
+    pub body: Option<String>,
+    /// Skip TLS certificate verification.
+    pub insecure: bool,
+}
+
+impl Check {
+    /// Everything but the timing.
+    pub fn identity(&self) -> CheckId {
+        CheckId {
+            kind: self.kind,
+            port: self.port,
+            path: self.path.clone(),
+            host: self.host.clone(),
+            expect: self.expect.clone(),
+            body: self.body.clone(),
+            insecure: self.insecure,
+        }
+    }
+
+    /// True when only the timing differs.
+    pub fn same_target(&self, other: &Check) -> bool {
+        self.identity() == other.identity()
+    }
 }
 
 /// `[regions.NAME]`.
@@ -467,6 +511,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
 
     // [geoip]
     let geoip = raw.geoip.as_ref().map(|g| resolve(&g.database));
+    let geoip_watch = raw.geoip.as_ref().is_none_or(|g| g.watch);
 
     // [zones]
     let mut zones = Vec::new();
@@ -882,6 +927,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             path: path.to_path_buf(),
             server,
             geoip,
+            geoip_watch,
             zones,
             checks,
             regions,

@@ -75,6 +75,12 @@ fn default_udp_batch_wait() -> String {
 #[serde(deny_unknown_fields)]
 pub struct RawGeoip {
     pub database: String,
+    #[serde(default = "default_watch")]
+    pub watch: bool,
+}
+
+fn default_watch() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]

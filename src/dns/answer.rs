@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::metrics::{Transport, WorkerStats};
 use crate::state::Snapshot;
-use crate::steer::{self, Family, GeoView, Rng};
+use crate::steer::{self, Family, GeoHit, Rng};
 use crate::zone::{Lookup, Node, RRset, Table, rtype};
 
 use super::wire::{self, Edns, Full, ParseError, Query, Writer, flags, rcode};
@@ -270,20 +270,12 @@ fn write_service(
         return Ok(false);
     };
     let ecs = q.edns.and_then(|e| e.ecs).filter(|e| e.source > 0);
-    // the compiled GeoIP trie gives the region order and the ECS scope
-    let (view, scope) = match &svc.geo {
-        Some(ix) => {
-            let (order, scope) = ix.lookup(ecs.map_or(src, |e| e.addr));
-            let view = GeoView {
-                order,
-                map_len: 0,
-                map_entry: None,
-                coords: true,
-            };
-            (Some(view), scope)
-        }
-        None => (None, 0),
-    };
+    // the shared GeoIP table gives the region order and the ECS scope
+    let hit = svc
+        .geo
+        .as_ref()
+        .map(|ix| ix.lookup(svc, &data.regions, ecs.map_or(src, |e| e.addr)));
+    let view = hit.as_ref().map(GeoHit::view);
     let d = steer::decide_view(
         svc,
         &data.regions,
@@ -317,7 +309,7 @@ fn write_service(
         ctx.stats.answer(slot);
     }
     if ecs.is_some() {
-        r.scope = scope;
+        r.scope = hit.map_or(0, |h| h.scope);
     }
     Ok(true)
 }

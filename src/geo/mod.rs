@@ -2,8 +2,8 @@
 //! plus the prefix length of the database network that matched, read from
 //! a MaxMind DB (GeoIP2/GeoLite2 City or Country layout).
 //!
-//! The answer path does not decode records: [`tree`] compiles the database
-//! per service into a trie of precomputed answers and ECS scopes.
+//! The answer path does not decode records: [`table`] compiles the
+//! database once into a trie of location classes, shared by every service.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use maxminddb::Reader;
 use serde::Deserialize;
 
-pub mod tree;
+pub mod table;
 
 /// Earth's mean radius in km.
 pub const EARTH_RADIUS_KM: f64 = 6371.0088;
@@ -181,8 +181,8 @@ impl GeoDb {
         })
     }
 
-    /// Locates an address, decoding its record (explain, and the tree
-    /// compiler; the answer path uses a compiled [`tree::GeoTree`]).
+    /// Locates an address, decoding its record (tests and tools; the
+    /// server uses a compiled [`table::GeoTable`]).
     pub fn locate(&self, ip: IpAddr) -> Located {
         let canonical = ip.to_canonical();
         let mut located = self.locate_canonical(canonical);
@@ -219,6 +219,20 @@ impl GeoDb {
             _ => None,
         };
         Located { location, prefix }
+    }
+}
+
+impl GeoDb {
+    /// Decodes the record of an address as stored, without the
+    /// special-range rule of [`GeoDb::locate`]; an undecodable record is
+    /// an error (the table compiler reports it rather than guess).
+    pub fn decode(&self, ip: IpAddr) -> Result<Option<Location>, String> {
+        let res = self.reader.lookup(ip).map_err(|e| e.to_string())?;
+        match res.decode::<Rec<'_>>() {
+            Ok(Some(rec)) => Ok(to_location(&rec)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 

@@ -6,12 +6,13 @@ pub mod probe;
 
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use probe::{ProbeResult, Prober};
 
+use crate::state::Target;
 use crate::steer::Rng;
 
 /// Up/down state with hysteresis (pure logic).
@@ -58,6 +59,13 @@ impl Tracker {
         false
     }
 
+    /// New thresholds (a reload changed them); the decided state and the
+    /// counts so far stay.
+    pub fn set_thresholds(&mut self, rise: u32, fall: u32) {
+        self.rise = rise.max(1);
+        self.fall = fall.max(1);
+    }
+
     /// Delay from the start of the last probe to the next: a quarter
     /// interval after the first failure of an up target (rapid recheck:
     /// `fall` failures confirm a dead site sooner, the threshold stays).
@@ -90,22 +98,46 @@ pub fn jitter(d: Duration, rng: &mut Rng) -> Duration {
 }
 
 /// Starts the probe loop of one target: first probe after `first_delay`,
-/// then every interval (with jitter), reporting each result.
+/// then every interval (with jitter), reporting each result. A new
+/// profile for the same target (a reload that changed only its timing)
+/// arrives on `updates` and applies from the next probe, keeping the
+/// decided state.
 pub fn spawn_target(
     id: u64,
-    prober: Prober,
+    mut prober: Prober,
     mut tracker: Tracker,
     first_delay: Duration,
     tx: mpsc::UnboundedSender<Report>,
+    mut updates: watch::Receiver<Target>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let interval = prober.key().check.interval;
+        let mut interval = prober.target().check.interval;
         let mut rng =
             Rng::new(id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ Rng::from_entropy().next_u64());
-        let mut next = Instant::now() + first_delay;
+        let mut last = Instant::now();
+        let mut next = last + first_delay;
         loop {
-            tokio::time::sleep_until(next).await;
-            let start = Instant::now();
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                changed = updates.changed() => {
+                    if changed.is_err() {
+                        return; // the target was removed
+                    }
+                    let target = updates.borrow_and_update().clone();
+                    let (rise, fall) = (target.check.rise, target.check.fall);
+                    match Prober::new(target) {
+                        Ok(p) => {
+                            prober = p;
+                            tracker.set_thresholds(rise, fall);
+                            interval = prober.target().check.interval;
+                            next = next.min(last + jitter(interval, &mut rng)).max(Instant::now());
+                        }
+                        Err(e) => tracing::error!("{e}; the previous profile keeps probing"),
+                    }
+                    continue;
+                }
+            }
+            last = Instant::now();
             let result = prober.probe().await;
             let changed = tracker.observe(result.ok);
             if tx
@@ -119,7 +151,7 @@ pub fn spawn_target(
             {
                 return; // control loop gone: shutting down
             }
-            next = (start + jitter(tracker.next_delay(interval), &mut rng)).max(Instant::now());
+            next = (last + jitter(tracker.next_delay(interval), &mut rng)).max(Instant::now());
         }
     })
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 
 use crate::config::CheckKind;
-use crate::state::TargetKey;
+use crate::state::Target;
 
 /// Largest body read when a check looks for a substring.
 const MAX_BODY: usize = 64 * 1024;
@@ -37,7 +37,7 @@ fn ser_time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Erro
 
 /// Probes one target.
 pub struct Prober {
-    key: TargetKey,
+    target: Target,
     http: Option<(reqwest::Client, String)>,
 }
 
@@ -51,8 +51,8 @@ pub struct ProberError {
 
 impl Prober {
     /// Prepares the HTTP client (TLS roots, Host/SNI pinning) for a target.
-    pub fn new(key: TargetKey) -> Result<Prober, ProberError> {
-        let c = &key.check;
+    pub fn new(target: Target) -> Result<Prober, ProberError> {
+        let c = &target.check;
         let http = match c.kind {
             CheckKind::Tcp => None,
             CheckKind::Http | CheckKind::Https => {
@@ -61,7 +61,7 @@ impl Prober {
                 } else {
                     "http"
                 };
-                let sock = SocketAddr::new(key.probe, c.port);
+                let sock = SocketAddr::new(target.probe, c.port);
                 let mut b = reqwest::Client::builder()
                     .timeout(c.timeout)
                     .connect_timeout(c.timeout)
@@ -76,7 +76,7 @@ impl Prober {
                         b = b.resolve(host, sock);
                         format!("{scheme}://{host}:{}{}", c.port, c.path)
                     }
-                    None => match key.probe {
+                    None => match target.probe {
                         IpAddr::V4(a) => format!("{scheme}://{a}:{}{}", c.port, c.path),
                         IpAddr::V6(a) => format!("{scheme}://[{a}]:{}{}", c.port, c.path),
                     },
@@ -91,22 +91,22 @@ impl Prober {
                 Some((client, url))
             }
         };
-        Ok(Prober { key, http })
+        Ok(Prober { target, http })
     }
 
     /// The target.
-    pub fn key(&self) -> &TargetKey {
-        &self.key
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
     /// Runs one probe, bounded by the check's timeout.
     pub async fn probe(&self) -> ProbeResult {
         let start = Instant::now();
-        let timeout = self.key.check.timeout;
+        let timeout = self.target.check.timeout;
         let verdict = match &self.http {
             None => {
                 tcp(
-                    SocketAddr::new(self.key.probe, self.key.check.port),
+                    SocketAddr::new(self.target.probe, self.target.check.port),
                     timeout,
                 )
                 .await
@@ -132,7 +132,7 @@ impl Prober {
     }
 
     async fn http(&self, client: &reqwest::Client, url: &str) -> Result<String, String> {
-        let c = &self.key.check;
+        let c = &self.target.check;
         let resp = client.get(url).send().await.map_err(|e| classify(&e))?;
         let status = resp.status().as_u16();
         let status_ok = if c.expect.is_empty() {

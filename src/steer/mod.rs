@@ -5,14 +5,13 @@
 
 use std::net::IpAddr;
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
-use crate::geo::tree::{self, GeoTree};
-use crate::geo::{GeoDb, Located, Location};
+use crate::geo::table::GeoTable;
+use crate::geo::{Located, Location};
 
 /// Health flag: the endpoint's last decided state is up.
 pub const UP: u8 = 1;
@@ -65,6 +64,16 @@ impl<T: Copy + Default, const N: usize> Stack<T, N> {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Empties the list.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Swaps two items.
+    pub fn swap(&mut self, a: usize, b: usize) {
+        self.items[..self.len].swap(a, b);
     }
 
     fn remove(&mut self, i: usize) -> T {
@@ -187,6 +196,35 @@ pub struct GeoMap {
 }
 
 impl GeoMap {
+    /// The most specific CIDR entry containing `a` (canonical), and the
+    /// shortest prefix a block around `a` may have without leaving that
+    /// CIDR or holding another one (0 when no CIDR constrains it).
+    #[inline]
+    pub fn cidr_match(&self, a: IpAddr) -> (Option<u16>, u8) {
+        let mut entry = None;
+        let mut floor = 0u8;
+        for (net, e) in &self.cidrs {
+            let len = net.prefix_len();
+            let common = match (net, a) {
+                (IpNet::V4(n), IpAddr::V4(x)) => {
+                    (u32::from(n.network()) ^ u32::from(x)).leading_zeros() as u8
+                }
+                (IpNet::V6(n), IpAddr::V6(x)) => {
+                    (u128::from(n.network()) ^ u128::from(x)).leading_zeros() as u8
+                }
+                _ => continue,
+            };
+            if common >= len {
+                // most specific first: the first containing network wins
+                entry.get_or_insert(*e);
+                floor = floor.max(len);
+            } else {
+                floor = floor.max(common + 1);
+            }
+        }
+        (entry, floor)
+    }
+
     /// The entry matching a client: most specific CIDR, else country, else
     /// continent.
     pub fn matching(&self, addr: Option<IpAddr>, loc: Option<&Location>) -> Option<u16> {
@@ -243,45 +281,163 @@ pub struct Service {
     pub geo: Option<Arc<GeoIndex>>,
 }
 
-/// A GeoIP database compiled for one service (or several with the same
-/// regions and map): address -> region order and ECS scope in one trie
-/// walk. Built by [`GeoIndex::build`] with [`geo_order`], so it answers
-/// exactly what deciding from the decoded location would.
-#[derive(Debug)]
+/// A service's view of the shared GeoIP table ([`GeoTable`]): its ECS
+/// scope map. The region order of a client is computed per query from
+/// its location class (a few dot products, no allocation) by
+/// [`geo_order_into`], the same function that computes the scope map, so
+/// the scope and the answer always agree.
+///
+/// The scope map is computed once (a pass over the table, tens of
+/// milliseconds on a GeoLite2-City table) and may arrive after the index
+/// is served: until then a scope is the client's location block, which is
+/// correct, only narrower.
 pub struct GeoIndex {
-    /// Address -> class.
-    pub tree: GeoTree,
-    /// Class -> region positions, best first.
-    pub orders: Vec<Box<[u8]>>,
+    /// The shared compiled database.
+    pub table: Arc<GeoTable>,
+    scopes: OnceLock<ScopeMap>,
+}
+
+/// Which shallow table nodes hold a single region order for a service.
+struct ScopeMap {
+    bits: Box<[u64]>,
+    orders: usize,
+}
+
+impl std::fmt::Debug for GeoIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeoIndex")
+            .field("table", &self.table)
+            .field("orders", &self.orders())
+            .finish()
+    }
+}
+
+/// What a [`GeoIndex`] lookup found for one client.
+#[derive(Clone, Copy)]
+pub struct GeoHit {
+    /// Every region position, best first.
+    pub order: Stack<u8, MAX_REGIONS>,
+    /// How many leading positions a map entry put there.
+    pub map_len: usize,
+    /// That entry.
+    pub map_entry: Option<u16>,
+    /// The rest is ordered by distance.
+    pub coords: bool,
+    /// ECS scope of this answer (SPEC §4.6).
+    pub scope: u8,
+    /// The client's location class.
+    pub class: u32,
+    /// Prefix of the client's location block.
+    pub prefix: u8,
+}
+
+impl GeoHit {
+    /// The ordering as a decision input.
+    pub fn view(&self) -> GeoView<'_> {
+        GeoView {
+            order: self.order.as_slice(),
+            map_len: self.map_len,
+            map_entry: self.map_entry,
+            coords: self.coords,
+        }
+    }
 }
 
 impl GeoIndex {
-    /// Compiles `db` for a service.
-    pub fn build(db: &GeoDb, svc: &Service, regions: &[Region]) -> GeoIndex {
-        let mut orders: Vec<Box<[u8]>> = Vec::new();
-        let mut ids: HashMap<Box<[u8]>, u32> = HashMap::new();
-        let overlays: Vec<IpNet> = svc.map.cidrs.iter().map(|(n, _)| *n).collect();
-        let tree = tree::build(db, &overlays, |loc, cover| {
-            let entry = cover
-                .and_then(|i| svc.map.cidrs.get(i as usize))
-                .map(|(_, e)| *e);
-            let o = geo_order(svc, regions, loc, entry).order.into_boxed_slice();
-            *ids.entry(o.clone()).or_insert_with(|| {
-                orders.push(o);
-                (orders.len() - 1) as u32
-            })
-        });
-        GeoIndex { tree, orders }
+    /// An index whose scope map is still to be computed.
+    pub fn new(table: Arc<GeoTable>) -> GeoIndex {
+        GeoIndex {
+            table,
+            scopes: OnceLock::new(),
+        }
     }
 
-    /// The region order for an address and the ECS scope of that answer.
+    /// An index with its scope map.
+    pub fn build(table: Arc<GeoTable>, svc: &Service, regions: &[Region]) -> GeoIndex {
+        let ix = GeoIndex::new(table);
+        ix.compute(svc, regions);
+        ix
+    }
+
+    /// Computes the scope map if it is not there yet: the order of every
+    /// location class (map CIDRs aside: they are matched per query), then
+    /// which blocks hold a single order. `svc` must be a service this
+    /// index was made for.
+    pub fn compute(&self, svc: &Service, regions: &[Region]) {
+        self.scopes.get_or_init(|| {
+            let mut ids: FxHashMap<Vec<u8>, u32> = FxHashMap::default();
+            let mut value = Vec::with_capacity(self.table.class_count());
+            let mut order = Stack::default();
+            for loc in self.table.locations() {
+                order.clear();
+                geo_order_into(svc, regions, loc.as_ref(), None, &mut order);
+                let next = ids.len() as u32;
+                let id = match ids.get(order.as_slice()) {
+                    Some(&id) => id,
+                    None => {
+                        ids.insert(order.as_slice().to_vec(), next);
+                        next
+                    }
+                };
+                value.push(id);
+            }
+            ScopeMap {
+                bits: self.table.uniform_bits(&value),
+                orders: ids.len(),
+            }
+        });
+    }
+
+    /// True once the scope map is there.
+    pub fn ready(&self) -> bool {
+        self.scopes.get().is_some()
+    }
+
+    /// Distinct region orders over all location classes (0 before the
+    /// scope map is computed).
+    pub fn orders(&self) -> usize {
+        self.scopes.get().map_or(0, |m| m.orders)
+    }
+
+    /// The region order for a client address and the ECS scope of that
+    /// answer: the widest block of one order, narrowed so that it neither
+    /// leaves the map CIDR that matched nor holds one that did not.
     #[inline]
-    pub fn lookup(&self, addr: IpAddr) -> (&[u8], u8) {
-        let (class, prefix) = self.tree.lookup(addr);
-        (
-            self.orders.get(class as usize).map_or(&[][..], |o| &o[..]),
-            prefix,
-        )
+    pub fn lookup(&self, svc: &Service, regions: &[Region], addr: IpAddr) -> GeoHit {
+        let bits = self.scopes.get().map(|m| &m.bits[..]);
+        let hit = self.table.lookup(addr, bits);
+        let a = addr.to_canonical();
+        let extra = if addr.is_ipv6() && a.is_ipv4() { 96 } else { 0 };
+        let (entry, floor) = svc.map.cidr_match(a);
+        // inside a CIDR the rest of the order is by distance from the
+        // class's own location: only the class block is known to agree
+        let base = if entry.is_some() {
+            hit.prefix
+        } else {
+            hit.uniform
+        };
+        let scope = if floor > 0 {
+            base.max(floor + extra)
+        } else {
+            base
+        };
+        let mut order = Stack::default();
+        let meta = geo_order_into(
+            svc,
+            regions,
+            self.table.location(hit.class),
+            entry,
+            &mut order,
+        );
+        GeoHit {
+            order,
+            map_len: meta.map_len,
+            map_entry: meta.map_entry,
+            coords: meta.coords,
+            scope,
+            class: hit.class,
+            prefix: hit.prefix,
+        }
     }
 }
 
@@ -290,6 +446,17 @@ impl GeoIndex {
 pub struct GeoOrder {
     /// Every region position, best first.
     pub order: Vec<u8>,
+    /// How many of the first positions a map entry put there.
+    pub map_len: usize,
+    /// That map entry.
+    pub map_entry: Option<u16>,
+    /// The location had coordinates (the rest is by distance).
+    pub coords: bool,
+}
+
+/// [`geo_order_into`]'s findings besides the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GeoMeta {
     /// How many of the first positions a map entry put there.
     pub map_len: usize,
     /// That map entry.
@@ -308,36 +475,84 @@ pub fn geo_order(
     loc: Option<&Location>,
     cidr_entry: Option<u16>,
 ) -> GeoOrder {
-    let entry = cidr_entry.or_else(|| svc.map.matching(None, loc));
-    let mut order: Vec<u8> = Vec::with_capacity(svc.regions.len());
-    if let Some(e) = entry
-        && let Some((_, first)) = svc.map.entries.get(e as usize)
-    {
-        order.extend(first.iter().copied());
-    }
-    let map_len = order.len();
-    let mut rest: Vec<u8> = (0..svc.regions.len() as u8)
-        .filter(|p| !order.contains(p))
-        .collect();
-    let coords = loc.and_then(|l| l.coords.map(|_| l.unit));
-    if let Some(u) = coords {
-        let dot = |p: u8| {
-            let r = &regions[svc.regions[p as usize] as usize].unit;
-            r[0] * u[0] + r[1] * u[1] + r[2] * u[2]
-        };
-        // nearest = largest dot product; stable, so ties keep list order
-        rest.sort_by(|&a, &b| dot(b).total_cmp(&dot(a)));
-    }
-    order.extend(rest);
+    let mut order = Stack::default();
+    let m = geo_order_into(svc, regions, loc, cidr_entry, &mut order);
     GeoOrder {
-        order,
-        map_len,
-        map_entry: entry.filter(|_| map_len > 0),
-        coords: coords.is_some(),
+        order: order.as_slice().to_vec(),
+        map_len: m.map_len,
+        map_entry: m.map_entry,
+        coords: m.coords,
     }
 }
 
-/// The ordering a geo decision uses: borrowed from a [`GeoIndex`] on the
+/// [`geo_order`] into a stack list (the answer path's form): no
+/// allocation; nearest = largest dot product of unit vectors, ties in list
+/// order.
+#[inline]
+pub fn geo_order_into(
+    svc: &Service,
+    regions: &[Region],
+    loc: Option<&Location>,
+    cidr_entry: Option<u16>,
+    out: &mut Stack<u8, MAX_REGIONS>,
+) -> GeoMeta {
+    let entry = cidr_entry.or_else(|| svc.map.matching(None, loc));
+    let mut taken = 0u64;
+    if let Some(e) = entry
+        && let Some((_, first)) = svc.map.entries.get(e as usize)
+    {
+        for &p in first.iter() {
+            if p < 64 && taken & (1 << p) == 0 {
+                taken |= 1 << p;
+                out.push(p);
+            }
+        }
+    }
+    let map_len = out.len();
+    let n = svc.regions.len().min(MAX_REGIONS);
+    let unit = loc.and_then(|l| l.coords.map(|_| l.unit));
+    match unit {
+        None => {
+            for p in 0..n as u8 {
+                if taken & (1 << p) == 0 {
+                    out.push(p);
+                }
+            }
+        }
+        Some(u) => {
+            let mut keys = [0f64; MAX_REGIONS];
+            for p in 0..n as u8 {
+                if taken & (1 << p) != 0 {
+                    continue;
+                }
+                let Some(r) = svc
+                    .regions
+                    .get(p as usize)
+                    .and_then(|&ri| regions.get(ri as usize))
+                else {
+                    continue;
+                };
+                let d = r.unit[0] * u[0] + r.unit[1] * u[1] + r.unit[2] * u[2];
+                // stable insertion: a later region passes only strictly farther ones
+                let mut i = out.len();
+                out.push(p);
+                keys[i] = d;
+                while i > map_len && keys[i - 1] < d {
+                    keys.swap(i, i - 1);
+                    out.swap(i, i - 1);
+                    i -= 1;
+                }
+            }
+        }
+    }
+    GeoMeta {
+        map_len,
+        map_entry: entry.filter(|_| map_len > 0),
+        coords: unit.is_some(),
+    }
+}
+
+/// The ordering a geo decision uses: from a [`GeoIndex`] lookup on the
 /// answer path, or computed by [`geo_order`].
 #[derive(Debug, Clone, Copy)]
 pub struct GeoView<'a> {
@@ -432,9 +647,10 @@ pub fn decide(
     }
     let loc = client.located.location;
     let cidr = client.addr.and_then(|a| svc.map.matching(Some(a), None));
-    let g = geo_order(svc, regions, loc.as_ref(), cidr);
+    let mut order = Stack::default();
+    let g = geo_order_into(svc, regions, loc.as_ref(), cidr, &mut order);
     let view = GeoView {
-        order: &g.order,
+        order: order.as_slice(),
         map_len: g.map_len,
         map_entry: g.map_entry,
         coords: g.coords,

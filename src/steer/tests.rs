@@ -734,6 +734,16 @@ fn demo_db() -> crate::geo::GeoDb {
     crate::geo::GeoDb::open(std::path::Path::new(path), path).unwrap()
 }
 
+fn table(db: &crate::geo::GeoDb) -> Arc<GeoTable> {
+    Arc::new(GeoTable::compile(db).unwrap())
+}
+
+/// The region order and scope the answer path computes for `a`.
+fn index_lookup(svc: &Service, w: &World, a: IpAddr) -> (Vec<u8>, u8) {
+    let h = svc.geo.as_ref().unwrap().lookup(svc, &w.regions, a);
+    (h.order.as_slice().to_vec(), h.scope)
+}
+
 /// Four regions as in the demo, with a map that has a CIDR inside a
 /// database network (193.0.6.0/24 inside 193.0.0.0/20), a country key and
 /// a continent key.
@@ -752,7 +762,7 @@ fn indexed() -> (World, Service, crate::geo::GeoDb) {
         ("OC", &[0, 3]),
     ]);
     let db = demo_db();
-    let ix = GeoIndex::build(&db, &svc, &w.regions);
+    let ix = GeoIndex::build(table(&db), &svc, &w.regions);
     svc.geo = Some(Arc::new(ix));
     (w, svc, db)
 }
@@ -817,11 +827,10 @@ fn probes(rng: &mut Rng) -> Vec<IpAddr> {
 #[test]
 fn geo_index_orders_agree_with_decoded_locations() {
     let (w, svc, db) = indexed();
-    let ix = svc.geo.clone().unwrap();
     let mut rng = Rng::new(1);
     for a in probes(&mut rng) {
-        let (order, _) = ix.lookup(a);
-        assert_eq!(order, &decoded_order(&svc, &w, &db, a)[..], "{a}");
+        let (order, _) = index_lookup(&svc, &w, a);
+        assert_eq!(order, decoded_order(&svc, &w, &db, a), "{a}");
     }
 }
 
@@ -830,10 +839,9 @@ fn geo_index_orders_agree_with_decoded_locations() {
 #[test]
 fn geo_index_scope_never_covers_a_different_answer() {
     let (w, svc, db) = indexed();
-    let ix = svc.geo.clone().unwrap();
     let mut rng = Rng::new(2);
     for a in probes(&mut rng) {
-        let (order, scope) = ix.lookup(a);
+        let (order, scope) = index_lookup(&svc, &w, a);
         // work in the canonical family; a mapped address's scope counts the ::ffff:0:0/96 prefix
         let (bits, v4, scope) = match (a, a.to_canonical()) {
             (IpAddr::V6(_), IpAddr::V4(v)) => (u128::from(u32::from(v)) << 96, true, scope - 96),
@@ -862,42 +870,42 @@ fn geo_index_scope_never_covers_a_different_answer() {
 #[test]
 fn geo_index_scope_cases() {
     let (w, svc, _db) = indexed();
-    let ix = svc.geo.clone().unwrap();
+    let lookup = |a: IpAddr| index_lookup(&svc, &w, a);
     let name = |o: &[u8]| {
         w.regions[svc.regions[o[0] as usize] as usize]
             .name
             .to_string()
     };
     // the map CIDR 193.0.6.0/24 lies inside the /20 network: inside it, /24
-    let (o, scope) = ix.lookup(ip("193.0.6.1"));
-    assert_eq!((name(o).as_str(), scope), ("ap-south", 24));
+    let (o, scope) = lookup(ip("193.0.6.1"));
+    assert_eq!((name(&o).as_str(), scope), ("ap-south", 24));
     // outside the CIDR, inside the /20: nearest (Dublin), longer than /20,
     // and the block must not hold 193.0.6.0/24
-    let (o, scope) = ix.lookup(ip("193.0.7.1"));
-    assert_eq!(name(o), "eu-west");
+    let (o, scope) = lookup(ip("193.0.7.1"));
+    assert_eq!(name(&o), "eu-west");
     assert!(scope > 20, "/{scope}");
     assert!(
         scope >= 24,
         "193.0.7.0 and 193.0.6.0 share 23 bits: /{scope}"
     );
-    let (o, scope) = ix.lookup(ip("193.0.0.1"));
-    assert_eq!(name(o), "eu-west");
+    let (o, scope) = lookup(ip("193.0.0.1"));
+    assert_eq!(name(&o), "eu-west");
     assert!((21..=24).contains(&scope), "/{scope}");
     // a country key and a continent key
-    assert_eq!(name(ix.lookup(ip("202.12.27.33")).0), "eu-west"); // JP -> map
-    assert_eq!(name(ix.lookup(ip("1.1.1.1")).0), "us-east"); // OC -> [us-east, sa-east]
+    assert_eq!(name(&lookup(ip("202.12.27.33")).0), "eu-west"); // JP -> map
+    assert_eq!(name(&lookup(ip("1.1.1.1")).0), "us-east"); // OC -> [us-east, sa-east]
     // special-purpose addresses have no location, but CIDR keys still match
-    assert_eq!(name(ix.lookup(ip("10.1.2.3")).0), "sa-east");
-    let (o, _) = ix.lookup(ip("192.168.1.1"));
-    assert_eq!(o, &[0, 1, 2, 3], "unknown location: list order");
+    assert_eq!(name(&lookup(ip("10.1.2.3")).0), "sa-east");
+    let (o, _) = lookup(ip("192.168.1.1"));
+    assert_eq!(o, [0, 1, 2, 3], "unknown location: list order");
     // IPv4-mapped IPv6 is looked up as IPv4, scope in IPv6 terms
-    let (o, scope) = ix.lookup(ip("::ffff:193.0.6.1"));
-    assert_eq!((name(o).as_str(), scope), ("ap-south", 120));
+    let (o, scope) = lookup(ip("::ffff:193.0.6.1"));
+    assert_eq!((name(&o).as_str(), scope), ("ap-south", 120));
     // IPv6: a map CIDR inside a database network
-    let (o, scope) = ix.lookup(ip("2001:67c:2e8:1::5"));
-    assert_eq!((name(o).as_str(), scope), ("sa-east", 64));
-    let (o, scope) = ix.lookup(ip("2001:67c:2e8:22::1"));
-    assert_eq!(name(o), "eu-west");
+    let (o, scope) = lookup(ip("2001:67c:2e8:1::5"));
+    assert_eq!((name(&o).as_str(), scope), ("sa-east", 64));
+    let (o, scope) = lookup(ip("2001:67c:2e8:22::1"));
+    assert_eq!(name(&o), "eu-west");
     assert!(scope > 48, "/{scope}");
 }
 
@@ -909,18 +917,16 @@ fn geo_index_merges_networks_with_the_same_answer() {
     let only = w.region("only", DUBLIN, 1, &[("192.0.2.2", 1)]);
     let mut svc = service(Policy::Geo, &[only]);
     let db = demo_db();
-    svc.geo = Some(Arc::new(GeoIndex::build(&db, &svc, &w.regions)));
-    let ix = svc.geo.unwrap();
+    svc.geo = Some(Arc::new(GeoIndex::build(table(&db), &svc, &w.regions)));
     // one region: every address gets the same answer, scope 0
-    assert_eq!(ix.lookup(ip("193.0.6.1")), (&[0u8][..], 0));
-    assert_eq!(ix.lookup(ip("2001:200::1")), (&[0u8][..], 0));
-    assert!(ix.tree.is_empty(), "{} nodes", ix.tree.len());
+    assert_eq!(index_lookup(&svc, &w, ip("193.0.6.1")), (vec![0u8], 0));
+    assert_eq!(index_lookup(&svc, &w, ip("2001:200::1")), (vec![0u8], 0));
+    assert_eq!(svc.geo.as_ref().unwrap().orders(), 1);
 }
 
 #[test]
 fn explain_path_and_index_path_decide_alike() {
     let (w, svc, db) = indexed();
-    let ix = svc.geo.clone().unwrap();
     for a in [
         "193.0.6.1",
         "193.0.7.1",
@@ -935,13 +941,8 @@ fn explain_path_and_index_path_decide_alike() {
             located: db.locate(a),
         };
         let by_location = w.decide(&svc, Family::V4, &c, &mut Rng::new(3));
-        let (order, _) = ix.lookup(a);
-        let view = GeoView {
-            order,
-            map_len: 0,
-            map_entry: None,
-            coords: true,
-        };
+        let hit = svc.geo.as_ref().unwrap().lookup(&svc, &w.regions, a);
+        let view = hit.view();
         let by_index = decide_view(
             &svc,
             &w.regions,
@@ -972,17 +973,19 @@ fn geo_index_on_a_real_database() {
     let mut svc = service(Policy::Geo, &[us, eu, ap]);
     svc.map = geo_map(&[("193.0.6.0/24", &[2])]);
     let start = std::time::Instant::now();
-    let ix = GeoIndex::build(&db, &svc, &w.regions);
-    eprintln!(
-        "compiled in {:?}: {} nodes, {} orders",
-        start.elapsed(),
-        ix.tree.len(),
-        ix.orders.len()
-    );
+    let t = table(&db);
+    eprintln!("table compiled in {:?}: {t:?}", start.elapsed());
+    let start = std::time::Instant::now();
+    svc.geo = Some(Arc::new(GeoIndex::build(t.clone(), &svc, &w.regions)));
+    eprintln!("scope bitmap in {:?}", start.elapsed());
+    let start = std::time::Instant::now();
+    let v: Vec<u32> = (0..t.class_count() as u32).map(|c| c % 3).collect();
+    let _ = t.uniform_bits(&v);
+    eprintln!("uniform pass alone {:?}", start.elapsed());
     let mut rng = Rng::new(5);
     for a in probes(&mut rng).into_iter().take(4000) {
-        let (order, scope) = ix.lookup(a);
-        assert_eq!(order, &decoded_order(&svc, &w, &db, a)[..], "{a}");
+        let (order, scope) = index_lookup(&svc, &w, a);
+        assert_eq!(order, decoded_order(&svc, &w, &db, a), "{a}");
         if let IpAddr::V4(v) = a {
             let bits = u32::from(v);
             for _ in 0..10 {
@@ -1003,7 +1006,7 @@ fn geo_index_on_a_real_database() {
         ("193.0.7.1", "eu-west"),
         ("49.207.0.1", "ap-south"),
     ] {
-        let (order, scope) = ix.lookup(ip(a));
+        let (order, scope) = index_lookup(&svc, &w, ip(a));
         eprintln!(
             "{a}: {} /{scope}",
             w.regions[svc.regions[order[0] as usize] as usize].name
