@@ -87,8 +87,13 @@ pub enum CtlCommand {
         /// Region name.
         region: String,
     },
-    /// Reload the configuration of the running server.
-    Reload,
+    /// Reload the configuration of the running server; waits as long as
+    /// the reload takes.
+    Reload {
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Logs to stderr; `SIGNPOST_LOG` sets the filter (default `info`).
@@ -379,8 +384,26 @@ fn print_json(v: &Value) -> i32 {
     }
 }
 
+/// How long `ctl` waits for an answer, except for a reload (which takes
+/// as long as compiling the new configuration takes).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// After this long, a waiting `ctl reload` says it is still working.
+const RELOAD_PROGRESS: Duration = Duration::from_secs(2);
+
 /// One admin API call; `Err(exit code)` after printing why.
 fn call(method: reqwest::Method, url: &str, admin: &Admin) -> Result<Value, i32> {
+    call_with(method, url, admin, Some(CALL_TIMEOUT))
+}
+
+/// [`call`] with a timeout of its own (`None`: wait for the answer, and
+/// say so on stderr every few seconds).
+fn call_with(
+    method: reqwest::Method,
+    url: &str,
+    admin: &Admin,
+    timeout: Option<Duration>,
+) -> Result<Value, i32> {
     crate::init_tls();
     let Some(rt) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -391,10 +414,13 @@ fn call(method: reqwest::Method, url: &str, admin: &Admin) -> Result<Value, i32>
         return Err(2);
     };
     rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .no_proxy()
-            .build()
+        let mut client = reqwest::Client::builder()
+            .connect_timeout(CALL_TIMEOUT)
+            .no_proxy();
+        if let Some(t) = timeout {
+            client = client.timeout(t);
+        }
+        let client = client.build()
             .map_err(|e| {
                 eprintln!("error: {e}");
                 1
@@ -403,7 +429,23 @@ fn call(method: reqwest::Method, url: &str, admin: &Admin) -> Result<Value, i32>
         if let Some(t) = &admin.token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().await.map_err(|e| {
+        let sent = req.send();
+        tokio::pin!(sent);
+        let started = tokio::time::Instant::now();
+        let mut next_note = started + RELOAD_PROGRESS;
+        let resp = loop {
+            tokio::select! {
+                r = &mut sent => break r,
+                _ = tokio::time::sleep_until(next_note), if timeout.is_none() => {
+                    eprintln!(
+                        "still working after {}s (a new GeoIP database or many services take a while)...",
+                        started.elapsed().as_secs()
+                    );
+                    next_note += Duration::from_secs(10);
+                }
+            }
+        }
+        .map_err(|e| {
             eprintln!("error: cannot reach the admin API at {}: {e}", admin.url);
             1
         })?;
@@ -475,9 +517,13 @@ pub fn ctl(cmd: CtlCommand, admin: &Admin) -> i32 {
             reqwest::Method::POST,
             format!("/v1/lab/{}/recover", encode(region)),
         ),
-        CtlCommand::Reload => (reqwest::Method::POST, "/v1/reload".to_string()),
+        CtlCommand::Reload { .. } => (reqwest::Method::POST, "/v1/reload".to_string()),
     };
-    let v = match call(method, &format!("{base}{path}"), admin) {
+    let timeout = match cmd {
+        CtlCommand::Reload { .. } => None,
+        _ => Some(CALL_TIMEOUT),
+    };
+    let v = match call_with(method, &format!("{base}{path}"), admin, timeout) {
         Ok(v) => v,
         Err(code) => return code,
     };
@@ -499,6 +545,10 @@ pub fn ctl(cmd: CtlCommand, admin: &Admin) -> i32 {
             );
             0
         }
+        CtlCommand::Reload { json: false } => {
+            print!("{}", render_reload(&v));
+            0
+        }
         _ => print_json(&v),
     }
 }
@@ -506,6 +556,36 @@ pub fn ctl(cmd: CtlCommand, admin: &Admin) -> i32 {
 fn usage(msg: &str) -> i32 {
     eprintln!("error: {msg}");
     1
+}
+
+/// A reload's reply, for people: what changed, then each warning.
+pub fn render_reload(v: &Value) -> String {
+    let v = v.get("summary").unwrap_or(v);
+    let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let mut out = format!(
+        "reloaded: generation {}, {} zones, {} services; probe targets: {} kept ({} with new timing), {} added, {} removed{}\n",
+        n("generation"),
+        n("zones"),
+        n("services"),
+        n("targets_kept"),
+        n("targets_updated"),
+        n("targets_added"),
+        n("targets_removed"),
+        if v.get("geoip_reloaded").and_then(Value::as_bool) == Some(true) {
+            "; GeoIP database compiled anew"
+        } else {
+            ""
+        }
+    );
+    for w in v
+        .get("warnings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        out.push_str(&format!("warning: {}\n", w.as_str().unwrap_or_default()));
+    }
+    out
 }
 
 /// A human-readable table of `/v1/status`.

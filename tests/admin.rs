@@ -1391,11 +1391,32 @@ fn cli_ctl_status_drain_undrain() {
         &s.dir.join("signpost.toml"),
         &static_config("").replace("ttl = 30", "ttl = 42"),
     );
-    let (code, _, err) = run(&dir, &["ctl", "reload", "--admin", &a], &[]);
+    let (code, out, err) = run(&dir, &["ctl", "reload", "--admin", &a], &[]);
     assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("reloaded: generation "), "{out}");
+    assert!(!out.contains("warning"), "{out}");
     assert_eq!(
         s.udp(&query(WWW, RecordType::A, Some(EU))).answers[0].ttl,
         42
+    );
+    // a key that only a restart applies: the reload says so
+    write(
+        &s.dir.join("signpost.toml"),
+        &static_config("workers = 3").replace("ttl = 30", "ttl = 42"),
+    );
+    let (code, out, err) = run(&dir, &["ctl", "reload", "--admin", &a], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("warning: server.workers changed: it takes effect at the next restart"),
+        "{out}"
+    );
+    let (code, out, err) = run(&dir, &["ctl", "reload", "--json", "--admin", &a], &[]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["summary"]["warnings"].as_array().map(Vec::len),
+        Some(0),
+        "{out}"
     );
     write(&s.dir.join("signpost.toml"), "[server\n");
     let (code, _, err) = run(&dir, &["ctl", "reload", "--admin", &a], &[]);

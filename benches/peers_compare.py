@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Candidate vs baseline table for one peers-harness results directory (Markdown on stdout).
+
+  python3 benches/peers_compare.py RESULTS_DIR [CANDIDATE [BASELINE]]   # signpost signpost-base
+
+The harness's summary gives each peer's ratio to NSD. This adds the ratio that matters when
+checking a change: the current build against the baseline build, from the same run. Both took
+turns within every round, so each round gives one paired ratio of runs minutes apart; the table
+shows the median over rounds and the [min-max] of the per-round ratios. For server CPU per query
+a ratio below 1 means the candidate uses less CPU than the baseline (better); for qps above 1 is
+better. Compare the spread with the NSD-vs-gdnsd numbers of the same run to judge noise.
+"""
+import json
+import os
+import statistics
+import sys
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def span(xs):
+    xs = [x for x in xs if x is not None]
+    return f"[{min(xs):.3f}-{max(xs):.3f}]" if xs else ""
+
+
+def f(x, nd):
+    return "-" if x is None else f"{x:,.{nd}f}"
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    d = sys.argv[1]
+    cand = sys.argv[2] if len(sys.argv) > 2 else "signpost"
+    base = sys.argv[3] if len(sys.argv) > 3 else "signpost-base"
+    rows = [json.loads(l) for l in open(os.path.join(d, "bench.jsonl")) if l.strip()]
+    if not any(r["peer"] == base for r in rows):
+        return 0  # no baseline in this run: nothing to compare
+    out = [f"\n### {cand} vs {base} (same run; per-round paired ratios, median [min-max])\n",
+           f"| phase | workload | {cand} us/query | {base} us/query | us/query ratio (<1 = {cand} cheaper)"
+           f" | {cand} qps | {base} qps | qps ratio | lost ({cand} / {base}) |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for ph in dict.fromkeys(r["phase"] for r in rows):
+        for wl in dict.fromkeys(r["workload"] for r in rows if r["phase"] == ph):
+            by = {(r["peer"], r["round"]): r for r in rows if r["phase"] == ph and r["workload"] == wl}
+            rounds = sorted({rnd for (p, rnd) in by if (cand, rnd) in by and (base, rnd) in by})
+            c = [by[(cand, r)] for r in rounds]
+            b = [by[(base, r)] for r in rounds]
+            us_ratio = [x.get("server_cpu_us_per_q") / y["server_cpu_us_per_q"]
+                        if x.get("server_cpu_us_per_q") and y.get("server_cpu_us_per_q") else None
+                        for x, y in zip(c, b)]
+            q_ratio = [x.get("qps") / y["qps"] if x.get("qps") and y.get("qps") else None
+                       for x, y in zip(c, b)]
+            out.append(
+                f"| {ph} | {wl} | {f(med([x.get('server_cpu_us_per_q') for x in c]), 2)} | "
+                f"{f(med([y.get('server_cpu_us_per_q') for y in b]), 2)} | "
+                f"{f(med(us_ratio), 3)} {span(us_ratio)} | {f(med([x.get('qps') for x in c]), 0)} | "
+                f"{f(med([y.get('qps') for y in b]), 0)} | {f(med(q_ratio), 3)} {span(q_ratio)} | "
+                f"{sum(x.get('lost', 0) for x in c):.0f} / {sum(y.get('lost', 0) for y in b):.0f} |")
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

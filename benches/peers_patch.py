@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Patch a SCRATCH COPY of the peers harness (never /work/shared/peers itself) for benches/peers.sh.
+
+  python3 benches/peers_patch.py /tmp/signpost-peers.XXXXXX
+
+Why patch at all: the shared harness has exactly one candidate slot and three workloads. To
+compare two signpost builds with numbers from ONE run (same rounds, same noise, taking turns
+with the other peers) both must be peers of the same bench.py invocation, and the new
+"ecs-many" workload must run inside the same rounds so it gets the same CPU sampling and shows
+up in the same summary. The harness is shared and read-only, so benches/peers.sh copies it and
+this script edits the copy.
+
+What it changes (each edit is an exact text replacement that must match exactly once, so a
+changed harness makes this script fail loudly instead of producing a half-patched run):
+  run-peers.sh
+    - a second candidate slot CANDIDATE2_{CMD,NAME,PORT,GSLB} (defaults: empty, candidate2, 5311,
+      1), handled wherever the first one is: port_of, start_peer, is_gslb, all_peers,
+      stop_peers, and the knobs line of env.txt. Nothing changes while CANDIDATE2_CMD is empty.
+    - env.txt also records ECS_MANY_DESC (a description of the ecs-many query file), if set.
+  bin/bench.py
+    - a 4th workload "ecs-many" when ECS_MANY_FILE is set: `dnsperf -B -d $ECS_MANY_FILE` (prebuilt
+      queries, each with its own ECS /24; see benches/gen_ecs_many.py) from ECS_MANY_CLIENTS [100]
+      client sockets instead of --clients. Same -l bound, same server CPU sampling, same rounds.
+bin/report.py needs no change: it lists whatever peers and workloads bench.jsonl holds. Nor does
+the fixed-rate latency parsing: for -B input dnsperf -v prints "> NOERROR binary input 0.000077",
+which has the same four fields as "> NOERROR www.example.test A 0.000180".
+"""
+import os
+import sys
+
+TAG = "[patched by signpost benches/peers.sh]"
+
+
+def patch(path, edits):
+    with open(path) as f:
+        text = f.read()
+    if TAG in text:
+        sys.exit(f"{path} is already patched")
+    for old, new in edits:
+        n = text.count(old)
+        if n != 1:
+            sys.exit(f"{path}: expected exactly one match, found {n}, for:\n{old}\n"
+                     "The shared harness changed; update benches/peers_patch.py.")
+        text = text.replace(old, new)
+    os.chmod(path, os.stat(path).st_mode | 0o200)  # the copy keeps the shared folder's read-only modes
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def patch_run_peers(path):
+    patch(path, [
+        # the knobs of the second slot, right after the first slot's
+        ('\nROUNDS="${ROUNDS:-3}"',
+         f'\n# {TAG} a second candidate slot, same contract as the first\n'
+         'CANDIDATE2_CMD="${CANDIDATE2_CMD:-}"\n'
+         'CANDIDATE2_NAME="${CANDIDATE2_NAME:-candidate2}"\n'
+         'CANDIDATE2_PORT="${CANDIDATE2_PORT:-5311}"\n'
+         'CANDIDATE2_GSLB="${CANDIDATE2_GSLB:-1}"\n'
+         'ROUNDS="${ROUNDS:-3}"'),
+        ('for n in nsd gdnsd pdns knot "$CANDIDATE_NAME"; do stop_one',
+         'for n in nsd gdnsd pdns knot "$CANDIDATE_NAME" "$CANDIDATE2_NAME"; do stop_one'),
+        ('"$CANDIDATE_NAME") echo "$CANDIDATE_PORT";;',
+         '"$CANDIDATE_NAME") echo "$CANDIDATE_PORT";; "$CANDIDATE2_NAME") echo "$CANDIDATE2_PORT";;'),
+        # start_peer: one branch for both slots; it picks the slot's command by name
+        ('    "$CANDIDATE_NAME")\n'
+         '      [[ -n $CANDIDATE_CMD ]] || die "CANDIDATE_CMD is empty"\n',
+         '    "$CANDIDATE_NAME"|"$CANDIDATE2_NAME")\n'
+         '      local ccmd=$CANDIDATE_CMD; [[ $name == "$CANDIDATE_NAME" ]] || ccmd=$CANDIDATE2_CMD\n'
+         '      [[ -n $ccmd ]] || die "the candidate command of $name is empty"\n'),
+        ('spawn "$name" "$LOGS/$name.out" "${tset[@]}" bash -c "$CANDIDATE_CMD" ;;',
+         'spawn "$name" "$LOGS/$name.out" "${tset[@]}" bash -c "$ccmd" ;;'),
+        ('( $1 == "$CANDIDATE_NAME" && $CANDIDATE_GSLB == 1 ) ]]',
+         '( $1 == "$CANDIDATE_NAME" && $CANDIDATE_GSLB == 1 ) || ( $1 == "$CANDIDATE2_NAME" && $CANDIDATE2_GSLB == 1 ) ]]'),
+        # bench.py rotates the starting peer over this list, so both candidates share every round
+        ('echo "$PEERS${CANDIDATE_CMD:+ $CANDIDATE_NAME}"',
+         'echo "$PEERS${CANDIDATE_CMD:+ $CANDIDATE_NAME}${CANDIDATE2_CMD:+ $CANDIDATE2_NAME}"'),
+        ("CANDIDATE='${CANDIDATE_CMD:+$CANDIDATE_NAME:$CANDIDATE_PORT}'",
+         "CANDIDATE='${CANDIDATE_CMD:+$CANDIDATE_NAME:$CANDIDATE_PORT}' "
+         "CANDIDATE2='${CANDIDATE2_CMD:+$CANDIDATE2_NAME:$CANDIDATE2_PORT}'"),
+        ('    "$PY" -m pip list 2>/dev/null',
+         f'    [[ -z ${{ECS_MANY_DESC:-}} ]] || echo "ecs-many: $ECS_MANY_DESC"   # {TAG}\n'
+         '    "$PY" -m pip list 2>/dev/null'),
+    ])
+
+
+def patch_bench(path):
+    patch(path, [
+        ('        ("mix", mix, []),\n'
+         '    ]\n',
+         '        ("mix", mix, []),\n'
+         '    ]\n'
+         f'    # {TAG} many clients, many networks: prebuilt queries (dnsperf -B),\n'
+         '    # each with its own ECS /24, sent from ECS_MANY_CLIENTS sockets instead of --clients\n'
+         '    wl_clients = {}\n'
+         '    if os.environ.get("ECS_MANY_FILE"):\n'
+         '        workloads.append(("ecs-many", os.environ["ECS_MANY_FILE"], ["-B"]))\n'
+         '        wl_clients["ecs-many"] = int(os.environ.get("ECS_MANY_CLIENTS", "100"))\n'),
+        ('"-c", str(a.clients),',
+         '"-c", str(wl_clients.get(wl, a.clients)),'),
+    ])
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    d = os.path.abspath(sys.argv[1])
+    shared = os.path.realpath(os.environ.get("PEERS_SHARED", "/work/shared/peers"))
+    if os.path.realpath(d) == shared:
+        sys.exit("refusing to patch the shared harness; patch a copy")
+    patch_run_peers(os.path.join(d, "run-peers.sh"))
+    patch_bench(os.path.join(d, "bin", "bench.py"))
+
+
+if __name__ == "__main__":
+    main()
