@@ -498,7 +498,9 @@ impl Control {
             let file = path.display().to_string();
             let built = tokio::task::spawn_blocking(move || {
                 let config = crate::config::load(&path)?;
-                Compiled::build(config, &metrics, Some(&prev))
+                let c = Compiled::build(config, &metrics, Some(&prev));
+                crate::release_memory();
+                c
             })
             .await;
             let result = match built {
@@ -552,6 +554,7 @@ impl Control {
         tokio::task::spawn_blocking(move || {
             let result = GeoTable::open(&g.source.path, &g.source.display)
                 .map(|t| base.with_geo(Arc::new(t)));
+            crate::release_memory();
             if tx.send(GeoLoaded { id, base, result }).is_err() {
                 tracing::debug!("GeoIP database loaded after shutdown");
             }
@@ -873,9 +876,16 @@ impl Control {
 /// thread: snapshots still in use finish with it first, and freeing zone
 /// tables and GeoIP data never lands on a DNS worker.
 fn retire(old: Arc<Compiled>) {
+    /// Far longer than a worker holds a snapshot (one batch), short enough
+    /// that two configurations seldom overlap in memory.
+    const RETIRE_AFTER: Duration = Duration::from_secs(1);
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        if let Err(e) = tokio::task::spawn_blocking(move || drop(old)).await {
+        tokio::time::sleep(RETIRE_AFTER).await;
+        let freed = tokio::task::spawn_blocking(move || {
+            drop(old);
+            crate::release_memory();
+        });
+        if let Err(e) = freed.await {
             tracing::debug!("dropping the old configuration: {e}");
         }
     });

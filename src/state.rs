@@ -348,6 +348,7 @@ impl Compiled {
                     "ECS scope maps of {total} geo services ready in {:.1?}",
                     start.elapsed()
                 );
+                crate::release_memory();
             });
         if let Err(e) = spawned {
             tracing::error!("cannot start the scope map thread ({e}); computing them here");

@@ -13,9 +13,8 @@
 //! service's answers allow, a service keeps one bit per *shallow* node
 //! (depth at most [`SHALLOW_V4`] / [`SHALLOW_V6`]): set when every class
 //! below the node gives the service the same order. Shallow nodes come
-//! first in the node array, so those bits are a dense bitmap; deeper than
-//! that a scope is the class block's own prefix, which resolvers (that send
-//! /24 and /56 source prefixes) cannot tell apart from a wider one.
+//! first in the node array, so those bits are a dense bitmap; below that
+//! depth a scope is the class block's own prefix.
 //!
 //! The IPv4 tree is aliased inside the IPv6 tree of a MaxMind DB
 //! (`::ffff:0:0/96`, and often 6to4 `2002::/16` and Teredo `2001::/32`).
@@ -42,10 +41,15 @@ const MAX_NODES: usize = (DEEP - 1) as usize;
 /// a database with more gets the rest compiled in place.
 const MAX_ALIASES: usize = 8;
 
-/// IPv4 nodes at most this deep carry per-service scope bits.
-pub const SHALLOW_V4: u8 = 24;
-/// IPv6 nodes at most this deep carry per-service scope bits.
-pub const SHALLOW_V6: u8 = 64;
+/// IPv4 nodes at most this deep carry per-service scope bits. Resolvers
+/// send /24 source prefixes: a scope between /23 and /24 would let one
+/// cache entry serve at most two of them, and the bits of those levels
+/// would be more than half of every service's scope map (GeoLite2-City:
+/// 1.5 M nodes down to /22, 2.3 M down to /24).
+pub const SHALLOW_V4: u8 = 22;
+/// IPv6 nodes at most this deep carry per-service scope bits (resolvers
+/// send /56; /48 is the usual site allocation).
+pub const SHALLOW_V6: u8 = 48;
 
 /// Class of every address without a location (special-purpose ranges,
 /// networks without data, unlisted addresses).
@@ -405,6 +409,7 @@ fn prefix_eq(a: u128, b: u128, len: u8) -> bool {
 impl<'a> Builder<'a> {
     fn new(db: &'a GeoDb) -> Builder<'a> {
         let md = db.reader.metadata();
+        let reserve = (md.node_count as usize).min(db.raw.len() / 6);
         let mut specials_v4 = Vec::new();
         let mut specials_v6 = Vec::new();
         for n in special_ranges() {
@@ -428,8 +433,11 @@ impl<'a> Builder<'a> {
             specials_v6,
             v4_root: None,
             aliases: Vec::new(),
-            shallow: Vec::new(),
-            deep: Vec::new(),
+            // reserved, not touched: the vectors never double (and copy)
+            // while they grow; the unused tail is given back at the end.
+            // A search tree node takes at least 6 bytes of the file.
+            shallow: Vec::with_capacity(reserve),
+            deep: Vec::with_capacity(reserve / 2),
             record_class: FxHashMap::default(),
             class_ids: FxHashMap::default(),
             classes: vec![None],
@@ -491,8 +499,10 @@ impl<'a> Builder<'a> {
                 r
             }
         };
+        // large vectors grow in place (mremap): no second copy
         let mut nodes = self.shallow;
         nodes.append(&mut self.deep);
+        drop(self.deep);
         for n in &mut nodes {
             *n = [fix(n[0]), fix(n[1])];
         }

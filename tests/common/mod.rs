@@ -15,6 +15,8 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RData, RecordType};
 
+pub mod large;
+
 /// The demo GeoIP database shipped in the repository.
 pub const GEOIP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/geoip/demo-city.mmdb");
 /// The signpost binary under test.
@@ -145,6 +147,11 @@ impl Server {
     /// The log so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// Sends a signal to the process.
