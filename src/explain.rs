@@ -58,6 +58,22 @@ pub struct Candidate {
     pub weight: u32,
     /// Position in the decision (1 = first), null if not a candidate.
     pub rank: Option<usize>,
+    /// Its endpoints of the asked family.
+    pub endpoints: Vec<EndpointInfo>,
+}
+
+/// One endpoint of a candidate region.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EndpointInfo {
+    /// Address answered.
+    pub address: String,
+    /// Up, as decided (in a cluster: by quorum).
+    pub healthy: bool,
+    /// Drained.
+    pub drained: bool,
+    /// In a cluster: each live node's verdict (true = up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<std::collections::BTreeMap<String, bool>>,
 }
 
 /// The trace.
@@ -83,6 +99,29 @@ pub struct Explanation {
     pub ttl: u32,
     /// ECS scope for a query from this client's /32 or /128.
     pub scope: u8,
+}
+
+/// Each live node's verdict on the target behind a slot (clusters).
+fn node_verdicts(snap: &Snapshot, slot: u32) -> Option<std::collections::BTreeMap<String, bool>> {
+    let (view, me) = snap.cluster.as_ref()?;
+    let data = &snap.data;
+    let ti = data.slots.get(slot as usize)?.target?;
+    let target = data.targets.get(ti as usize)?;
+    let id = crate::cluster::target_id(&target.key());
+    let mut out: std::collections::BTreeMap<String, bool> = view
+        .verdicts
+        .get(&id)
+        .into_iter()
+        .flatten()
+        .filter(|(n, _)| view.nodes.contains_key(*n) || *n == me)
+        .map(|(n, v)| (n.clone(), v.healthy))
+        .collect();
+    out.entry(me.clone()).or_insert_with(|| {
+        snap.flags
+            .get(slot as usize)
+            .is_some_and(|f| f & steer::UP != 0)
+    });
+    Some(out)
 }
 
 /// Explains the answer to `name`/`family` for `client`.
@@ -165,6 +204,15 @@ pub fn explain(
                 && r.endpoints.iter().all(|e| flag(e) & steer::DRAINED != 0),
             weight: r.weight,
             rank: order.iter().position(|&p| p as usize == pos).map(|i| i + 1),
+            endpoints: fam_eps
+                .iter()
+                .map(|e| EndpointInfo {
+                    address: e.addr.to_string(),
+                    healthy: flag(e) & steer::UP != 0,
+                    drained: flag(e) & steer::DRAINED != 0,
+                    nodes: node_verdicts(snap, e.slot),
+                })
+                .collect(),
         });
     }
     let answer = d

@@ -17,6 +17,10 @@
 //! - [`health`]: probes (http, https, tcp) and the rise/fall tracker.
 //! - [`control`]: the control loop: health reports, drains and reloads in,
 //!   snapshots out.
+//! - [`cluster`]: etcd: this node's liveness and verdicts out, the
+//!   cluster's drains, verdicts and audit in (SPEC §8).
+//! - [`persist`]: the `[server] state` file that keeps drains across
+//!   restarts.
 //! - [`admin`]: the HTTP admin API and `/metrics`.
 //! - [`explain`]: the decision trace of one answer.
 //! - [`metrics`]: every exported metric, in one place.
@@ -25,6 +29,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod dns;
@@ -33,6 +38,7 @@ pub mod geo;
 pub mod health;
 pub mod lab;
 pub mod metrics;
+pub mod persist;
 pub mod state;
 pub mod steer;
 pub mod zone;
@@ -176,10 +182,16 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
     let admin_token = Arc::new(arc_swap::ArcSwapOption::from(
         server.admin_token.clone().map(Arc::new),
     ));
-    let (control, shared) =
-        Control::start(path, compiled, metrics.clone(), admin_token.clone()).await;
-
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (control, shared) = Control::start(
+        path,
+        compiled,
+        metrics.clone(),
+        admin_token.clone(),
+        stop_rx.clone(),
+    )
+    .await;
+
     let stop_flag = Arc::new(AtomicBool::new(false));
     let tcp = dns::tcp::TcpSettings {
         idle_timeout: server.tcp_idle_timeout,
@@ -217,6 +229,7 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
         });
         let mut stop = stop_rx.clone();
         admin_task = Some(tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let served = axum::serve(l, app).with_graceful_shutdown(async move {
                 if stop.changed().await.is_err() {
                     tracing::debug!("stop channel closed");
@@ -251,7 +264,11 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
             }
             Some(()) = signals.reload.recv() => {
                 tracing::info!("reload requested");
-                if cmd_tx.send(Command::Reload { reply: None }).await.is_err() {
+                let reload = Command::Reload {
+                    from: "SIGHUP".into(),
+                    reply: None,
+                };
+                if cmd_tx.send(reload).await.is_err() {
                     tracing::error!("control loop is gone; cannot reload");
                 }
             }

@@ -246,6 +246,15 @@ pub struct Metrics {
     pub geoip_scope_maps_pending: Gauge,
     /// Build time of the GeoIP database being served.
     pub geoip_build_timestamp: Gauge,
+    /// 1 while etcd is reachable (clusters).
+    pub cluster_connected: Gauge,
+    /// Live nodes in the cluster, this one included.
+    pub cluster_nodes: Gauge,
+    /// Per endpoint, how many live nodes see it down (clusters).
+    pub endpoint_down_nodes: Family<EndpointLabels, Gauge>,
+    /// Probes that could not run for a local reason (not counted against
+    /// the endpoint).
+    pub probe_local_errors: Counter,
 }
 
 /// Labels of probe outcomes.
@@ -331,6 +340,30 @@ impl Metrics {
             "build time of the GeoIP database being served (Unix seconds)",
             geoip_build_timestamp.clone(),
         );
+        let cluster_connected = Gauge::default();
+        registry.register(
+            "signpost_cluster_connected",
+            "1 while etcd is reachable; 0 while this node serves its last view of drains and its own health verdicts",
+            cluster_connected.clone(),
+        );
+        let cluster_nodes = Gauge::default();
+        registry.register(
+            "signpost_cluster_nodes",
+            "live signpost nodes in the cluster, this one included",
+            cluster_nodes.clone(),
+        );
+        let endpoint_down_nodes = Family::<EndpointLabels, Gauge>::default();
+        registry.register(
+            "signpost_endpoint_down_nodes",
+            "how many live cluster nodes see the endpoint down",
+            endpoint_down_nodes.clone(),
+        );
+        let probe_local_errors = Counter::default();
+        registry.register(
+            "signpost_health_probe_local_errors",
+            "probes that could not run for a local reason (no file descriptors, no source address); not held against the endpoint",
+            probe_local_errors.clone(),
+        );
         Metrics {
             registry,
             pool,
@@ -344,6 +377,10 @@ impl Metrics {
             geoip_reload_failures,
             geoip_scope_maps_pending,
             geoip_build_timestamp,
+            cluster_connected,
+            cluster_nodes,
+            endpoint_down_nodes,
+            probe_local_errors,
         }
     }
 

@@ -40,6 +40,9 @@ pub struct Target {
     pub probe: IpAddr,
     /// Check profile, timing included.
     pub check: Check,
+    /// Source address of the probes (`[server] probe_source`, when it is
+    /// of the probed address's family).
+    pub source: Option<IpAddr>,
 }
 
 impl Target {
@@ -84,6 +87,10 @@ pub struct Compiled {
     pub targets: Vec<Target>,
     /// Region index by name.
     pub region_index: HashMap<String, u16>,
+    /// Hash of what every node of a cluster must serve alike: the
+    /// configuration without `[server]` and `[cluster]`, the zone files'
+    /// contents and the GeoIP database's build (16 hex digits).
+    pub config_hash: String,
 }
 
 /// An immutable view of everything the answer path needs.
@@ -95,6 +102,9 @@ pub struct Snapshot {
     pub data: Arc<Compiled>,
     /// Per slot: `steer::UP` and `steer::DRAINED` bits.
     pub flags: Box<[u8]>,
+    /// In a cluster: the view the flags were decided from, and this
+    /// node's name (for explain; the answer path does not look).
+    pub cluster: Option<(Arc<crate::cluster::View>, String)>,
 }
 
 impl Snapshot {
@@ -105,6 +115,7 @@ impl Snapshot {
             generation,
             data,
             flags,
+            cluster: None,
         }
     }
 }
@@ -143,7 +154,9 @@ impl Compiled {
             slots: self.slots.clone(),
             targets: self.targets.clone(),
             region_index: self.region_index.clone(),
+            config_hash: String::new(),
         };
+        c.config_hash = config_hash(&c.config, c.geo.as_deref());
         c.index_services(Some(self));
         c
     }
@@ -208,6 +221,10 @@ impl Compiled {
                     let t = Target {
                         probe: e.probe,
                         check: c.clone(),
+                        source: config
+                            .server
+                            .probe_source
+                            .filter(|s| s.is_ipv4() == e.probe.is_ipv4()),
                     };
                     match target_ids.get(&t.key()) {
                         // two profiles that differ only in timing: the
@@ -254,6 +271,7 @@ impl Compiled {
             .map(|s| compile_service(s, &region_index, metrics))
             .collect();
 
+        let config_hash = config_hash(&config, geo.as_deref());
         Ok(Compiled {
             config: Arc::new(config),
             table,
@@ -263,6 +281,7 @@ impl Compiled {
             slots,
             targets,
             region_index,
+            config_hash,
         })
     }
 
@@ -470,6 +489,27 @@ fn open_geo(config: &Config, prev: Option<&Compiled>) -> Result<Option<Arc<GeoTa
         start.elapsed()
     );
     Ok(Some(Arc::new(t)))
+}
+
+/// See [`Compiled::config_hash`].
+fn config_hash(config: &Config, geo: Option<&GeoTable>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(config.shared_text.as_bytes());
+    for z in &config.zones {
+        h.update(z.name.as_bytes());
+        // the zone files were just read whole; a file gone meanwhile
+        // only changes the hash
+        h.update(std::fs::read(&z.file).unwrap_or_default());
+    }
+    if let Some(g) = geo {
+        h.update(g.source.kind.as_bytes());
+        h.update(g.source.build_epoch.to_be_bytes());
+    }
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Parses every zone file and builds the lookup table.

@@ -3,11 +3,11 @@
 //! commands to the control loop; it never changes state itself.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::cluster::{AuditEntry, now_rfc3339};
 use crate::control::{Command, ControlError, DrainTarget};
 use crate::explain::{ExplainError, explain};
 use crate::lab::{Lab, LabError};
@@ -59,7 +60,7 @@ impl From<ControlError> for ApiError {
                 StatusCode::NOT_FOUND
             }
             ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
-            ControlError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+            ControlError::Stopped | ControlError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError(code, e.to_string())
     }
@@ -80,6 +81,7 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/v1/explain", get(explain_handler))
         .route("/v1/reload", post(reload))
+        .route("/v1/audit", get(audit_log))
         .route("/v1/lab", get(lab_state))
         .route("/v1/lab/{region}/{action}", post(lab_action))
         .route("/metrics", get(metrics))
@@ -178,18 +180,85 @@ fn parse_address(a: &str) -> Result<IpAddr, ApiError> {
         .map_err(|_| bad_request(format!("{a:?} is not an IP address")))
 }
 
+/// The caller's address, for the audit (when the server knows it).
+struct Caller(Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Caller(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+        ))
+    }
+}
+
+/// Records an operator action with its outcome.
+async fn audit(
+    s: &AdminState,
+    caller: &Caller,
+    action: &str,
+    target: String,
+    duration: Option<Duration>,
+    r: Result<(), &ApiError>,
+) {
+    let entry = AuditEntry {
+        at: now_rfc3339(),
+        action: action.to_string(),
+        target,
+        duration: duration.map(|d| humantime::format_duration(d).to_string()),
+        from: caller.0.clone(),
+        result: match r {
+            Ok(_) => "ok".to_string(),
+            Err(ApiError(code, msg)) => format!("{} {msg}", code.as_u16()),
+        },
+        node: None,
+    };
+    if s.commands.send(Command::Audit(entry)).await.is_err() {
+        tracing::debug!("control loop is gone; audit entry dropped");
+    }
+}
+
+fn target_text(t: &DrainTarget) -> String {
+    match t {
+        DrainTarget::Region(r) => format!("region {r}"),
+        DrainTarget::Endpoint(a) => format!("endpoint {a}"),
+    }
+}
+
 async fn drain(
     s: &AdminState,
+    caller: Caller,
     target: DrainTarget,
     duration: Option<Duration>,
 ) -> Result<Response, ApiError> {
     let what = target.clone();
-    ask(&s.clone(), |reply| Command::Drain {
-        target,
+    let r = async {
+        ask(&s.clone(), |reply| Command::Drain {
+            target,
+            duration,
+            reply,
+        })
+        .await??;
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    audit(
+        s,
+        &caller,
+        "drain",
+        target_text(&what),
         duration,
-        reply,
-    })
-    .await??;
+        r.as_ref().copied(),
+    )
+    .await;
+    r?;
     Ok(Json(json!({
         "drained": describe(&what),
         "for": duration.map(|d| humantime::format_duration(d).to_string()),
@@ -197,10 +266,33 @@ async fn drain(
     .into_response())
 }
 
-async fn undrain(s: &AdminState, target: DrainTarget) -> Result<Response, ApiError> {
+async fn undrain(
+    s: &AdminState,
+    caller: Caller,
+    target: DrainTarget,
+) -> Result<Response, ApiError> {
     let what = target.clone();
-    ask(s, |reply| Command::Undrain { target, reply }).await??;
+    let r = async {
+        ask(s, |reply| Command::Undrain { target, reply }).await??;
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    audit(
+        s,
+        &caller,
+        "undrain",
+        target_text(&what),
+        None,
+        r.as_ref().copied(),
+    )
+    .await;
+    r?;
     Ok(Json(json!({ "undrained": describe(&what) })).into_response())
+}
+
+async fn audit_log(State(s): State<AdminState>) -> Result<Response, ApiError> {
+    let list = ask(&s, |reply| Command::AuditLog { reply }).await?;
+    Ok(Json(json!({ "audit": list })).into_response())
 }
 
 fn describe(t: &DrainTarget) -> serde_json::Value {
@@ -212,36 +304,40 @@ fn describe(t: &DrainTarget) -> serde_json::Value {
 
 async fn drain_region(
     State(s): State<AdminState>,
+    caller: Caller,
     Path(region): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let d = parse_for(&q)?;
-    drain(&s, DrainTarget::Region(region), d).await
+    drain(&s, caller, DrainTarget::Region(region), d).await
 }
 
 async fn undrain_region(
     State(s): State<AdminState>,
+    caller: Caller,
     Path(region): Path<String>,
 ) -> Result<Response, ApiError> {
-    undrain(&s, DrainTarget::Region(region)).await
+    undrain(&s, caller, DrainTarget::Region(region)).await
 }
 
 async fn drain_endpoint(
     State(s): State<AdminState>,
+    caller: Caller,
     Path(address): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let d = parse_for(&q)?;
     let a = parse_address(&address)?;
-    drain(&s, DrainTarget::Endpoint(a), d).await
+    drain(&s, caller, DrainTarget::Endpoint(a), d).await
 }
 
 async fn undrain_endpoint(
     State(s): State<AdminState>,
+    caller: Caller,
     Path(address): Path<String>,
 ) -> Result<Response, ApiError> {
     let a = parse_address(&address)?;
-    undrain(&s, DrainTarget::Endpoint(a)).await
+    undrain(&s, caller, DrainTarget::Endpoint(a)).await
 }
 
 async fn explain_handler(
@@ -281,8 +377,13 @@ async fn explain_handler(
     }
 }
 
-async fn reload(State(s): State<AdminState>) -> Result<Response, ApiError> {
-    let r = ask(&s, |reply| Command::Reload { reply: Some(reply) }).await?;
+async fn reload(State(s): State<AdminState>, caller: Caller) -> Result<Response, ApiError> {
+    let from = caller.0.unwrap_or_else(|| "admin API".into());
+    let r = ask(&s, |reply| Command::Reload {
+        from,
+        reply: Some(reply),
+    })
+    .await?;
     match r {
         Ok(summary) => Ok(Json(json!({ "reloaded": true, "summary": summary })).into_response()),
         Err(ControlError::Invalid(errs)) => {
@@ -333,10 +434,26 @@ async fn lab_state(State(s): State<AdminState>) -> Result<Response, ApiError> {
 
 async fn lab_action(
     State(s): State<AdminState>,
+    caller: Caller,
     Path((region, action)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let lab = lab_of(&s)?;
-    let fail = match action.as_str() {
+    let r = lab_set(&s, &region, &action).await;
+    let outcome = r.as_ref().map(|_| ());
+    audit(
+        &s,
+        &caller,
+        &format!("lab-{action}"),
+        format!("region {region}"),
+        None,
+        outcome,
+    )
+    .await;
+    r
+}
+
+async fn lab_set(s: &AdminState, region: &str, action: &str) -> Result<Response, ApiError> {
+    let lab = lab_of(s)?;
+    let fail = match action {
         "fail" => true,
         "recover" => false,
         other => {
@@ -346,7 +463,7 @@ async fn lab_action(
             ));
         }
     };
-    match lab.set_failing(&region, fail).await {
+    match lab.set_failing(region, fail).await {
         Ok(()) => Ok(Json(json!({ "region": region, "failing": fail })).into_response()),
         Err(e @ LabError::UnknownRegion(_)) => Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
         Err(e) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),

@@ -99,6 +99,12 @@ pub struct Config {
     pub regions: Vec<Region>,
     /// `[services]`, sorted by name.
     pub services: Vec<Service>,
+    /// `[cluster]`.
+    pub cluster: Option<Cluster>,
+    /// The configuration every node of a cluster must share: the file
+    /// without `[server]` and `[cluster]`, in a canonical form (keys
+    /// sorted, comments and layout dropped), for the configuration hash.
+    pub shared_text: String,
 }
 
 /// `[server]`.
@@ -118,6 +124,55 @@ pub struct Server {
     pub tcp_max_connections: usize,
     /// Pause of a UDP worker after a partial batch (adaptive coalescing).
     pub udp_batch_wait: Duration,
+    /// Where drains are kept across restarts, resolved against the
+    /// config's directory.
+    pub state: Option<PathBuf>,
+    /// Source address of health probes.
+    pub probe_source: Option<IpAddr>,
+}
+
+/// How many live nodes must see an endpoint down for it to be down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quorum {
+    /// More than half of the nodes with a verdict (a tie is up).
+    Majority,
+    /// At least one.
+    Any,
+    /// Every one.
+    All,
+}
+
+impl Quorum {
+    /// The name used in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quorum::Majority => "majority",
+            Quorum::Any => "any",
+            Quorum::All => "all",
+        }
+    }
+
+    /// Whether `down` of `voters` votes make an endpoint down.
+    pub fn is_down(self, down: usize, voters: usize) -> bool {
+        match self {
+            Quorum::Majority => down * 2 > voters,
+            Quorum::Any => down > 0,
+            Quorum::All => voters > 0 && down == voters,
+        }
+    }
+}
+
+/// `[cluster]`: the etcd cluster this node shares state through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// etcd client URLs.
+    pub etcd: Vec<String>,
+    /// This node's unique name.
+    pub node: String,
+    /// Key prefix, starting with '/', without a trailing '/'.
+    pub prefix: String,
+    /// Health quorum.
+    pub down_quorum: Quorum,
 }
 
 /// `[zones."name."]`.
@@ -335,7 +390,21 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
     let raw = raw::parse(text, &file).map_err(|e| ConfigErrors(vec![e]))?;
     let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
-    validate(raw, path, &base)
+    let mut c = validate(raw, path, &base)?;
+    c.shared_text = shared_text(text);
+    Ok(c)
+}
+
+/// The canonical form of what nodes share (see [`Config::shared_text`]).
+fn shared_text(text: &str) -> String {
+    match text.parse::<toml::Table>() {
+        Ok(mut t) => {
+            t.remove("server");
+            t.remove("cluster");
+            t.to_string()
+        }
+        Err(_) => text.to_string(),
+    }
 }
 
 /// Parses TOML into the unvalidated model: syntax, types and unknown keys
@@ -499,6 +568,31 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             format!("{} is not between 1 and 1000000", s.tcp_max_connections),
         );
     }
+    let probe_source = match &s.probe_source {
+        None => None,
+        Some(a) => match a.parse::<IpAddr>() {
+            Ok(ip) if ip.is_unspecified() || ip.is_multicast() => {
+                errs.push(
+                    "server.probe_source",
+                    format!("{ip} cannot be a source address"),
+                );
+                None
+            }
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                errs.push("server.probe_source", format!("{a:?} is not an IP address"));
+                None
+            }
+        },
+    };
+    if let Some(st) = &s.state
+        && st.trim().is_empty()
+    {
+        errs.push(
+            "server.state",
+            "must name a file (omit it to keep no state)",
+        );
+    }
     let server = Server {
         listen,
         admin,
@@ -507,7 +601,19 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
         tcp_idle_timeout,
         tcp_max_connections: s.tcp_max_connections,
         udp_batch_wait,
+        state: s
+            .state
+            .as_deref()
+            .filter(|p| !p.trim().is_empty())
+            .map(&resolve),
+        probe_source,
     };
+
+    // [cluster]
+    let cluster = raw
+        .cluster
+        .as_ref()
+        .and_then(|c| validate_cluster(c, &mut errs));
 
     // [geoip]
     let geoip = raw.geoip.as_ref().map(|g| resolve(&g.database));
@@ -932,10 +1038,93 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             checks,
             regions,
             services,
+            cluster,
+            shared_text: String::new(),
         })
     } else {
         Err(ConfigErrors(errs.list))
     }
+}
+
+fn validate_cluster(c: &raw::RawCluster, errs: &mut Errs<'_>) -> Option<Cluster> {
+    let before = errs.list.len();
+    if c.etcd.is_empty() {
+        errs.push("cluster.etcd", "list at least one etcd client URL");
+    }
+    for (i, u) in c.etcd.iter().enumerate() {
+        let ok = u
+            .strip_prefix("http://")
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
+        if !ok {
+            errs.push(
+                format!("cluster.etcd[{i}]"),
+                format!("{u:?} is not an etcd client URL like \"http://10.0.0.1:2379\" (TLS is not supported yet)"),
+            );
+        }
+    }
+    let node = match &c.node {
+        Some(n) => n.clone(),
+        None => hostname().unwrap_or_default(),
+    };
+    let node_ok = !node.is_empty()
+        && node.len() <= 63
+        && node
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if !node_ok {
+        errs.push(
+            "cluster.node",
+            format!(
+                "{node:?} is not a node name (letters, digits, '-', '_', '.'; at most 63){}",
+                if c.node.is_none() {
+                    " (taken from the host name)"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+    let prefix = c.prefix.trim_end_matches('/').to_string();
+    if !c.prefix.starts_with('/') || prefix.is_empty() || c.prefix.chars().any(char::is_whitespace)
+    {
+        errs.push(
+            "cluster.prefix",
+            format!(
+                "{:?} must start with '/' and name a key prefix, e.g. \"/signpost\"",
+                c.prefix
+            ),
+        );
+    }
+    let down_quorum = match c.down_quorum.as_str() {
+        "majority" => Quorum::Majority,
+        "any" => Quorum::Any,
+        "all" => Quorum::All,
+        other => {
+            errs.push(
+                "cluster.down_quorum",
+                format!("unknown quorum {other:?} (expected majority, any or all)"),
+            );
+            Quorum::Majority
+        }
+    };
+    (errs.list.len() == before).then(|| Cluster {
+        etcd: c.etcd.clone(),
+        node,
+        prefix,
+        down_quorum,
+    })
+}
+
+/// The host name (the default node name).
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    std::str::from_utf8(&buf[..end]).ok().map(str::to_string)
 }
 
 fn check_weight(errs: &mut Errs<'_>, key: &str, w: i64) -> u32 {

@@ -22,6 +22,26 @@ pub struct RawConfig {
     pub regions: BTreeMap<String, RawRegion>,
     #[serde(default)]
     pub services: BTreeMap<String, RawService>,
+    pub cluster: Option<RawCluster>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    pub etcd: Vec<String>,
+    pub node: Option<String>,
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    #[serde(default = "default_quorum")]
+    pub down_quorum: String,
+}
+
+fn default_prefix() -> String {
+    "/signpost".to_string()
+}
+
+fn default_quorum() -> String {
+    "majority".to_string()
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,6 +59,8 @@ pub struct RawServer {
     pub tcp_max_connections: usize,
     #[serde(default = "default_udp_batch_wait")]
     pub udp_batch_wait: String,
+    pub state: Option<String>,
+    pub probe_source: Option<String>,
 }
 
 impl Default for RawServer {
@@ -51,6 +73,8 @@ impl Default for RawServer {
             tcp_idle_timeout: default_tcp_idle_timeout(),
             tcp_max_connections: default_tcp_max_connections(),
             udp_batch_wait: default_udp_batch_wait(),
+            state: None,
+            probe_source: None,
         }
     }
 }

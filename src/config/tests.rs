@@ -149,6 +149,8 @@ fn full_config_parses_every_key() {
             tcp_idle_timeout: Duration::from_secs(3),
             tcp_max_connections: 50,
             udp_batch_wait: Duration::from_micros(100),
+            state: None,
+            probe_source: None,
         }
     );
     // relative paths are anchored at the config's directory, absolute ones kept
@@ -307,6 +309,8 @@ regions = ["r1"]
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_max_connections: 1024,
             udp_batch_wait: Duration::from_micros(100),
+            state: None,
+            probe_source: None,
         }
     );
     // "signpost.toml" has no directory: paths stay relative to the cwd
@@ -1181,4 +1185,104 @@ fn durations_take_the_documented_units() {
     ));
     assert_eq!(c.checks["web"].interval, Duration::from_secs(60));
     assert_eq!(c.checks["web"].timeout, Duration::from_millis(500));
+}
+
+#[test]
+fn cluster_state_and_probe_source() {
+    let c = ok(&format!(
+        "{BASE}\n[cluster]\netcd = [\"http://127.0.0.1:2379\", \"http://10.0.0.2:2379\"]\nnode = \"ns1\"\n"
+    ));
+    let cl = c.cluster.unwrap();
+    assert_eq!(cl.node, "ns1");
+    assert_eq!(cl.prefix, "/signpost");
+    assert_eq!(cl.down_quorum, Quorum::Majority);
+    assert_eq!(cl.etcd.len(), 2);
+    let c = ok(&format!(
+        "{BASE}\n[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nnode = \"ns-2.a\"\nprefix = \"/gslb/prod/\"\ndown_quorum = \"any\"\n"
+    ));
+    let cl = c.cluster.unwrap();
+    assert_eq!(
+        (cl.prefix.as_str(), cl.down_quorum),
+        ("/gslb/prod", Quorum::Any)
+    );
+
+    // (cluster body, key, reason fragment)
+    let cases = [
+        ("etcd = []\nnode = \"a\"", "cluster.etcd", "at least one"),
+        (
+            "etcd = [\"127.0.0.1:2379\"]\nnode = \"a\"",
+            "cluster.etcd[0]",
+            "not an etcd client URL",
+        ),
+        (
+            "etcd = [\"https://e:2379\"]\nnode = \"a\"",
+            "cluster.etcd[0]",
+            "TLS",
+        ),
+        (
+            "etcd = [\"http://e:2379\"]\nnode = \"a b\"",
+            "cluster.node",
+            "not a node name",
+        ),
+        (
+            "etcd = [\"http://e:2379\"]\nnode = \"a\"\nprefix = \"x\"",
+            "cluster.prefix",
+            "must start with '/'",
+        ),
+        (
+            "etcd = [\"http://e:2379\"]\nnode = \"a\"\ndown_quorum = \"most\"",
+            "cluster.down_quorum",
+            "unknown quorum",
+        ),
+        (
+            "etcd = [\"http://e:2379\"]\nnode = \"a\"\nnodes = 3",
+            "cluster",
+            "unknown field",
+        ),
+    ];
+    for (body, key, reason) in cases {
+        let errs = errors(&format!("{BASE}\n[cluster]\n{body}\n"));
+        assert!(
+            errs.iter().any(|e| e.contains(key) && e.contains(reason)),
+            "{body}: {errs:?}"
+        );
+    }
+
+    let text = BASE.replacen(
+        "[server]",
+        "[server]\nstate = \"run/signpost.state\"\nprobe_source = \"127.0.0.21\"",
+        1,
+    );
+    let c = ok(&text);
+    assert_eq!(
+        c.server.state,
+        Some(Path::new(FILE).parent().unwrap().join("run/signpost.state"))
+    );
+    assert_eq!(c.server.probe_source, Some("127.0.0.21".parse().unwrap()));
+    for (line, reason) in [
+        ("probe_source = \"0.0.0.0\"", "cannot be a source address"),
+        ("probe_source = \"eth0\"", "is not an IP address"),
+        ("state = \"\"", "must name a file"),
+    ] {
+        let errs = errors(&BASE.replacen("[server]", &format!("[server]\n{line}"), 1));
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("server.") && e.contains(reason)),
+            "{line}: {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn the_shared_text_leaves_out_what_differs_per_node() {
+    let a = ok(&format!(
+        "{BASE}\n[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nnode = \"ns1\"\n"
+    ));
+    let b = ok(&format!(
+        "# another node\n{}\n[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nnode = \"ns2\"\n",
+        BASE.replacen("[server]", "[server]\nprobe_source = \"127.0.0.22\"", 1)
+    ));
+    assert_eq!(a.shared_text, b.shared_text);
+    let c = ok(&BASE.replace("\"us-east\", \"eu-west\"]", "\"eu-west\", \"us-east\"]"));
+    assert_ne!(a.shared_text, c.shared_text);
 }

@@ -139,7 +139,13 @@ pub fn spawn_target(
             }
             last = Instant::now();
             let result = prober.probe().await;
-            let changed = tracker.observe(result.ok);
+            // a probe this host could not make says nothing of the endpoint
+            let changed = !result.local && tracker.observe(result.ok);
+            let delay = if result.local {
+                interval / 4
+            } else {
+                tracker.next_delay(interval)
+            };
             if tx
                 .send(Report {
                     id,
@@ -151,7 +157,7 @@ pub fn spawn_target(
             {
                 return; // control loop gone: shutting down
             }
-            next = (last + jitter(tracker.next_delay(interval), &mut rng)).max(Instant::now());
+            next = (last + jitter(delay, &mut rng)).max(Instant::now());
         }
     })
 }

@@ -17,6 +17,11 @@ const MAX_BODY: usize = 64 * 1024;
 pub struct ProbeResult {
     /// Passed.
     pub ok: bool,
+    /// The probe could not run for a reason of this host (no file
+    /// descriptors, no source address): says nothing about the endpoint
+    /// (SPEC §5).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub local: bool,
     /// What happened (`status 200`, `connect refused`, `timeout`, ...).
     pub reason: String,
     /// Time from start to verdict.
@@ -63,6 +68,7 @@ impl Prober {
                 };
                 let sock = SocketAddr::new(target.probe, c.port);
                 let mut b = reqwest::Client::builder()
+                    .local_address(target.source)
                     .timeout(c.timeout)
                     .connect_timeout(c.timeout)
                     .pool_max_idle_per_host(0)
@@ -107,6 +113,7 @@ impl Prober {
             None => {
                 tcp(
                     SocketAddr::new(self.target.probe, self.target.check.port),
+                    self.target.source,
                     timeout,
                 )
                 .await
@@ -115,23 +122,24 @@ impl Prober {
             Some((client, url)) => {
                 match tokio::time::timeout(timeout, self.http(client, url)).await {
                     Ok(v) => v,
-                    Err(_) => Err("timeout".to_string()),
+                    Err(_) => Err(Failure::remote("timeout")),
                 }
             }
         };
-        let (ok, reason) = match verdict {
-            Ok(r) => (true, r),
-            Err(r) => (false, r),
+        let (ok, reason, local) = match verdict {
+            Ok(r) => (true, r, false),
+            Err(f) => (false, f.reason, f.local),
         };
         ProbeResult {
             ok,
+            local,
             reason,
             latency: start.elapsed(),
             at: SystemTime::now(),
         }
     }
 
-    async fn http(&self, client: &reqwest::Client, url: &str) -> Result<String, String> {
+    async fn http(&self, client: &reqwest::Client, url: &str) -> Result<String, Failure> {
         let c = &self.target.check;
         let resp = client.get(url).send().await.map_err(|e| classify(&e))?;
         let status = resp.status().as_u16();
@@ -141,7 +149,7 @@ impl Prober {
             c.expect.contains(&status)
         };
         if !status_ok {
-            return Err(format!("status {status}"));
+            return Err(Failure::remote(format!("status {status}")));
         }
         if let Some(want) = &c.body {
             let mut resp = resp;
@@ -154,18 +162,60 @@ impl Prober {
             }
             let hay = String::from_utf8_lossy(&body);
             if !hay.contains(want.as_str()) {
-                return Err("body mismatch".to_string());
+                return Err(Failure::remote("body mismatch"));
             }
         }
         Ok(format!("status {status}"))
     }
 }
 
-async fn tcp(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
-    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-        Err(_) => Err("timeout".to_string()),
+/// Why a probe failed, and whether the fault is this host's.
+#[derive(Debug)]
+struct Failure {
+    reason: String,
+    local: bool,
+}
+
+impl Failure {
+    fn remote(reason: impl Into<String>) -> Failure {
+        Failure {
+            reason: reason.into(),
+            local: false,
+        }
+    }
+}
+
+/// OS errors that mean this host could not make the probe at all.
+fn is_local(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::EADDRNOTAVAIL | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+async fn tcp(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    timeout: Duration,
+) -> Result<String, Failure> {
+    let local = |e: std::io::Error| Failure {
+        reason: format!("cannot probe from here: {e}"),
+        local: true,
+    };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(local)?;
+    if let Some(src) = source {
+        socket.bind(SocketAddr::new(src, 0)).map_err(local)?;
+    }
+    match tokio::time::timeout(timeout, socket.connect(addr)).await {
+        Err(_) => Err(Failure::remote("timeout")),
         Ok(Ok(_)) => Ok("connected".to_string()),
-        Ok(Err(e)) => Err(io_reason(&e)),
+        Ok(Err(e)) if is_local(&e) => Err(local(e)),
+        Ok(Err(e)) => Err(Failure::remote(io_reason(&e))),
     }
 }
 
@@ -178,7 +228,23 @@ fn io_reason(e: &std::io::Error) -> String {
 }
 
 /// Names a reqwest failure the way an operator reads it.
-fn classify(e: &reqwest::Error) -> String {
+fn classify(e: &reqwest::Error) -> Failure {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && is_local(io)
+        {
+            return Failure {
+                reason: format!("cannot probe from here: {io}"),
+                local: true,
+            };
+        }
+        src = s.source();
+    }
+    Failure::remote(reason(e))
+}
+
+fn reason(e: &reqwest::Error) -> String {
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
     let mut innermost = e.to_string();
     let mut tls = false;

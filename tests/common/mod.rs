@@ -15,6 +15,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RData, RecordType};
 
+pub mod etcd;
 pub mod large;
 
 /// The demo GeoIP database shipped in the repository.
@@ -179,6 +180,14 @@ impl Server {
         }
     }
 
+    /// SIGKILL: no goodbye (a crashed node).
+    pub fn kill(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Is the process still running?
     pub fn alive(&mut self) -> bool {
         matches!(self.child.as_mut().unwrap().try_wait(), Ok(None))
@@ -340,6 +349,15 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Durati
     None
 }
 
+/// Like [`http`], but `None` when the server cannot be reached.
+pub fn try_http(method: &str, url: &str) -> Option<(u16, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let host = rest.split('/').next()?;
+    let addr: SocketAddr = host.parse().ok()?;
+    TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    std::panic::catch_unwind(|| http(method, url, None)).ok()
+}
+
 /// A minimal HTTP/1.1 client: (status, body).
 pub fn http(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
     let rest = url.strip_prefix("http://").expect("http URL");
@@ -415,6 +433,8 @@ pub struct FakeLb {
     /// Where it listens.
     pub addr: SocketAddr,
     mode: Arc<AtomicU8>,
+    /// Probes from these source addresses get 503 (one vantage point's view).
+    refuse: Arc<Mutex<Vec<IpAddr>>>,
     stop: Arc<AtomicU8>,
     hits: Arc<AtomicUsize>,
     handle: Option<std::thread::JoinHandle<()>>,
@@ -427,6 +447,7 @@ impl FakeLb {
         let mut lb = FakeLb {
             addr,
             mode,
+            refuse: Arc::new(Mutex::new(Vec::new())),
             stop: Arc::new(AtomicU8::new(0)),
             hits: Arc::new(AtomicUsize::new(0)),
             handle: None,
@@ -442,13 +463,17 @@ impl FakeLb {
         listener.set_nonblocking(true).unwrap();
         self.stop.store(0, Ordering::SeqCst);
         let (mode, stop, hits) = (self.mode.clone(), self.stop.clone(), self.hits.clone());
+        let refuse = self.refuse.clone();
         self.handle = Some(std::thread::spawn(move || {
             let mut hung = Vec::new();
             while stop.load(Ordering::SeqCst) == 0 {
                 match listener.accept() {
-                    Ok((mut s, _)) => {
+                    Ok((mut s, peer)) => {
                         hits.fetch_add(1, Ordering::SeqCst);
-                        let m = mode.load(Ordering::SeqCst);
+                        let mut m = mode.load(Ordering::SeqCst);
+                        if refuse.lock().unwrap().contains(&peer.ip()) {
+                            m = LbMode::Fail as u8;
+                        }
                         if m == LbMode::Hang as u8 {
                             hung.push(s);
                             continue;
@@ -477,6 +502,12 @@ impl FakeLb {
     /// Changes what it answers.
     pub fn set(&self, m: LbMode) {
         self.mode.store(m as u8, Ordering::SeqCst);
+    }
+
+    /// Answers 503 to requests from these source addresses (and as set
+    /// by [`FakeLb::set`] to the others).
+    pub fn fail_from(&self, sources: &[&str]) {
+        *self.refuse.lock().unwrap() = sources.iter().map(|s| s.parse().unwrap()).collect();
     }
 
     /// Stops listening (connection refused from now on).

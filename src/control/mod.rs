@@ -3,7 +3,9 @@
 //! and publishes a new [`Snapshot`] whenever what the answer path sees
 //! changes: bursts of reports are coalesced into one swap.
 
-use std::collections::{HashMap, HashSet};
+mod drains;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,12 +16,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use crate::cluster::{self, AuditEntry, DrainKey, ToCluster, View};
 use crate::config::ConfigErrors;
 use crate::geo::table::{FileId, GeoTable};
 use crate::health::{self, ProbeResult, Prober, Report, Tracker};
 use crate::metrics::{EndpointLabels, Metrics, ResultLabels, TransitionLabels};
 use crate::state::{Compiled, Shared, Snapshot, Target, TargetKey};
 use crate::steer;
+use drains::{Drain, Drains};
 
 /// What a drain applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +49,18 @@ pub enum ControlError {
     /// The control loop is gone.
     #[error("signpost is shutting down")]
     Stopped,
+    /// The cluster's store cannot be reached; nothing was changed.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl DrainTarget {
+    fn key(self) -> DrainKey {
+        match self {
+            DrainTarget::Region(n) => DrainKey::Region(n),
+            DrainTarget::Endpoint(a) => DrainKey::Endpoint(a),
+        }
+    }
 }
 
 /// A request to the control loop.
@@ -68,8 +84,17 @@ pub enum Command {
     },
     /// Reload the configuration file.
     Reload {
+        /// Who asked (the caller's address, or `SIGHUP`), for the audit.
+        from: String,
         /// Outcome, if anyone waits for it (SIGHUP does not).
         reply: Option<oneshot::Sender<Result<ReloadSummary, ControlError>>>,
+    },
+    /// Record an operator action.
+    Audit(AuditEntry),
+    /// The operator actions, newest first (cluster-wide in a cluster).
+    AuditLog {
+        /// The list.
+        reply: oneshot::Sender<Vec<AuditEntry>>,
     },
     /// Report everything.
     Status {
@@ -103,14 +128,11 @@ pub struct ReloadSummary {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
-struct Drain {
-    until: Option<(Instant, SystemTime)>,
-}
-
 /// A running probe target.
 struct Probed {
     id: u64,
+    /// Its id across the cluster ([`cluster::target_id`]).
+    cluster_id: String,
     task: JoinHandle<()>,
     /// The profile it runs; timing updates go to the task on `updates`.
     target: Target,
@@ -118,6 +140,8 @@ struct Probed {
     up: bool,
     since: SystemTime,
     last: Option<ProbeResult>,
+    /// The last probe could not run for a local reason (logged once).
+    local_error: bool,
 }
 
 /// The control loop's state.
@@ -129,8 +153,13 @@ pub struct Control {
     targets: HashMap<TargetKey, Probed>,
     by_id: HashMap<u64, TargetKey>,
     next_id: u64,
-    region_drains: HashMap<String, Drain>,
-    endpoint_drains: HashMap<IpAddr, Drain>,
+    drains: Drains,
+    /// `[server] state`: the drains as last written.
+    state: Option<watch::Sender<crate::persist::Saved>>,
+    /// `[cluster]`.
+    cluster: Option<ClusterLink>,
+    /// Operator actions of a single node, newest first.
+    audit: VecDeque<AuditEntry>,
     generation: u64,
     reports_tx: mpsc::UnboundedSender<Report>,
     reports_rx: mpsc::UnboundedReceiver<Report>,
@@ -139,7 +168,7 @@ pub struct Control {
     /// A reload is being prepared.
     reloading: bool,
     /// Reload requests that arrived meanwhile (served by the next one).
-    pending_reloads: Vec<Option<oneshot::Sender<Result<ReloadSummary, ControlError>>>>,
+    pending_reloads: Vec<(String, Option<ReloadReply>)>,
     loaded_tx: mpsc::UnboundedSender<Loaded>,
     loaded_rx: mpsc::UnboundedReceiver<Loaded>,
     /// The admin token, which a reload may change.
@@ -148,6 +177,20 @@ pub struct Control {
     geo_watch: GeoWatch,
     geo_tx: mpsc::UnboundedSender<GeoLoaded>,
     geo_rx: mpsc::UnboundedReceiver<GeoLoaded>,
+}
+
+/// Where a reload's outcome goes.
+type ReloadReply = oneshot::Sender<Result<ReloadSummary, ControlError>>;
+
+/// The control loop's side of the cluster task.
+struct ClusterLink {
+    node: String,
+    quorum: crate::config::Quorum,
+    tx: mpsc::UnboundedSender<ToCluster>,
+    views: watch::Receiver<Arc<View>>,
+    view: Arc<View>,
+    /// Nodes last seen serving another configuration (logged on change).
+    diverged: BTreeSet<String>,
 }
 
 /// How often the GeoIP database file is looked at (`[geoip] watch`).
@@ -180,8 +223,48 @@ impl Control {
         compiled: Compiled,
         metrics: Arc<Metrics>,
         admin_token: Arc<arc_swap::ArcSwapOption<String>>,
+        stop: watch::Receiver<bool>,
     ) -> (Control, Shared) {
         let compiled = Arc::new(compiled);
+        // drains kept across restarts, then (in a cluster) etcd's
+        let saved = compiled
+            .config
+            .server
+            .state
+            .as_deref()
+            .and_then(crate::persist::load)
+            .unwrap_or_default();
+        let drains = Drains::from_records(&saved.records(), SystemTime::now());
+        if !drains.regions.is_empty() || !drains.endpoints.is_empty() {
+            tracing::info!(
+                "restored from the state file: {} region and {} endpoint drains",
+                drains.regions.len(),
+                drains.endpoints.len()
+            );
+        }
+        let state = compiled
+            .config
+            .server
+            .state
+            .clone()
+            .map(|p| crate::persist::writer(p, saved));
+        let cluster = compiled.config.cluster.clone().map(|cfg| {
+            let h = cluster::start(
+                cfg.clone(),
+                compiled.config_hash.clone(),
+                drains.records(&cfg.node),
+                stop,
+            );
+            let view = h.view.borrow().clone();
+            ClusterLink {
+                node: cfg.node,
+                quorum: cfg.down_quorum,
+                tx: h.tx,
+                views: h.view,
+                view,
+                diverged: BTreeSet::new(),
+            }
+        });
         Compiled::finish_scope_maps(&compiled, &metrics);
         let shared: Shared = Arc::new(arc_swap::ArcSwap::from_pointee(Snapshot::all_up(
             compiled.clone(),
@@ -198,8 +281,10 @@ impl Control {
             targets: HashMap::new(),
             by_id: HashMap::new(),
             next_id: 1,
-            region_drains: HashMap::new(),
-            endpoint_drains: HashMap::new(),
+            drains,
+            state,
+            cluster,
+            audit: VecDeque::new(),
             generation: 0,
             reports_tx,
             reports_rx,
@@ -273,18 +358,47 @@ impl Control {
                 }
             };
             self.by_id.insert(id, key.clone());
+            let cluster_id = cluster::target_id(&key);
             self.targets.insert(
-                key,
+                key.clone(),
                 Probed {
                     id,
+                    cluster_id,
                     task,
                     target,
                     updates,
                     up,
                     since: SystemTime::now(),
                     last: Some(result),
+                    local_error: false,
                 },
             );
+            self.tell_verdict(&key);
+        }
+    }
+
+    /// Publishes this node's verdict on a target to the cluster.
+    fn tell_verdict(&self, key: &TargetKey) {
+        let (Some(c), Some(p)) = (&self.cluster, self.targets.get(key)) else {
+            return;
+        };
+        let verdict = cluster::Verdict {
+            healthy: p.up,
+            reason: p.last.as_ref().map_or(String::new(), |r| r.reason.clone()),
+            since: rfc3339(p.since),
+            latency_ms: p
+                .last
+                .as_ref()
+                .map(|r| (r.latency.as_secs_f64() * 1e6).round() / 1e3),
+        };
+        if c.tx
+            .send(ToCluster::Verdict {
+                id: p.cluster_id.clone(),
+                verdict,
+            })
+            .is_err()
+        {
+            tracing::debug!("cluster task is gone");
         }
     }
 
@@ -315,7 +429,10 @@ impl Control {
         let mut geo_tick = tokio::time::interval(GEO_POLL);
         geo_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            let next_expiry = self.next_expiry();
+            let next_expiry = self
+                .drains
+                .next_expiry(SystemTime::now())
+                .map(|d| Instant::now() + d);
             let mut dirty = false;
             tokio::select! {
                 _ = stop.changed() => break,
@@ -331,6 +448,7 @@ impl Control {
                 _ = geo_tick.tick() => self.poll_geo(),
                 Some(g) = self.geo_rx.recv() => self.apply_geo(g),
                 _ = sleep_until_opt(next_expiry) => dirty |= self.expire_drains(),
+                Some(view) = next_view(&mut self.cluster) => dirty |= self.apply_view(view),
             }
             if dirty {
                 self.publish();
@@ -345,8 +463,31 @@ impl Control {
         let Some(key) = self.by_id.get(&r.id) else {
             return false; // a target removed by a reload
         };
-        self.observe_latency(key, &r.result);
         let Some(t) = self.targets.get_mut(key) else {
+            return false;
+        };
+        if r.result.local {
+            self.metrics.probe_local_errors.inc();
+            if !t.local_error {
+                tracing::warn!(
+                    "cannot probe {} ({}:{}) from this host: {}; its state stays {} and the probe is retried",
+                    key.probe,
+                    kind_name(key.check.kind),
+                    key.check.port,
+                    r.result.reason,
+                    if t.up { "up" } else { "down" }
+                );
+                t.local_error = true;
+            }
+            return false;
+        }
+        if t.local_error {
+            tracing::info!("probing {} works again", key.probe);
+            t.local_error = false;
+        }
+        let key = key.clone();
+        self.observe_latency(&key, &r.result);
+        let Some(t) = self.targets.get_mut(&key) else {
             return false;
         };
         let changed = r.changed && t.up != r.up;
@@ -370,6 +511,9 @@ impl Control {
                 .inc();
         }
         t.last = Some(r.result);
+        if changed {
+            self.tell_verdict(&key);
+        }
         changed
     }
 
@@ -379,20 +523,10 @@ impl Control {
                 target,
                 duration,
                 reply,
-            } => {
-                let r = self.drain(target, duration);
-                let ok = r.is_ok();
-                send(reply, r);
-                ok
-            }
-            Command::Undrain { target, reply } => {
-                let r = self.undrain(target);
-                let ok = r.is_ok();
-                send(reply, r);
-                ok
-            }
-            Command::Reload { reply } => {
-                self.pending_reloads.push(reply);
+            } => self.drain(target, duration, reply),
+            Command::Undrain { target, reply } => self.undrain(target, reply),
+            Command::Reload { from, reply } => {
+                self.pending_reloads.push((from, reply));
                 if !self.reloading {
                     self.start_reload();
                 }
@@ -402,85 +536,186 @@ impl Control {
                 send(reply, self.status());
                 false
             }
+            Command::Audit(entry) => {
+                self.record(entry);
+                false
+            }
+            Command::AuditLog { reply } => {
+                let list = match &self.cluster {
+                    Some(c) => c.view.audit.clone(),
+                    None => self.audit.iter().cloned().collect(),
+                };
+                send(reply, list);
+                false
+            }
         }
     }
 
+    /// Logs an operator action and keeps it (in etcd, in a cluster).
+    fn record(&mut self, mut entry: AuditEntry) {
+        tracing::info!(
+            "audit: {} {}{} from {}: {}",
+            entry.action,
+            entry.target,
+            entry
+                .duration
+                .as_ref()
+                .map_or(String::new(), |d| format!(" for {d}")),
+            entry.from.as_deref().unwrap_or("-"),
+            entry.result
+        );
+        match &self.cluster {
+            Some(c) => {
+                entry.node = Some(c.node.clone());
+                if c.tx.send(ToCluster::Audit(entry)).is_err() {
+                    tracing::debug!("cluster task is gone");
+                }
+            }
+            None => {
+                self.audit.push_front(entry);
+                self.audit.truncate(cluster::AUDIT_KEEP);
+            }
+        }
+    }
+
+    fn known(&self, target: &DrainTarget) -> Result<(), ControlError> {
+        match target {
+            DrainTarget::Region(name) if !self.compiled.region_index.contains_key(name) => {
+                Err(ControlError::UnknownRegion(name.clone()))
+            }
+            DrainTarget::Endpoint(addr)
+                if !self.compiled.slots.iter().any(|s| s.address == *addr) =>
+            {
+                Err(ControlError::UnknownEndpoint(*addr))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Drains here, or (in a cluster) in etcd, from where the change
+    /// reaches every node's view; the caller hears back once it is stored.
     fn drain(
         &mut self,
         target: DrainTarget,
         duration: Option<Duration>,
-    ) -> Result<(), ControlError> {
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    ) -> bool {
+        if let Err(e) = self.known(&target) {
+            send(reply, Err(e));
+            return false;
+        }
         let now = SystemTime::now();
         let drain = Drain {
-            until: duration.map(|d| (Instant::now() + d, now + d)),
+            until: duration.map(|d| now + d),
+            at: now,
+            node: self.cluster.as_ref().map(|c| c.node.clone()),
         };
-        match target {
-            DrainTarget::Region(name) => {
-                if !self.compiled.region_index.contains_key(&name) {
-                    return Err(ControlError::UnknownRegion(name));
-                }
-                tracing::warn!("region {name} drained{}", for_text(duration));
-                self.region_drains.insert(name, drain);
-            }
-            DrainTarget::Endpoint(addr) => {
-                if !self.compiled.slots.iter().any(|s| s.address == addr) {
-                    return Err(ControlError::UnknownEndpoint(addr));
-                }
-                tracing::warn!("endpoint {addr} drained{}", for_text(duration));
-                self.endpoint_drains.insert(addr, drain);
-            }
+        if let Some(c) = &self.cluster {
+            let (tx, rx) = oneshot::channel();
+            let cmd = ToCluster::Drain {
+                key: target.key(),
+                record: drain.record(&c.node),
+                ttl: duration,
+                reply: tx,
+            };
+            forward(&c.tx, cmd, rx, reply);
+            return false;
         }
-        Ok(())
+        tracing::info!("{} drained{}", describe(&target), for_text(duration));
+        self.drains.set(target.key(), drain);
+        self.persist();
+        send(reply, Ok(()));
+        true
     }
 
-    fn undrain(&mut self, target: DrainTarget) -> Result<(), ControlError> {
-        match target {
-            DrainTarget::Region(name) => {
-                if !self.compiled.region_index.contains_key(&name) {
-                    return Err(ControlError::UnknownRegion(name));
-                }
-                if self.region_drains.remove(&name).is_some() {
-                    tracing::warn!("region {name} undrained");
-                }
-            }
-            DrainTarget::Endpoint(addr) => {
-                if !self.compiled.slots.iter().any(|s| s.address == addr) {
-                    return Err(ControlError::UnknownEndpoint(addr));
-                }
-                if self.endpoint_drains.remove(&addr).is_some() {
-                    tracing::warn!("endpoint {addr} undrained");
-                }
-            }
+    fn undrain(
+        &mut self,
+        target: DrainTarget,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    ) -> bool {
+        if let Err(e) = self.known(&target) {
+            send(reply, Err(e));
+            return false;
         }
-        Ok(())
-    }
-
-    fn next_expiry(&self) -> Option<Instant> {
-        self.region_drains
-            .values()
-            .chain(self.endpoint_drains.values())
-            .filter_map(|d| d.until.map(|u| u.0))
-            .min()
+        if let Some(c) = &self.cluster {
+            let (tx, rx) = oneshot::channel();
+            let cmd = ToCluster::Undrain {
+                key: target.key(),
+                reply: tx,
+            };
+            forward(&c.tx, cmd, rx, reply);
+            return false;
+        }
+        let what = describe(&target);
+        let had = self.drains.remove(&target.key());
+        if had {
+            tracing::info!("{what} undrained");
+            self.persist();
+        }
+        send(reply, Ok(()));
+        had
     }
 
     fn expire_drains(&mut self) -> bool {
-        let now = Instant::now();
-        let before = self.region_drains.len() + self.endpoint_drains.len();
-        self.region_drains.retain(|name, d| {
-            let keep = d.until.is_none_or(|u| u.0 > now);
-            if !keep {
-                tracing::warn!("drain of region {name} expired");
+        let gone = self.drains.expire(SystemTime::now());
+        for k in &gone {
+            tracing::info!("the drain of {} expired", describe_key(k));
+        }
+        if !gone.is_empty() {
+            self.persist();
+        }
+        !gone.is_empty()
+    }
+
+    /// Writes the drains to the state file (by the writer task).
+    fn persist(&self) {
+        if let Some(tx) = &self.state {
+            let node = self.cluster.as_ref().map_or("", |c| c.node.as_str());
+            tx.send_replace(self.drains.saved(node));
+        }
+    }
+
+    /// Takes in a new cluster view: its drains replace this node's, and
+    /// its verdicts change health by quorum at the next publish.
+    fn apply_view(&mut self, view: Arc<View>) -> bool {
+        let Some(c) = &mut self.cluster else {
+            return false;
+        };
+        self.metrics
+            .cluster_connected
+            .set(i64::from(view.connected));
+        self.metrics.cluster_nodes.set(view.nodes.len() as i64);
+        let mine = &self.compiled.config_hash;
+        let diverged: BTreeSet<String> = view
+            .nodes
+            .iter()
+            .filter(|(_, n)| &n.config_hash != mine)
+            .map(|(name, _)| name.clone())
+            .collect();
+        if diverged != c.diverged && !diverged.is_empty() {
+            tracing::warn!(
+                "cluster: nodes {} serve a configuration other than this node's ({mine}); answers may differ between nameservers",
+                diverged.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        c.diverged = diverged;
+        c.view = view;
+        let drains = Drains::from_records(&c.view.drains, SystemTime::now());
+        if drains != self.drains {
+            for k in self.drains.records("").keys() {
+                if !drains.records("").contains_key(k) {
+                    tracing::info!("{} undrained (cluster)", describe_key(k));
+                }
             }
-            keep
-        });
-        self.endpoint_drains.retain(|addr, d| {
-            let keep = d.until.is_none_or(|u| u.0 > now);
-            if !keep {
-                tracing::warn!("drain of endpoint {addr} expired");
+            for k in drains.records("").keys() {
+                if !self.drains.records("").contains_key(k) {
+                    tracing::info!("{} drained (cluster)", describe_key(k));
+                }
             }
-            keep
-        });
-        before != self.region_drains.len() + self.endpoint_drains.len()
+            self.drains = drains;
+            self.persist();
+        }
+        true
     }
 
     /// Loads and validates the configuration, and probes its new targets
@@ -488,7 +723,9 @@ impl Control {
     /// reports); the result comes back as a [`Loaded`] message.
     fn start_reload(&mut self) {
         self.reloading = true;
-        let replies: Vec<_> = self.pending_reloads.drain(..).flatten().collect();
+        let (callers, replies): (Vec<String>, Vec<Option<ReloadReply>>) =
+            self.pending_reloads.drain(..).unzip();
+        let replies: Vec<ReloadReply> = replies.into_iter().flatten().collect();
         let path = self.config_path.clone();
         let metrics = self.metrics.clone();
         let known: HashSet<TargetKey> = self.targets.keys().cloned().collect();
@@ -520,7 +757,14 @@ impl Control {
                     reason: format!("reload task failed: {e}"),
                 }])),
             };
-            if tx.send(Loaded { result, replies }).is_err() {
+            if tx
+                .send(Loaded {
+                    result,
+                    replies,
+                    callers,
+                })
+                .is_err()
+            {
                 tracing::debug!("reload finished after shutdown");
             }
         });
@@ -611,6 +855,24 @@ impl Control {
                 Ok(summary)
             }
         };
+        let outcome = match &result {
+            Ok(s) => format!("ok (generation {})", s.generation),
+            Err(e) => format!(
+                "error: {}",
+                e.to_string().lines().next().unwrap_or_default()
+            ),
+        };
+        for from in loaded.callers {
+            self.record(AuditEntry {
+                at: cluster::now_rfc3339(),
+                action: "reload".into(),
+                target: self.config_path.display().to_string(),
+                duration: None,
+                from: Some(from),
+                result: outcome.clone(),
+                node: None,
+            });
+        }
         for reply in loaded.replies {
             send(reply, result.clone());
         }
@@ -650,11 +912,28 @@ impl Control {
                 self.by_id.remove(&t.id);
             }
         }
-        // drains of names that no longer exist go away with them
-        self.region_drains
-            .retain(|name, _| compiled.region_index.contains_key(name));
-        self.endpoint_drains
-            .retain(|addr, _| compiled.slots.iter().any(|s| s.address == *addr));
+        if let Some(c) = &self.cluster {
+            let forget: Vec<String> = removed.iter().map(cluster::target_id).collect();
+            if (!forget.is_empty() && c.tx.send(ToCluster::Forget(forget)).is_err())
+                || (compiled.config_hash != self.compiled.config_hash
+                    && c.tx
+                        .send(ToCluster::ConfigHash(compiled.config_hash.clone()))
+                        .is_err())
+            {
+                tracing::debug!("cluster task is gone");
+            }
+        } else {
+            // a single node's drains of names that no longer exist go
+            // away with them (a cluster's stay: other nodes may use them)
+            let before = self.drains.clone();
+            self.drains.retain_known(
+                |name| compiled.region_index.contains_key(name),
+                |addr| compiled.slots.iter().any(|s| s.address == addr),
+            );
+            if self.drains != before {
+                self.persist();
+            }
+        }
         let old = &self.compiled.config.server;
         let new = &compiled.config.server;
         let mut warnings = Vec::new();
@@ -676,6 +955,7 @@ impl Control {
                 old.tcp_max_connections != new.tcp_max_connections,
             ),
             ("udp_batch_wait", old.udp_batch_wait != new.udp_batch_wait),
+            ("state", old.state != new.state),
         ];
         for (key, changed) in restart_only {
             if changed {
@@ -683,6 +963,11 @@ impl Control {
                 tracing::warn!("{w}");
                 warnings.push(w);
             }
+        }
+        if self.compiled.config.cluster != compiled.config.cluster {
+            let w = "[cluster] changed: it takes effect at the next restart".to_string();
+            tracing::warn!("{w}");
+            warnings.push(w);
         }
         let geo_changed = match (&self.compiled.geo, &compiled.geo) {
             (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
@@ -724,20 +1009,40 @@ impl Control {
 
     /// The decided state of a target; one that is not running counts as
     /// down (fail closed: every target is started before it is served).
+    ///
+    /// In a cluster the state is the quorum of live nodes' verdicts, this
+    /// node's own included (SPEC §8); while etcd is away, this node's own.
     fn target_up(&self, ti: u32) -> bool {
-        self.compiled
+        let Some(p) = self
+            .compiled
             .targets
             .get(ti as usize)
             .and_then(|t| self.targets.get(&t.key()))
-            .is_some_and(|t| t.up)
+        else {
+            return false;
+        };
+        let Some(c) = &self.cluster else {
+            return p.up;
+        };
+        if !c.view.connected {
+            return p.up;
+        }
+        let (mut down, mut voters) = (usize::from(!p.up), 1);
+        for (node, v) in c.view.verdicts.get(&p.cluster_id).into_iter().flatten() {
+            if *node != c.node && c.view.nodes.contains_key(node) {
+                voters += 1;
+                down += usize::from(!v.healthy);
+            }
+        }
+        !c.quorum.is_down(down, voters)
     }
 
     fn publish(&mut self) {
         let c = &self.compiled;
         let flags = c.flags(
             |ti| self.target_up(ti),
-            |r| self.region_drains.contains_key(r),
-            |a| self.endpoint_drains.contains_key(&a),
+            |r| self.drains.regions.contains_key(r),
+            |a| self.drains.endpoints.contains_key(&a),
         );
         self.generation += 1;
         // Update series in place and drop only those of removed endpoints,
@@ -756,11 +1061,19 @@ impl Control {
                 .endpoint_drained
                 .get_or_create(&labels)
                 .set(i64::from(f & steer::DRAINED != 0));
+            if self.cluster.is_some() {
+                let down = slot.target.map_or(0, |ti| self.down_votes(ti));
+                self.metrics
+                    .endpoint_down_nodes
+                    .get_or_create(&labels)
+                    .set(down as i64);
+            }
             current.insert(labels);
         }
         for stale in self.published.difference(&current) {
             self.metrics.endpoint_up.remove(stale);
             self.metrics.endpoint_drained.remove(stale);
+            self.metrics.endpoint_down_nodes.remove(stale);
         }
         self.published = current;
         self.metrics.snapshot_generation.set(self.generation as i64);
@@ -768,6 +1081,10 @@ impl Control {
             generation: self.generation,
             data: c.clone(),
             flags,
+            cluster: self
+                .cluster
+                .as_ref()
+                .map(|l| (l.view.clone(), l.node.clone())),
         }));
     }
 
@@ -779,40 +1096,44 @@ impl Control {
             .iter()
             .enumerate()
             .map(|(ri, r)| {
-                let endpoints: Vec<EndpointStatus> = c
-                    .slots
-                    .iter()
-                    .filter(|s| s.region as usize == ri)
-                    .map(|s| {
-                        let target = s
-                            .target
-                            .and_then(|t| c.targets.get(t as usize))
-                            .and_then(|t| self.targets.get(&t.key()));
-                        let f = snap
-                            .flags
-                            .get(r.endpoints[s.endpoint as usize].slot as usize)
-                            .copied()
-                            .unwrap_or(0);
-                        EndpointStatus {
-                            address: s.address.to_string(),
-                            weight: r.endpoints[s.endpoint as usize].weight,
-                            healthy: f & steer::UP != 0,
-                            drained: f & steer::DRAINED != 0,
-                            drain_until: self.endpoint_drains.get(&s.address).and_then(drain_until),
-                            probe: c
-                                .targets
-                                .get(s.target.unwrap_or(u32::MAX) as usize)
-                                .map(|k| ProbeTarget {
-                                    address: k.probe.to_string(),
-                                    kind: kind_name(k.check.kind).to_string(),
-                                    port: k.check.port,
-                                }),
-                            last_probe: target.and_then(|t| t.last.clone()),
-                            since: target.map(|t| rfc3339(t.since)),
-                        }
-                    })
-                    .collect();
-                let drained = self.region_drains.contains_key(r.name.as_ref());
+                let endpoints: Vec<EndpointStatus> =
+                    c.slots
+                        .iter()
+                        .filter(|s| s.region as usize == ri)
+                        .map(|s| {
+                            let target = s
+                                .target
+                                .and_then(|t| c.targets.get(t as usize))
+                                .and_then(|t| self.targets.get(&t.key()));
+                            let f = snap
+                                .flags
+                                .get(r.endpoints[s.endpoint as usize].slot as usize)
+                                .copied()
+                                .unwrap_or(0);
+                            EndpointStatus {
+                                address: s.address.to_string(),
+                                weight: r.endpoints[s.endpoint as usize].weight,
+                                healthy: f & steer::UP != 0,
+                                drained: f & steer::DRAINED != 0,
+                                drain_until: self
+                                    .drains
+                                    .endpoints
+                                    .get(&s.address)
+                                    .and_then(drain_until),
+                                probe: c.targets.get(s.target.unwrap_or(u32::MAX) as usize).map(
+                                    |k| ProbeTarget {
+                                        address: k.probe.to_string(),
+                                        kind: kind_name(k.check.kind).to_string(),
+                                        port: k.check.port,
+                                    },
+                                ),
+                                last_probe: target.and_then(|t| t.last.clone()),
+                                since: target.map(|t| rfc3339(t.since)),
+                                nodes: target.and_then(|t| self.node_verdicts(t)),
+                            }
+                        })
+                        .collect();
+                let drained = self.drains.regions.contains_key(r.name.as_ref());
                 let healthy = r.endpoints.iter().any(|e| {
                     let f = snap.flags.get(e.slot as usize).copied().unwrap_or(0);
                     f & steer::UP != 0 && f & steer::DRAINED == 0
@@ -822,7 +1143,8 @@ impl Control {
                     healthy,
                     drained,
                     drain_until: self
-                        .region_drains
+                        .drains
+                        .regions
                         .get(r.name.as_ref())
                         .and_then(drain_until),
                     location: [r.lat, r.lon],
@@ -856,6 +1178,7 @@ impl Control {
             .collect();
         Status {
             generation: snap.generation,
+            cluster: self.cluster_status(),
             config: c.config.path.display().to_string(),
             zones: c
                 .table
@@ -869,6 +1192,93 @@ impl Control {
             regions,
             services,
         }
+    }
+}
+
+impl Control {
+    /// Each live node's verdict on a target, this node's own included.
+    fn node_verdicts(&self, p: &Probed) -> Option<BTreeMap<String, cluster::Verdict>> {
+        let c = self.cluster.as_ref()?;
+        let mut out: BTreeMap<String, cluster::Verdict> = c
+            .view
+            .verdicts
+            .get(&p.cluster_id)
+            .into_iter()
+            .flatten()
+            .filter(|(n, _)| c.view.nodes.contains_key(*n) && **n != c.node)
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        out.insert(
+            c.node.clone(),
+            cluster::Verdict {
+                healthy: p.up,
+                reason: p.last.as_ref().map_or(String::new(), |r| r.reason.clone()),
+                since: rfc3339(p.since),
+                latency_ms: p
+                    .last
+                    .as_ref()
+                    .map(|r| (r.latency.as_secs_f64() * 1e6).round() / 1e3),
+            },
+        );
+        Some(out)
+    }
+
+    /// How many live nodes (this one included) see a target down.
+    fn down_votes(&self, ti: u32) -> usize {
+        let Some(p) = self
+            .compiled
+            .targets
+            .get(ti as usize)
+            .and_then(|t| self.targets.get(&t.key()))
+        else {
+            return 0;
+        };
+        let mut down = usize::from(!p.up);
+        if let Some(c) = self.cluster.as_ref().filter(|c| c.view.connected) {
+            for (node, v) in c.view.verdicts.get(&p.cluster_id).into_iter().flatten() {
+                if *node != c.node && c.view.nodes.contains_key(node) && !v.healthy {
+                    down += 1;
+                }
+            }
+        }
+        down
+    }
+
+    fn cluster_status(&self) -> Option<ClusterStatus> {
+        let c = self.cluster.as_ref()?;
+        let mut nodes: Vec<NodeStatus> = c
+            .view
+            .nodes
+            .iter()
+            .map(|(name, n)| NodeStatus {
+                name: name.clone(),
+                config_hash: n.config_hash.clone(),
+                alive: c.view.connected,
+                version: n.version.clone(),
+            })
+            .collect();
+        if !c.view.nodes.contains_key(&c.node) {
+            nodes.push(NodeStatus {
+                name: c.node.clone(),
+                config_hash: self.compiled.config_hash.clone(),
+                alive: true,
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            });
+            nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        for n in &mut nodes {
+            if n.name == c.node {
+                n.alive = true;
+            }
+        }
+        Some(ClusterStatus {
+            node: c.node.clone(),
+            connected: c.view.connected,
+            down_quorum: c.quorum.as_str().to_string(),
+            config_hash: self.compiled.config_hash.clone(),
+            nodes,
+            diverged: c.diverged.iter().cloned().collect(),
+        })
     }
 }
 
@@ -909,6 +1319,7 @@ async fn first_probes(targets: Vec<Target>) -> Vec<FirstProbe> {
                 Ok(p) => p.probe().await,
                 Err(e) => ProbeResult {
                     ok: false,
+                    local: false,
                     reason: e.to_string(),
                     latency: Duration::ZERO,
                     at: SystemTime::now(),
@@ -939,11 +1350,57 @@ async fn first_probes(targets: Vec<Target>) -> Vec<FirstProbe> {
 /// first probes of its new targets.
 struct Loaded {
     result: Result<(Compiled, Vec<FirstProbe>), ConfigErrors>,
-    replies: Vec<oneshot::Sender<Result<ReloadSummary, ControlError>>>,
+    replies: Vec<ReloadReply>,
+    /// Who asked, for the audit.
+    callers: Vec<String>,
 }
 
 fn drain_until(d: &Drain) -> Option<String> {
-    d.until.map(|u| rfc3339(u.1))
+    d.until.map(rfc3339)
+}
+
+fn describe(t: &DrainTarget) -> String {
+    describe_key(&t.clone().key())
+}
+
+fn describe_key(k: &DrainKey) -> String {
+    match k {
+        DrainKey::Region(n) => format!("region {n}"),
+        DrainKey::Endpoint(a) => format!("endpoint {a}"),
+    }
+}
+
+/// Hands a drain to the cluster task; the caller hears back when etcd has
+/// it, or that etcd cannot be reached.
+fn forward(
+    tx: &mpsc::UnboundedSender<ToCluster>,
+    cmd: ToCluster,
+    rx: oneshot::Receiver<Result<(), cluster::ClusterError>>,
+    reply: oneshot::Sender<Result<(), ControlError>>,
+) {
+    if tx.send(cmd).is_err() {
+        send(reply, Err(ControlError::Stopped));
+        return;
+    }
+    tokio::spawn(async move {
+        let r = match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ControlError::Unavailable(e.to_string())),
+            Err(_) => Err(ControlError::Stopped),
+        };
+        send(reply, r);
+    });
+}
+
+/// The next cluster view, if this node is in a cluster.
+async fn next_view(c: &mut Option<ClusterLink>) -> Option<Arc<View>> {
+    match c {
+        Some(c) => match c.views.changed().await {
+            Ok(()) => Some(c.views.borrow_and_update().clone()),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -982,6 +1439,9 @@ async fn sleep_until_opt(t: Option<Instant>) {
 pub struct Status {
     /// Snapshot generation.
     pub generation: u64,
+    /// In a cluster: this node, etcd, and the other nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStatus>,
     /// Configuration file.
     pub config: String,
     /// Zones.
@@ -1039,6 +1499,39 @@ pub struct EndpointStatus {
     pub last_probe: Option<ProbeResult>,
     /// Since when the health is what it is.
     pub since: Option<String>,
+    /// In a cluster: each live node's verdict (SPEC §8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<BTreeMap<String, cluster::Verdict>>,
+}
+
+/// `/v1/status` `cluster` (SPEC §8).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterStatus {
+    /// This node's name.
+    pub node: String,
+    /// etcd is reachable.
+    pub connected: bool,
+    /// `down_quorum`.
+    pub down_quorum: String,
+    /// This node's configuration hash.
+    pub config_hash: String,
+    /// The nodes, this one included.
+    pub nodes: Vec<NodeStatus>,
+    /// Nodes serving another configuration than this one.
+    pub diverged: Vec<String>,
+}
+
+/// One node in the cluster status.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    /// Name.
+    pub name: String,
+    /// Hash of the configuration it serves.
+    pub config_hash: String,
+    /// Its lease holds (as of the last view, while etcd is away).
+    pub alive: bool,
+    /// signpost version.
+    pub version: String,
 }
 
 /// The probe target of an endpoint.

@@ -1,0 +1,872 @@
+//! The cluster (SPEC §8): several signpost nodes, the nameservers of one
+//! delegation, share drains, health verdicts and the operator audit
+//! through etcd v3. This task is the only one that talks to etcd; it talks
+//! to the control loop only, by messages: [`ToCluster`] in, a complete
+//! [`View`] out whenever what it knows changes. The answer path never
+//! sees etcd: the control loop folds the view into the snapshot.
+//!
+//! Keys, under the configured prefix `P`:
+//!
+//! | key | value | lease |
+//! |---|---|---|
+//! | `P/nodes/NODE` | [`NodeInfo`] | the node's |
+//! | `P/health/NODE/TARGET` | [`Verdict`] | the node's |
+//! | `P/drains/region/NAME`, `P/drains/endpoint/ADDR` | [`DrainRecord`] | one of its own when it expires |
+//! | `P/audit/NANOS-NODE` | [`AuditEntry`] | none (the newest 1,000 are kept) |
+//!
+//! A node's lease expires [`NODE_TTL`] after it dies, taking its liveness
+//! and its verdicts with it. Changes arrive by one watch on `P/`. When etcd
+//! cannot be reached the task says so (the view turns disconnected, its
+//! drains are kept), refuses drain calls, keeps this node's verdicts to
+//! publish again, and reconnects with backoff; once back it grants a new
+//! lease, publishes its node key and verdicts again, reads everything
+//! anew and watches from there.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use etcd_client::{
+    Client, ConnectOptions, DeleteOptions, EventType, GetOptions, PutOptions, SortOrder,
+    SortTarget, WatchOptions,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::Cluster as ClusterConfig;
+
+/// A node's lease time-to-live: how long a dead node's verdicts count.
+pub const NODE_TTL: i64 = 5;
+/// Newest audit entries kept in etcd and in the view.
+pub const AUDIT_KEEP: usize = 1000;
+/// Deadline of one etcd request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a drain call waits for etcd (a member's death, a leader
+/// election) before it is refused.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(4);
+
+/// Why a cluster call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    /// etcd cannot be reached; nothing was changed.
+    #[error("etcd is unreachable ({0}); the drain was not applied on any node")]
+    Unavailable(String),
+}
+
+/// This node's liveness record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Hash of the configuration it serves (without its own `[server]`
+    /// and `[cluster]` sections).
+    pub config_hash: String,
+    /// signpost version.
+    pub version: String,
+    /// When it (re)joined.
+    pub since: String,
+}
+
+/// One node's verdict on one probe target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The node's decided state.
+    pub healthy: bool,
+    /// The last probe's reason.
+    pub reason: String,
+    /// Since when the state is what it is (RFC 3339).
+    pub since: String,
+    /// The last probe's latency.
+    #[serde(default)]
+    pub latency_ms: Option<f64>,
+}
+
+/// A drain as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainRecord {
+    /// When it ends (RFC 3339), if it does.
+    pub until: Option<String>,
+    /// When it was made.
+    pub at: String,
+    /// The node whose API made it.
+    pub node: String,
+}
+
+/// One operator action (SPEC §6 `GET /v1/audit`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// When (RFC 3339, milliseconds).
+    pub at: String,
+    /// drain, undrain, reload, lab-fail, lab-recover.
+    pub action: String,
+    /// What it applied to (`region eu-west`, `endpoint 192.0.2.1`, ...).
+    pub target: String,
+    /// The drain's duration, if any.
+    #[serde(rename = "for")]
+    pub duration: Option<String>,
+    /// The caller's address.
+    pub from: Option<String>,
+    /// `ok`, or what went wrong.
+    pub result: String,
+    /// The node that took the call.
+    pub node: Option<String>,
+}
+
+/// What a drain applies to, as keyed in etcd.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DrainKey {
+    /// A region by name.
+    Region(String),
+    /// An endpoint address.
+    Endpoint(IpAddr),
+}
+
+/// Requests to the cluster task.
+#[derive(Debug)]
+pub enum ToCluster {
+    /// This node's verdict on a target (its first, or a change).
+    Verdict {
+        /// Target id ([`target_id`]).
+        id: String,
+        /// The verdict.
+        verdict: Verdict,
+    },
+    /// Targets this node no longer probes (a reload removed them).
+    Forget(Vec<String>),
+    /// The configuration hash changed (a reload).
+    ConfigHash(String),
+    /// Store a drain, expiring after `ttl` if given.
+    Drain {
+        /// What.
+        key: DrainKey,
+        /// The record.
+        record: DrainRecord,
+        /// Lifetime.
+        ttl: Option<Duration>,
+        /// Outcome, once etcd has it.
+        reply: oneshot::Sender<Result<(), ClusterError>>,
+    },
+    /// Remove a drain.
+    Undrain {
+        /// What.
+        key: DrainKey,
+        /// Outcome.
+        reply: oneshot::Sender<Result<(), ClusterError>>,
+    },
+    /// Record an operator action.
+    Audit(AuditEntry),
+}
+
+/// Everything this node knows of the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    /// etcd is reachable and the view is current.
+    pub connected: bool,
+    /// Live nodes (their lease holds), by name.
+    pub nodes: BTreeMap<String, NodeInfo>,
+    /// Verdicts by target id, then node.
+    pub verdicts: HashMap<String, BTreeMap<String, Verdict>>,
+    /// Drains.
+    pub drains: BTreeMap<DrainKey, DrainRecord>,
+    /// Operator actions, newest first.
+    pub audit: Vec<AuditEntry>,
+}
+
+/// The stable id of a probe target across nodes: what is probed, in one
+/// line (`http://192.0.2.1:8080/health`, with `host`, `expect`, `body`
+/// and `insecure` appended when set).
+pub fn target_id(key: &crate::state::TargetKey) -> String {
+    let c = &key.check;
+    let scheme = match c.kind {
+        crate::config::CheckKind::Http => "http",
+        crate::config::CheckKind::Https => "https",
+        crate::config::CheckKind::Tcp => "tcp",
+    };
+    let addr = match key.probe {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    };
+    let mut id = format!("{scheme}://{addr}:{}", c.port);
+    if c.kind != crate::config::CheckKind::Tcp {
+        id.push_str(&c.path);
+    }
+    if let Some(h) = &c.host {
+        id.push_str(&format!(" host={h}"));
+    }
+    if !c.expect.is_empty() {
+        let codes: Vec<String> = c.expect.iter().map(u16::to_string).collect();
+        id.push_str(&format!(" expect={}", codes.join(",")));
+    }
+    if let Some(b) = &c.body {
+        id.push_str(&format!(" body={b:?}"));
+    }
+    if c.insecure {
+        id.push_str(" insecure");
+    }
+    id
+}
+
+/// Escapes a key segment ('/' and '%' and spaces) so it stays one segment.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '%' => out.push_str("%25"),
+            '/' => out.push_str("%2F"),
+            ' ' => out.push_str("%20"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("%2F", "/")
+        .replace("%20", " ")
+        .replace("%25", "%")
+}
+
+/// A handle on the running cluster task.
+pub struct Handle {
+    /// Requests.
+    pub tx: mpsc::UnboundedSender<ToCluster>,
+    /// The latest view.
+    pub view: watch::Receiver<Arc<View>>,
+}
+
+/// Starts the cluster task. `initial` seeds the view's drains (the local
+/// state file) until etcd answers.
+pub fn start(
+    cfg: ClusterConfig,
+    config_hash: String,
+    initial: BTreeMap<DrainKey, DrainRecord>,
+    mut stop: watch::Receiver<bool>,
+) -> Handle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let view = View {
+        drains: initial,
+        ..View::default()
+    };
+    let (view_tx, view_rx) = watch::channel(Arc::new(view.clone()));
+    let mut task = Task {
+        cfg,
+        config_hash,
+        rx,
+        view_tx,
+        view,
+        own: BTreeMap::new(),
+        pending_audit: Vec::new(),
+        logged_down: false,
+        pending: std::collections::VecDeque::new(),
+        lease: None,
+        endpoint: 0,
+    };
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = task.run() => {}
+            _ = stop.changed() => {}
+        }
+        task.leave().await;
+    });
+    Handle { tx, view: view_rx }
+}
+
+struct Task {
+    cfg: ClusterConfig,
+    config_hash: String,
+    rx: mpsc::UnboundedReceiver<ToCluster>,
+    view_tx: watch::Sender<Arc<View>>,
+    view: View,
+    /// This node's verdicts, published again after every reconnection.
+    own: BTreeMap<String, Verdict>,
+    /// Audit entries made while etcd was away.
+    pending_audit: Vec<AuditEntry>,
+    logged_down: bool,
+    /// Drains waiting for etcd, each until its deadline: a member's death
+    /// or a leader election is waited out, an outage is answered with 503.
+    pending: std::collections::VecDeque<(ToCluster, tokio::time::Instant)>,
+    /// The current session's lease (revoked when leaving).
+    lease: Option<i64>,
+    /// The etcd member the next connection tries first.
+    endpoint: usize,
+}
+
+/// One connection's state.
+struct Session {
+    client: Client,
+    lease: i64,
+}
+
+impl Task {
+    fn key(&self, rest: &str) -> String {
+        format!("{}/{rest}", self.cfg.prefix)
+    }
+
+    fn node_key(&self) -> String {
+        self.key(&format!("nodes/{}", self.cfg.node))
+    }
+
+    fn verdict_key(&self, id: &str) -> String {
+        self.key(&format!("health/{}/{}", self.cfg.node, escape(id)))
+    }
+
+    fn drain_key(&self, k: &DrainKey) -> String {
+        match k {
+            DrainKey::Region(n) => self.key(&format!("drains/region/{}", escape(n))),
+            DrainKey::Endpoint(a) => self.key(&format!("drains/endpoint/{a}")),
+        }
+    }
+
+    fn publish(&self) {
+        self.view_tx.send_replace(Arc::new(self.view.clone()));
+    }
+
+    async fn run(&mut self) {
+        let mut backoff = Duration::from_millis(250);
+        // after a session ends, the other members are tried at once; once
+        // more only when a session has lasted (no tight loop)
+        let mut at_once = true;
+        loop {
+            let err = match self.connect().await {
+                Ok(mut s) => {
+                    let began = tokio::time::Instant::now();
+                    let err = self.session(&mut s).await;
+                    if began.elapsed() > Duration::from_secs(2) {
+                        at_once = true;
+                    }
+                    if at_once {
+                        tracing::debug!("cluster: session ended ({err}); reconnecting");
+                        at_once = false;
+                        backoff = Duration::from_millis(250);
+                        continue;
+                    }
+                    err
+                }
+                Err(e) => e,
+            };
+            if self.view.connected || !self.logged_down {
+                tracing::warn!(
+                    "cluster: etcd unreachable ({err}); serving the last known drains and this node's own health verdicts"
+                );
+                self.logged_down = true;
+            }
+            self.view.connected = false;
+            self.publish();
+            // drains wait a little; verdicts and audit are kept for later
+            let pause = if self.pending.is_empty() {
+                backoff
+            } else {
+                Duration::from_millis(250)
+            };
+            let until = tokio::time::Instant::now() + pause;
+            loop {
+                self.refuse_overdue(&err);
+                match tokio::time::timeout_at(until, self.rx.recv()).await {
+                    Ok(Some(cmd)) => self.offline(cmd),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            self.refuse_overdue(&err);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Answers 503 to drains that have waited long enough.
+    fn refuse_overdue(&mut self, err: &str) {
+        let now = tokio::time::Instant::now();
+        let (overdue, waiting): (Vec<_>, Vec<_>) = self
+            .pending
+            .drain(..)
+            .partition(|(_, deadline)| *deadline <= now);
+        self.pending = waiting.into();
+        for (cmd, _) in overdue {
+            if let ToCluster::Drain { reply, .. } | ToCluster::Undrain { reply, .. } = cmd {
+                respond(reply, Err(ClusterError::Unavailable(err.to_string())));
+            }
+        }
+    }
+
+    /// A request while etcd is away.
+    fn offline(&mut self, cmd: ToCluster) {
+        match cmd {
+            ToCluster::Verdict { id, verdict } => {
+                self.own.insert(id, verdict);
+            }
+            ToCluster::Forget(ids) => {
+                for id in ids {
+                    self.own.remove(&id);
+                }
+            }
+            ToCluster::ConfigHash(h) => self.config_hash = h,
+            cmd @ (ToCluster::Drain { .. } | ToCluster::Undrain { .. }) => {
+                self.pending
+                    .push_back((cmd, tokio::time::Instant::now() + DRAIN_PATIENCE));
+            }
+            ToCluster::Audit(a) => {
+                self.push_audit(a.clone());
+                self.pending_audit.push(a);
+                self.pending_audit.truncate(AUDIT_KEEP);
+                self.publish();
+            }
+        }
+    }
+
+    /// Connects to one etcd member, trying each in turn from the one
+    /// after the last used: one member per session, so that a member's
+    /// death ends the session at once (its streams break) and the next
+    /// session starts on a live one.
+    async fn connect(&mut self) -> Result<Session, String> {
+        let n = self.cfg.etcd.len().max(1);
+        let mut last = String::from("no etcd endpoint");
+        for k in 0..n {
+            let i = (self.endpoint + k) % n;
+            let Some(url) = self.cfg.etcd.get(i) else {
+                break;
+            };
+            let opts = ConnectOptions::new()
+                .with_connect_timeout(REQUEST_TIMEOUT)
+                .with_timeout(REQUEST_TIMEOUT)
+                .with_keep_alive(Duration::from_secs(2), REQUEST_TIMEOUT);
+            let attempt = async {
+                let mut client = Client::connect([url], Some(opts)).await?;
+                let lease = client.lease_grant(NODE_TTL, None).await?.id();
+                Ok::<_, etcd_client::Error>(Session { client, lease })
+            };
+            match attempt.await {
+                Ok(s) => {
+                    self.endpoint = (i + 1) % n;
+                    self.lease = Some(s.lease);
+                    return Ok(s);
+                }
+                Err(e) => last = format!("{url}: {e}"),
+            }
+        }
+        self.endpoint = (self.endpoint + 1) % n;
+        Err(last)
+    }
+
+    /// Joins (node key, verdicts, pending audit), reads everything, then
+    /// follows the watch until something fails; returns why.
+    async fn session(&mut self, s: &mut Session) -> String {
+        match self.session_inner(s).await {
+            Ok(()) => "the watch ended".to_string(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    async fn session_inner(&mut self, s: &mut Session) -> Result<(), etcd_client::Error> {
+        let lease = PutOptions::new().with_lease(s.lease);
+        let info = NodeInfo {
+            config_hash: self.config_hash.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            since: now_rfc3339(),
+        };
+        s.client
+            .put(self.node_key(), json(&info), Some(lease.clone()))
+            .await?;
+        for (id, v) in &self.own {
+            s.client
+                .put(self.verdict_key(id), json(v), Some(lease.clone()))
+                .await?;
+        }
+        // this node's verdicts of an earlier life, for targets it no
+        // longer has, go away (the old lease would take them anyway)
+        let mine = s
+            .client
+            .get(
+                self.key(&format!("health/{}/", self.cfg.node)),
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            )
+            .await?;
+        for kv in mine.kvs() {
+            let k = String::from_utf8_lossy(kv.key()).to_string();
+            let id = unescape(k.rsplit('/').next().unwrap_or_default());
+            if !self.own.contains_key(&id) {
+                s.client.delete(k, None).await?;
+            }
+        }
+        for a in std::mem::take(&mut self.pending_audit).into_iter().rev() {
+            self.put_audit(s, &a).await?;
+        }
+
+        // everything, then every change after it
+        let prefix = self.key("");
+        let all = s
+            .client
+            .get(prefix.clone(), Some(GetOptions::new().with_prefix()))
+            .await?;
+        let rev = all.header().map_or(0, |h| h.revision());
+        let mut view = View {
+            connected: true,
+            ..View::default()
+        };
+        for kv in all.kvs() {
+            self.apply(&mut view, kv.key(), Some(kv.value()));
+        }
+        view.audit.sort_by(|a, b| b.at.cmp(&a.at));
+        view.audit.truncate(AUDIT_KEEP);
+        self.view = view;
+        if self.logged_down {
+            tracing::info!(
+                "cluster: connected to etcd as node {}; {} nodes live",
+                self.cfg.node,
+                self.view.nodes.len()
+            );
+            self.logged_down = false;
+        }
+        self.publish();
+        let mut stream = s
+            .client
+            .watch(
+                prefix,
+                Some(
+                    WatchOptions::new()
+                        .with_prefix()
+                        .with_start_revision(rev + 1),
+                ),
+            )
+            .await?;
+        // drains that waited for etcd
+        while let Some((cmd, deadline)) = self.pending.pop_front() {
+            self.operator(s, cmd, deadline).await?;
+        }
+        let (mut keeper, mut alive) = s.client.lease_keep_alive(s.lease).await?;
+        let mut tick = tokio::time::interval(Duration::from_millis(NODE_TTL as u64 * 1000 / 4));
+        let mut audits = 0usize;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => keeper.keep_alive().await?,
+                r = alive.message() => match r? {
+                    Some(r) if r.ttl() > 0 => {}
+                    _ => return Err(etcd_client::Error::LeaseKeepAliveError("the node's lease expired".into())),
+                },
+                msg = stream.message() => {
+                    let Some(resp) = msg? else {
+                        return Ok(());
+                    };
+                    if resp.canceled() {
+                        return Err(etcd_client::Error::WatchError(format!(
+                            "watch canceled: {}", resp.cancel_reason()
+                        )));
+                    }
+                    let mut view = std::mem::take(&mut self.view);
+                    for ev in resp.events() {
+                        let Some(kv) = ev.kv() else { continue };
+                        match ev.event_type() {
+                            EventType::Put => self.apply(&mut view, kv.key(), Some(kv.value())),
+                            EventType::Delete => self.apply(&mut view, kv.key(), None),
+                        }
+                    }
+                    view.audit.truncate(AUDIT_KEEP);
+                    self.view = view;
+                    self.publish();
+                }
+                cmd = self.rx.recv() => {
+                    let Some(cmd) = cmd else { return Ok(()) };
+                    match cmd {
+                        ToCluster::Verdict { id, verdict } => {
+                            let k = self.verdict_key(&id);
+                            self.own.insert(id, verdict.clone());
+                            s.client.put(k, json(&verdict), Some(lease.clone())).await?;
+                        }
+                        ToCluster::Forget(ids) => {
+                            for id in ids {
+                                self.own.remove(&id);
+                                s.client.delete(self.verdict_key(&id), None).await?;
+                            }
+                        }
+                        ToCluster::ConfigHash(h) => {
+                            self.config_hash = h;
+                            let info = NodeInfo {
+                                config_hash: self.config_hash.clone(),
+                                version: env!("CARGO_PKG_VERSION").to_string(),
+                                since: now_rfc3339(),
+                            };
+                            s.client.put(self.node_key(), json(&info), Some(lease.clone())).await?;
+                        }
+                        cmd @ (ToCluster::Drain { .. } | ToCluster::Undrain { .. }) => {
+                            let deadline = tokio::time::Instant::now() + DRAIN_PATIENCE;
+                            self.operator(s, cmd, deadline).await?;
+                        }
+                        ToCluster::Audit(a) => {
+                            self.put_audit(s, &a).await?;
+                            audits += 1;
+                            if audits.is_multiple_of(100) {
+                                self.trim_audit(s).await?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A drain or undrain. When the connection fails under it (say the
+    /// etcd member it used just died), it waits for the next connection
+    /// until its deadline, then the caller hears that etcd is unreachable.
+    async fn operator(
+        &mut self,
+        s: &mut Session,
+        cmd: ToCluster,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), etcd_client::Error> {
+        let r = match &cmd {
+            ToCluster::Drain {
+                key, record, ttl, ..
+            } => self.put_drain(s, key, record, *ttl).await,
+            ToCluster::Undrain { key, .. } => {
+                s.client.delete(self.drain_key(key), None).await.map(|_| ())
+            }
+            _ => Ok(()),
+        };
+        match r {
+            Ok(()) => {
+                if let ToCluster::Drain { reply, .. } | ToCluster::Undrain { reply, .. } = cmd {
+                    respond(reply, Ok(()));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if tokio::time::Instant::now() < deadline {
+                    self.pending.push_front((cmd, deadline));
+                } else if let ToCluster::Drain { reply, .. } | ToCluster::Undrain { reply, .. } =
+                    cmd
+                {
+                    respond(reply, Err(ClusterError::Unavailable(e.to_string())));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn put_drain(
+        &self,
+        s: &mut Session,
+        key: &DrainKey,
+        record: &DrainRecord,
+        ttl: Option<Duration>,
+    ) -> Result<(), etcd_client::Error> {
+        let opts = match ttl {
+            None => None,
+            Some(d) => {
+                // etcd counts whole seconds; the nodes also end the drain
+                // at `until` themselves
+                let secs = d.as_secs_f64().ceil().max(1.0) as i64;
+                let id = s.client.lease_grant(secs, None).await?.id();
+                Some(PutOptions::new().with_lease(id))
+            }
+        };
+        s.client
+            .put(self.drain_key(key), json(record), opts)
+            .await?;
+        Ok(())
+    }
+
+    async fn put_audit(&self, s: &mut Session, a: &AuditEntry) -> Result<(), etcd_client::Error> {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let k = self.key(&format!("audit/{nanos:020}-{}", self.cfg.node));
+        s.client.put(k, json(a), None).await?;
+        Ok(())
+    }
+
+    /// Deletes all but the newest [`AUDIT_KEEP`] audit entries.
+    async fn trim_audit(&self, s: &mut Session) -> Result<(), etcd_client::Error> {
+        let prefix = self.key("audit/");
+        let r = s
+            .client
+            .get(
+                prefix.clone(),
+                Some(
+                    GetOptions::new()
+                        .with_prefix()
+                        .with_keys_only()
+                        .with_sort(SortTarget::Key, SortOrder::Descend)
+                        .with_limit(AUDIT_KEEP as i64 + 1),
+                ),
+            )
+            .await?;
+        if let Some(oldest_kept) = r.kvs().get(AUDIT_KEEP) {
+            // everything from the prefix up to and including that key
+            let mut end = oldest_kept.key().to_vec();
+            end.push(0);
+            s.client
+                .delete(prefix, Some(DeleteOptions::new().with_range(end)))
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn push_audit(&mut self, a: AuditEntry) {
+        self.view.audit.insert(0, a);
+        self.view.audit.truncate(AUDIT_KEEP);
+    }
+
+    /// Folds one key (`None`: deleted) into `view`.
+    fn apply(&self, view: &mut View, key: &[u8], value: Option<&[u8]>) {
+        let Ok(key) = std::str::from_utf8(key) else {
+            return;
+        };
+        let Some(rest) = key.strip_prefix(&format!("{}/", self.cfg.prefix)) else {
+            return;
+        };
+        let parts: Vec<&str> = rest.splitn(3, '/').collect();
+        match parts.as_slice() {
+            ["nodes", node] => match value.and_then(parse::<NodeInfo>) {
+                Some(info) => {
+                    view.nodes.insert(node.to_string(), info);
+                }
+                None => {
+                    view.nodes.remove(*node);
+                }
+            },
+            ["health", node, id] => {
+                let id = unescape(id);
+                match value.and_then(parse::<Verdict>) {
+                    Some(v) => {
+                        view.verdicts
+                            .entry(id)
+                            .or_default()
+                            .insert(node.to_string(), v);
+                    }
+                    None => {
+                        if let Some(m) = view.verdicts.get_mut(&id) {
+                            m.remove(*node);
+                            if m.is_empty() {
+                                view.verdicts.remove(&id);
+                            }
+                        }
+                    }
+                }
+            }
+            ["drains", kind, name] => {
+                let k = match *kind {
+                    "region" => DrainKey::Region(unescape(name)),
+                    "endpoint" => match name.parse() {
+                        Ok(a) => DrainKey::Endpoint(a),
+                        Err(_) => return,
+                    },
+                    _ => return,
+                };
+                match value.and_then(parse::<DrainRecord>) {
+                    Some(r) => {
+                        view.drains.insert(k, r);
+                    }
+                    None => {
+                        view.drains.remove(&k);
+                    }
+                }
+            }
+            ["audit", _] => {
+                if let Some(a) = value.and_then(parse::<AuditEntry>) {
+                    view.audit.insert(0, a);
+                }
+            }
+            _ => tracing::debug!("cluster: ignoring key {key}"),
+        }
+    }
+
+    /// Leaves on shutdown: the lease goes, and with it this node's
+    /// liveness and verdicts, at once rather than after [`NODE_TTL`].
+    async fn leave(&mut self) {
+        let Some(lease) = self.lease else {
+            return;
+        };
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(REQUEST_TIMEOUT)
+            .with_timeout(REQUEST_TIMEOUT);
+        let left = async {
+            let mut c = Client::connect(&self.cfg.etcd, Some(opts)).await?;
+            c.lease_revoke(lease).await
+        };
+        if let Err(e) = left.await {
+            tracing::debug!("cluster: leaving: {e}");
+        }
+    }
+}
+
+fn respond(reply: oneshot::Sender<Result<(), ClusterError>>, r: Result<(), ClusterError>) {
+    if reply.send(r).is_err() {
+        tracing::debug!("drain caller went away");
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Option<T> {
+    match serde_json::from_slice(b) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!("cluster: ignoring a value that does not parse: {e}");
+            None
+        }
+    }
+}
+
+/// Now, as RFC 3339 with milliseconds.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CheckId, CheckKind};
+
+    #[test]
+    fn target_ids_are_readable_and_distinct() {
+        let key = |kind, path: &str, host: Option<&str>| crate::state::TargetKey {
+            probe: "192.0.2.1".parse().unwrap(),
+            check: CheckId {
+                kind,
+                port: 8080,
+                path: path.into(),
+                host: host.map(str::to_string),
+                expect: vec![],
+                body: None,
+                insecure: false,
+            },
+        };
+        assert_eq!(
+            target_id(&key(CheckKind::Http, "/health", None)),
+            "http://192.0.2.1:8080/health"
+        );
+        assert_eq!(
+            target_id(&key(CheckKind::Tcp, "/", None)),
+            "tcp://192.0.2.1:8080"
+        );
+        assert_ne!(
+            target_id(&key(CheckKind::Http, "/health", Some("a.test"))),
+            target_id(&key(CheckKind::Http, "/health", None))
+        );
+        let id = target_id(&key(CheckKind::Http, "/a b/%c", None));
+        assert_eq!(unescape(&escape(&id)), id);
+        assert!(!escape(&id).contains('/'));
+    }
+
+    #[test]
+    fn quorums() {
+        use crate::config::Quorum::*;
+        // (quorum, down, voters, is down)
+        let cases = [
+            (Majority, 0, 3, false),
+            (Majority, 1, 3, false),
+            (Majority, 2, 3, true),
+            (Majority, 1, 2, false), // a tie is up
+            (Majority, 2, 2, true),
+            (Majority, 1, 1, true),
+            (Any, 1, 3, true),
+            (Any, 0, 3, false),
+            (All, 2, 3, false),
+            (All, 3, 3, true),
+            (All, 0, 0, false),
+        ];
+        for (q, down, voters, want) in cases {
+            assert_eq!(q.is_down(down, voters), want, "{q:?} {down}/{voters}");
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! A real etcd cluster on loopback for the cluster tests: Debian's
+//! `etcd-server` (`.ci/run` installs it), one process per member, free
+//! ports, a scratch data directory each; members can be killed and
+//! started again.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One member.
+struct Member {
+    name: String,
+    client: String,
+    peer: String,
+    data: PathBuf,
+    child: Option<Child>,
+}
+
+/// A running etcd cluster.
+pub struct Etcd {
+    members: Vec<Member>,
+    initial: String,
+    token: String,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The etcd binary, if installed.
+pub fn etcd_binary() -> Option<PathBuf> {
+    ["/usr/bin/etcd", "/usr/local/bin/etcd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+impl Etcd {
+    /// Starts `n` members and waits until the cluster answers; `None`
+    /// (the caller skips, saying why) when etcd is not installed.
+    pub fn start(n: usize, name: &str) -> Option<Etcd> {
+        etcd_binary()?;
+        let dir = super::scratch(&format!("etcd-{name}"));
+        let members: Vec<Member> = (0..n)
+            .map(|i| Member {
+                name: format!("m{i}"),
+                client: format!("http://127.0.0.1:{}", free_port()),
+                peer: format!("http://127.0.0.1:{}", free_port()),
+                data: dir.join(format!("m{i}")),
+                child: None,
+            })
+            .collect();
+        let initial = members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut e = Etcd {
+            members,
+            initial,
+            token: format!("signpost-test-{name}-{}", std::process::id()),
+        };
+        for i in 0..n {
+            e.spawn(i, "new");
+        }
+        e.wait_healthy(Duration::from_secs(30));
+        Some(e)
+    }
+
+    fn spawn(&mut self, i: usize, state: &str) {
+        let bin = etcd_binary().expect("etcd");
+        let m = &mut self.members[i];
+        let log = std::fs::File::create(m.data.with_extension("log")).expect("etcd log file");
+        let child = Command::new(bin)
+            .args([
+                "--name",
+                &m.name,
+                "--data-dir",
+                &m.data.display().to_string(),
+                "--listen-client-urls",
+                &m.client,
+                "--advertise-client-urls",
+                &m.client,
+                "--listen-peer-urls",
+                &m.peer,
+                "--initial-advertise-peer-urls",
+                &m.peer,
+                "--initial-cluster",
+                &self.initial,
+                "--initial-cluster-state",
+                state,
+                "--initial-cluster-token",
+                &self.token,
+                "--logger",
+                "zap",
+                "--log-level",
+                "error",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start etcd");
+        m.child = Some(child);
+    }
+
+    /// Client URLs, as a TOML array.
+    pub fn toml_endpoints(&self) -> String {
+        let urls: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("\"{}\"", m.client))
+            .collect();
+        format!("[{}]", urls.join(", "))
+    }
+
+    /// Kills member `i` (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts member `i` again with its data.
+    pub fn revive(&mut self, i: usize) {
+        if self.members[i].child.is_none() {
+            self.spawn(i, "existing");
+        }
+    }
+
+    /// Kills every member.
+    pub fn kill_all(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+
+    /// Starts every member again and waits for a healthy cluster.
+    pub fn revive_all(&mut self) {
+        for i in 0..self.members.len() {
+            self.revive(i);
+        }
+        self.wait_healthy(Duration::from_secs(30));
+    }
+
+    /// Waits until a running member reports a healthy cluster (a leader).
+    pub fn wait_healthy(&self, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            for m in self.members.iter().filter(|m| m.child.is_some()) {
+                if let Some((200, body)) = super::try_http("GET", &format!("{}/health", m.client))
+                    && body.contains("\"health\":\"true\"")
+                {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("etcd did not become healthy within {limit:?}");
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
