@@ -236,11 +236,13 @@ impl GeoMap {
         }
         let loc = loc?;
         if loc.country[0] != 0
+            && !self.countries.is_empty()
             && let Some(e) = self.countries.get(&loc.country)
         {
             return Some(*e);
         }
         if loc.continent[0] != 0
+            && !self.continents.is_empty()
             && let Some(e) = self.continents.get(&loc.continent)
         {
             return Some(*e);
