@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
 """Candidate vs baseline table for one peers-harness results directory (Markdown on stdout).
 
-  python3 benches/peers_compare.py RESULTS_DIR [CANDIDATE [BASELINE]]   # signpost signpost-base
+  python3 benches/peers_compare.py RESULTS_DIR [CANDIDATE [BASELINE]] [--cand-desc TEXT] [--base-desc TEXT]
+      CANDIDATE, BASELINE: the two peer names in bench.jsonl [signpost, signpost-base], e.g.
+      signpost-hash signpost-weighted; they title the table and its columns.
+      --cand-desc/--base-desc: one line each under the title saying what the two ran (policy,
+      select, binary); benches/peers.sh passes them.
 
 The harness's summary gives each peer's ratio to NSD. This adds the ratio that matters when
-checking a change: the current build against the baseline build, from the same run. Both took
-turns within every round, so each round gives one paired ratio of runs minutes apart; the table
-shows the median over rounds and the [min-max] of the per-round ratios. For server CPU per query
-a ratio below 1 means the candidate uses less CPU than the baseline (better); for qps above 1 is
-better. Compare the spread with the NSD-vs-gdnsd numbers of the same run to judge noise.
+checking a change: the first candidate against the second, from the same run: the current build
+against a baseline build, or one build with two configurations (e.g. policy hash vs weighted).
+Both took turns within every round, so each round gives one paired ratio of runs minutes apart;
+the table shows the median over rounds and the [min-max] of the per-round ratios. For server CPU
+per query a ratio below 1 means the candidate uses less CPU than the baseline (better); for qps
+above 1 is better. Compare the spread with the NSD-vs-gdnsd numbers of the same run to judge noise.
 """
+import argparse
 import json
 import os
 import statistics
@@ -31,16 +37,22 @@ def f(x, nd):
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    d = sys.argv[1]
-    cand = sys.argv[2] if len(sys.argv) > 2 else "signpost"
-    base = sys.argv[3] if len(sys.argv) > 3 else "signpost-base"
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results_dir")
+    ap.add_argument("cand", nargs="?", default="signpost")
+    ap.add_argument("base", nargs="?", default="signpost-base")
+    ap.add_argument("--cand-desc", default="")
+    ap.add_argument("--base-desc", default="")
+    a = ap.parse_args()
+    d, cand, base = a.results_dir, a.cand, a.base
     rows = [json.loads(l) for l in open(os.path.join(d, "bench.jsonl")) if l.strip()]
     if not any(r["peer"] == base for r in rows):
         return 0  # no baseline in this run: nothing to compare
-    out = [f"\n### {cand} vs {base} (same run; per-round paired ratios, median [min-max])\n",
-           f"| phase | workload | {cand} us/query | {base} us/query | us/query ratio (<1 = {cand} cheaper)"
+    out = [f"\n### {cand} vs {base} (same run; per-round paired ratios, median [min-max])\n"]
+    descs = [x for x in (a.cand_desc, a.base_desc) if x]
+    if descs:
+        out += [f"- {x}" for x in descs] + [""]
+    out += [f"| phase | workload | {cand} us/query | {base} us/query | us/query ratio (<1 = {cand} cheaper)"
            f" | {cand} qps | {base} qps | qps ratio | lost ({cand} / {base}) |",
            "|---|---|---|---|---|---|---|---|---|"]
     for ph in dict.fromkeys(r["phase"] for r in rows):

@@ -3,12 +3,13 @@
 
   python3 benches/peers_patch.py /tmp/signpost-peers.XXXXXX
 
-Why patch at all: the shared harness has exactly one candidate slot and three workloads. To
-compare two signpost builds with numbers from ONE run (same rounds, same noise, taking turns
-with the other peers) both must be peers of the same bench.py invocation, and the new
-"ecs-many" workload must run inside the same rounds so it gets the same CPU sampling and shows
-up in the same summary. The harness is shared and read-only, so benches/peers.sh copies it and
-this script edits the copy.
+Why patch at all: the shared harness has exactly one candidate slot and three workloads, and its
+signpost adapter always writes `policy = "geo"`. To compare two signpost builds, or one build
+with two steering configurations (e.g. policy hash vs weighted), with numbers from ONE run (same
+rounds, same noise, taking turns with the other peers) both must be peers of the same bench.py
+invocation, each with its own service settings, and the new "ecs-many" workload must run inside
+the same rounds so it gets the same CPU sampling and shows up in the same summary. The harness
+is shared and read-only, so benches/peers.sh copies it and this script edits the copy.
 
 What it changes (each edit is an exact text replacement that must match exactly once, so a
 changed harness makes this script fail loudly instead of producing a half-patched run):
@@ -21,6 +22,23 @@ changed harness makes this script fail loudly instead of producing a half-patche
     - a 4th workload "ecs-many" when ECS_MANY_FILE is set: `dnsperf -B -d $ECS_MANY_FILE` (prebuilt
       queries, each with its own ECS /24; see benches/gen_ecs_many.py) from ECS_MANY_CLIENTS [100]
       client sockets instead of --clients. Same -l bound, same server CPU sampling, same rounds.
+  candidates/signpost.sh (the signpost adapter)
+    - the service's `policy` comes from SIGNPOST_POLICY [geo] instead of the fixed "geo", and
+      `select = "<SIGNPOST_SELECT>"` is added to [services."www.example.test."] when
+      SIGNPOST_SELECT is set and not empty (no select key otherwise, as before). The adapter
+      logs the generated service table to its log (run/logs/<name>.out). benches/peers.sh
+      puts both variables in front of each candidate's command, so the two candidates can run
+      the same binary with different policies (e.g. hash vs weighted). Nothing else in the
+      generated signpost.toml changes; with both unset the file is byte for byte as before.
+  bin/check.py (`wait`, run after the peers start, in every phase, also with SKIP_CHECK=1)
+    - peers named in WAIT_ANY_REGION (benches/peers.sh lists the signpost candidates that run
+      with gslb=0, e.g. policy hash or weighted, for which "NA -> us-east, EU -> eu-west,
+      AS -> ap-south" does not hold) are waited for as well, until each of those test clients
+      gets a NOERROR answer whose A records are all LB addresses; the regions they got are
+      logged. If one never does within --timeout, `wait` exits 1 and the run stops, instead of
+      benchmarking a candidate that answers SERVFAIL or NODATA. gslb=1 peers are unchanged:
+      still the nearest-region expectation, still only a warning when they do not converge.
+      Without WAIT_ANY_REGION nothing changes.
 bin/report.py needs no change: it lists whatever peers and workloads bench.jsonl holds. Nor does
 the fixed-rate latency parsing: for -B input dnsperf -v prints "> NOERROR binary input 0.000077",
 which has the same four fields as "> NOERROR www.example.test A 0.000180".
@@ -79,6 +97,7 @@ def patch_run_peers(path):
          "CANDIDATE2='${CANDIDATE2_CMD:+$CANDIDATE2_NAME:$CANDIDATE2_PORT}'"),
         ('    "$PY" -m pip list 2>/dev/null',
          f'    [[ -z ${{ECS_MANY_DESC:-}} ]] || echo "ecs-many: $ECS_MANY_DESC"   # {TAG}\n'
+         f'    [[ -z ${{SIGNPOST_DESC:-}} ]] || echo "signpost candidates: $SIGNPOST_DESC"   # {TAG}\n'
          '    "$PY" -m pip list 2>/dev/null'),
     ])
 
@@ -100,6 +119,57 @@ def patch_bench(path):
     ])
 
 
+def patch_adapter(path):
+    patch(path, [
+        ('\n: "${SIGNPOST_BIN:?set SIGNPOST_BIN to the signpost binary}"\n',
+         '\n: "${SIGNPOST_BIN:?set SIGNPOST_BIN to the signpost binary}"\n'
+         f'# {TAG} the service\'s policy from SIGNPOST_POLICY [geo] and its select from\n'
+         '# SIGNPOST_SELECT [unset: no select key]; benches/peers.sh sets both per candidate\n'),
+        ("        'policy = \"geo\"', f'ttl = {spec[\"ttl\"]}', \"\"]\n",
+         f"        # {TAG} policy [geo] and select [none] from the environment\n"
+         "        f'policy = {json.dumps(os.environ.get(\"SIGNPOST_POLICY\") or \"geo\")}',\n"
+         "        *([f'select = {json.dumps(os.environ[\"SIGNPOST_SELECT\"])}']\n"
+         "          if os.environ.get(\"SIGNPOST_SELECT\") else []),\n"
+         "        f'ttl = {spec[\"ttl\"]}', \"\"]\n"
+         "print(\"signpost.sh: \" + \"; \".join(l for l in out[out.index(f'[services.\"{spec[\"name\"]}.\"]'):] if l),\n"
+         "      file=sys.stderr)\n"),
+    ])
+
+
+def patch_check(path):
+    patch(path, [
+        ('    peers = [p for p in parse_peers(a.peers) if p["gslb"]]\n',
+         f'    # {TAG} peers named in WAIT_ANY_REGION (signpost candidates that\n'
+         '    # benches/peers.sh runs with gslb=0, e.g. policy hash or weighted) are waited for too: until\n'
+         '    # every test client gets a NOERROR answer whose A records are all LB addresses. If one never\n'
+         '    # does, the wait fails (exit 1), so the run stops instead of measuring bad answers.\n'
+         '    any_region = set(os.environ.get("WAIT_ANY_REGION", "").split())\n'
+         '    lb_addrs = {r["addr"] for r in spec["regions"]}\n'
+         '    peers = [p for p in parse_peers(a.peers) if p["gslb"] or p["name"] in any_region]\n'
+         '    any_peers = {p["name"] for p in peers if not p["gslb"]}\n'),
+        ('            ok = all(query(p["port"], client(spec, c)["subnet"])["addrs"] == [addr] for c, addr in want.items())\n',
+         f'            if p["name"] in any_peers:  # {TAG}\n'
+         '                got = {c: query(p["port"], client(spec, c)["subnet"]) for c in want}\n'
+         '                if all(r["status"] == "NOERROR" and r["addrs"] and set(r["addrs"]) <= lb_addrs\n'
+         '                       for r in got.values()):\n'
+         '                    pending.discard(p["name"])\n'
+         '                    print(f"[wait] {p[\'name\']} answers www A with LB addresses after "\n'
+         '                          f"{time.time() - t0:.1f}s: "\n'
+         '                          + ", ".join(f"{c} -> {region_of(spec, r[\'addrs\'])}" for c, r in got.items()),\n'
+         '                          file=sys.stderr)\n'
+         '                continue\n'
+         '            ok = all(query(p["port"], client(spec, c)["subnet"])["addrs"] == [addr] for c, addr in want.items())\n'),
+        ('did not converge to the expected regions within {a.timeout}s", file=sys.stderr)\n'
+         '    return 0\n',
+         'did not converge to the expected regions within {a.timeout}s", file=sys.stderr)\n'
+         f'    if pending & any_peers:  # {TAG}\n'
+         '        print(f"[wait] ERROR: {\', \'.join(sorted(pending & any_peers))} did not answer '
+         'www.example.test A with LB addresses within {a.timeout}s", file=sys.stderr)\n'
+         '        return 1\n'
+         '    return 0\n'),
+    ])
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -109,6 +179,8 @@ def main():
         sys.exit("refusing to patch the shared harness; patch a copy")
     patch_run_peers(os.path.join(d, "run-peers.sh"))
     patch_bench(os.path.join(d, "bin", "bench.py"))
+    patch_adapter(os.path.join(d, "candidates", "signpost.sh"))
+    patch_check(os.path.join(d, "bin", "check.py"))
 
 
 if __name__ == "__main__":

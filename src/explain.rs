@@ -58,6 +58,17 @@ pub struct Candidate {
     pub weight: u32,
     /// Position in the decision (1 = first), null if not a candidate.
     pub rank: Option<usize>,
+    /// Sum of the known loads of its usable endpoints (null: none known).
+    pub load: Option<f64>,
+    /// Sum of those endpoints' capacities.
+    pub capacity: Option<f64>,
+    /// load / capacity.
+    pub utilisation: Option<f64>,
+    /// Its best usable endpoint's smoothed probe latency.
+    pub latency_ms: Option<f64>,
+    /// Its `shed` marks, when set: the share of clients it sends on now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shed_ratio: Option<f64>,
     /// Its endpoints of the asked family.
     pub endpoints: Vec<EndpointInfo>,
 }
@@ -71,6 +82,12 @@ pub struct EndpointInfo {
     pub healthy: bool,
     /// Drained.
     pub drained: bool,
+    /// The load its load balancer reported (null: unknown).
+    pub load: Option<f64>,
+    /// Its capacity.
+    pub capacity: f64,
+    /// Its smoothed probe latency (null: unknown).
+    pub latency_ms: Option<f64>,
     /// In a cluster: each live node's verdict (true = up).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<std::collections::BTreeMap<String, bool>>,
@@ -86,6 +103,8 @@ pub struct Explanation {
     pub qtype: String,
     /// Policy.
     pub policy: String,
+    /// How endpoints are drawn inside a region.
+    pub select: String,
     /// The client.
     pub client: ClientInfo,
     /// What chose the first region: `map:<key>`, `distance`, `weighted`,
@@ -99,6 +118,35 @@ pub struct Explanation {
     pub ttl: u32,
     /// ECS scope for a query from this client's /32 or /128.
     pub scope: u8,
+}
+
+fn policy_name(p: steer::Policy) -> &'static str {
+    match p {
+        steer::Policy::Geo => "geo",
+        steer::Policy::Weighted => "weighted",
+        steer::Policy::Failover => "failover",
+        steer::Policy::Hash => "hash",
+        steer::Policy::LeastLoaded => "least-loaded",
+        steer::Policy::Fastest => "fastest",
+    }
+}
+
+fn select_name(s: steer::Select) -> &'static str {
+    match s {
+        steer::Select::Weighted => "weighted",
+        steer::Select::Hash => "hash",
+        steer::Select::LeastLoaded => "least-loaded",
+        steer::Select::Fastest => "fastest",
+    }
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1e3).round() / 1e3
+}
+
+/// A measurement for JSON: null while unknown, else rounded to 0.001.
+fn known(v: f32) -> Option<f64> {
+    (!v.is_nan()).then(|| (f64::from(v) * 1e3).round() / 1e3)
 }
 
 /// Each live node's verdict on the target behind a slot (clusters).
@@ -171,7 +219,7 @@ pub fn explain(
         located,
     };
     let mut rng = Rng::from_entropy();
-    let d = steer::decide(svc, &data.regions, &snap.flags, family, &c, &mut rng);
+    let d = steer::decide(svc, &snap.inputs(), family, &c, &mut rng);
     let rule = match d.rule {
         Rule::Map(i) => format!(
             "map:{}",
@@ -192,6 +240,26 @@ pub fn explain(
             .filter(|e| e.family() == family)
             .collect();
         let flag = |e: &steer::Endpoint| snap.flags.get(e.slot as usize).copied().unwrap_or(0);
+        let live = |e: &steer::Endpoint| {
+            snap.live
+                .get(e.slot as usize)
+                .copied()
+                .unwrap_or(steer::Live::UNKNOWN)
+        };
+        let inp = snap.inputs();
+        let usable_load = steer::dynamic::region_load(
+            r,
+            family,
+            |e| flag(e) & steer::UP != 0 && flag(e) & steer::DRAINED == 0,
+            &snap.live,
+        );
+        let best_latency = fam_eps
+            .iter()
+            .filter(|e| flag(e) & steer::UP != 0 && flag(e) & steer::DRAINED == 0)
+            .map(|e| live(e).latency_ms)
+            .filter(|l| !l.is_nan())
+            .fold(f32::NAN, f32::min);
+        let utilisation = steer::utilisation(r, family, &inp);
         candidates.push(Candidate {
             region: r.name.to_string(),
             distance_km: loc
@@ -204,12 +272,22 @@ pub fn explain(
                 && r.endpoints.iter().all(|e| flag(e) & steer::DRAINED != 0),
             weight: r.weight,
             rank: order.iter().position(|&p| p as usize == pos).map(|i| i + 1),
+            load: usable_load.map(|(l, _)| round3(l)),
+            capacity: usable_load.map(|(_, c)| round3(c)),
+            utilisation: utilisation.map(round3),
+            latency_ms: known(best_latency),
+            shed_ratio: r.shed.map(|(low, high)| {
+                round3(utilisation.map_or(0.0, |u| steer::dynamic::shed_ratio(u, low, high)))
+            }),
             endpoints: fam_eps
                 .iter()
                 .map(|e| EndpointInfo {
                     address: e.addr.to_string(),
                     healthy: flag(e) & steer::UP != 0,
                     drained: flag(e) & steer::DRAINED != 0,
+                    load: known(live(e).load),
+                    capacity: f64::from(e.capacity),
+                    latency_ms: known(live(e).latency_ms),
                     nodes: node_verdicts(snap, e.slot),
                 })
                 .collect(),
@@ -226,10 +304,18 @@ pub fn explain(
         })
         .collect::<Vec<_>>();
     // the scope the DNS answer would carry, from the same lookup
-    let scope = match &svc.geo {
+    let mut scope = match &svc.geo {
         Some(ix) if !answer.is_empty() => ix.lookup(svc, &data.regions, client_ip).scope,
         _ => 0,
     };
+    if d.hashed && !answer.is_empty() {
+        let p = if client_ip.is_ipv4() {
+            svc.hash_prefix.0
+        } else {
+            svc.hash_prefix.1
+        };
+        scope = scope.max(p);
+    }
     let network = loc
         .map(|_| IpNet::new(client_ip, located.prefix).map(|n| n.trunc().to_string()))
         .and_then(Result::ok);
@@ -240,12 +326,8 @@ pub fn explain(
             Family::V6 => "AAAA",
         }
         .to_string(),
-        policy: match svc.policy {
-            steer::Policy::Geo => "geo",
-            steer::Policy::Weighted => "weighted",
-            steer::Policy::Failover => "failover",
-        }
-        .to_string(),
+        policy: policy_name(svc.policy).to_string(),
+        select: select_name(svc.select).to_string(),
         client: ClientInfo {
             address: client_ip.to_string(),
             source: source.to_string(),

@@ -255,6 +255,19 @@ pub struct Metrics {
     /// Probes that could not run for a local reason (not counted against
     /// the endpoint).
     pub probe_local_errors: Counter,
+    /// Load reported by each endpoint's load balancer.
+    pub endpoint_load: Family<EndpointLabels, Gauge<f64, AtomicU64>>,
+    /// Smoothed probe latency of each endpoint.
+    pub endpoint_latency: Family<EndpointLabels, Gauge<f64, AtomicU64>>,
+    /// Share of a shedding region's clients sent to the next region.
+    pub region_shed_ratio: Family<RegionLabels, Gauge<f64, AtomicU64>>,
+}
+
+/// Labels of per-region metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegionLabels {
+    /// Region name.
+    pub region: String,
 }
 
 /// Labels of probe outcomes.
@@ -364,6 +377,24 @@ impl Metrics {
             "probes that could not run for a local reason (no file descriptors, no source address); not held against the endpoint",
             probe_local_errors.clone(),
         );
+        let endpoint_load = Family::<EndpointLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "signpost_endpoint_load",
+            "load reported by the endpoint's load balancer (its check's load_header); absent while unknown",
+            endpoint_load.clone(),
+        );
+        let endpoint_latency = Family::<EndpointLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "signpost_endpoint_latency_seconds",
+            "smoothed latency of the endpoint's passing probes (EWMA, alpha 0.3)",
+            endpoint_latency.clone(),
+        );
+        let region_shed_ratio = Family::<RegionLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "signpost_region_shed_ratio",
+            "share of a region's geo clients sent to the next region by its shed marks",
+            region_shed_ratio.clone(),
+        );
         Metrics {
             registry,
             pool,
@@ -381,6 +412,9 @@ impl Metrics {
             cluster_nodes,
             endpoint_down_nodes,
             probe_local_errors,
+            endpoint_load,
+            endpoint_latency,
+            region_shed_ratio,
         }
     }
 

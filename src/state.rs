@@ -87,6 +87,9 @@ pub struct Compiled {
     pub targets: Vec<Target>,
     /// Region index by name.
     pub region_index: HashMap<String, u16>,
+    /// Some service steers by load or latency (least-loaded, fastest, or a
+    /// region with `shed`): measurements are published as they come.
+    pub uses_live: bool,
     /// Hash of what every node of a cluster must serve alike: the
     /// configuration without `[server]` and `[cluster]`, the zone files'
     /// contents and the GeoIP database's build (16 hex digits).
@@ -102,6 +105,8 @@ pub struct Snapshot {
     pub data: Arc<Compiled>,
     /// Per slot: `steer::UP` and `steer::DRAINED` bits.
     pub flags: Box<[u8]>,
+    /// Per slot: the load and smoothed latency the probes measured.
+    pub live: Box<[steer::Live]>,
     /// In a cluster: the view the flags were decided from, and this
     /// node's name (for explain; the answer path does not look).
     pub cluster: Option<(Arc<crate::cluster::View>, String)>,
@@ -111,11 +116,22 @@ impl Snapshot {
     /// A snapshot with every endpoint up and nothing drained.
     pub fn all_up(data: Arc<Compiled>, generation: u64) -> Snapshot {
         let flags = vec![steer::UP; data.slots.len()].into_boxed_slice();
+        let live = vec![steer::Live::UNKNOWN; data.slots.len()].into_boxed_slice();
         Snapshot {
             generation,
             data,
             flags,
+            live,
             cluster: None,
+        }
+    }
+
+    /// What a decision reads from this snapshot.
+    pub fn inputs(&self) -> steer::Inputs<'_> {
+        steer::Inputs {
+            regions: &self.data.regions,
+            flags: &self.flags,
+            live: &self.live,
         }
     }
 }
@@ -154,6 +170,7 @@ impl Compiled {
             slots: self.slots.clone(),
             targets: self.targets.clone(),
             region_index: self.region_index.clone(),
+            uses_live: self.uses_live,
             config_hash: String::new(),
         };
         c.config_hash = config_hash(&c.config, c.geo.as_deref());
@@ -247,6 +264,8 @@ impl Compiled {
                     addr: e.address,
                     weight: e.weight,
                     slot: slots.len() as u32,
+                    capacity: e.capacity as f32,
+                    seed: steer::dynamic::seed(e.address.to_string().as_bytes()),
                 });
                 slots.push(Slot {
                     region: ri as u16,
@@ -262,6 +281,8 @@ impl Compiled {
                 unit: geo::unit_vector(r.lat, r.lon),
                 weight: r.weight,
                 endpoints,
+                shed: r.shed.map(|s| (s.low, s.high)),
+                seed: steer::dynamic::seed(r.name.as_bytes()),
             });
         }
 
@@ -272,6 +293,16 @@ impl Compiled {
             .collect();
 
         let config_hash = config_hash(&config, geo.as_deref());
+        let uses_live = regions.iter().any(|r| r.shed.is_some())
+            || services.iter().any(|s| {
+                matches!(
+                    s.policy,
+                    steer::Policy::LeastLoaded | steer::Policy::Fastest
+                ) || matches!(
+                    s.select,
+                    steer::Select::LeastLoaded | steer::Select::Fastest
+                )
+            });
         Ok(Compiled {
             config: Arc::new(config),
             table,
@@ -281,6 +312,7 @@ impl Compiled {
             slots,
             targets,
             region_index,
+            uses_live,
             config_hash,
         })
     }
@@ -600,7 +632,17 @@ fn compile_service(
             config::Policy::Geo => steer::Policy::Geo,
             config::Policy::Weighted => steer::Policy::Weighted,
             config::Policy::Failover => steer::Policy::Failover,
+            config::Policy::Hash => steer::Policy::Hash,
+            config::Policy::LeastLoaded => steer::Policy::LeastLoaded,
+            config::Policy::Fastest => steer::Policy::Fastest,
         },
+        select: match s.select {
+            config::Select::Weighted => steer::Select::Weighted,
+            config::Select::Hash => steer::Select::Hash,
+            config::Select::LeastLoaded => steer::Select::LeastLoaded,
+            config::Select::Fastest => steer::Select::Fastest,
+        },
+        hash_prefix: s.hash_prefix,
         ttl: s.ttl,
         answers: s.answers as u8,
         when_all_down: match s.when_all_down {

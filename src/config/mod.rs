@@ -223,6 +223,8 @@ pub struct Check {
     pub fall: u32,
     /// Skip TLS certificate verification.
     pub insecure: bool,
+    /// Response header carrying the load balancer's load (http/https).
+    pub load_header: Option<String>,
 }
 
 /// What a check asks of an endpoint, without its timing: with the
@@ -282,10 +284,23 @@ pub struct Region {
     pub check: Option<String>,
     /// Addresses handed out.
     pub endpoints: Vec<Endpoint>,
+    /// Load at which each endpoint (that sets none itself) is full.
+    pub capacity: f64,
+    /// Geo spillover marks (utilisation), if set.
+    pub shed: Option<Shed>,
+}
+
+/// `shed = { low, high }` of a region (SPEC §4.7).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shed {
+    /// Utilisation above which clients start moving to the next region.
+    pub low: f64,
+    /// Utilisation at which all of them have moved.
+    pub high: f64,
 }
 
 /// One endpoint of a region.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Endpoint {
     /// Address answered.
     pub address: IpAddr,
@@ -293,6 +308,8 @@ pub struct Endpoint {
     pub weight: u32,
     /// Address probed (defaults to `address`).
     pub probe: IpAddr,
+    /// Load at which it is full (defaults to its region's `capacity`).
+    pub capacity: f64,
 }
 
 /// Answer-ordering policy.
@@ -304,6 +321,12 @@ pub enum Policy {
     Weighted,
     /// List order.
     Failover,
+    /// Weighted rendezvous hashing of the client network.
+    Hash,
+    /// Random by spare capacity.
+    LeastLoaded,
+    /// Lowest smoothed probe latency first.
+    Fastest,
 }
 
 impl Policy {
@@ -313,6 +336,34 @@ impl Policy {
             Policy::Geo => "geo",
             Policy::Weighted => "weighted",
             Policy::Failover => "failover",
+            Policy::Hash => "hash",
+            Policy::LeastLoaded => "least-loaded",
+            Policy::Fastest => "fastest",
+        }
+    }
+}
+
+/// How endpoints are drawn inside a region (`select`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Select {
+    /// By weight, without replacement.
+    Weighted,
+    /// Weighted rendezvous hashing of the client network.
+    Hash,
+    /// By weight times spare capacity.
+    LeastLoaded,
+    /// Those within the latency tolerance of the fastest, by weight.
+    Fastest,
+}
+
+impl Select {
+    /// The name used in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Select::Weighted => "weighted",
+            Select::Hash => "hash",
+            Select::LeastLoaded => "least-loaded",
+            Select::Fastest => "fastest",
         }
     }
 }
@@ -370,6 +421,10 @@ pub struct Service {
     pub when_all_down: WhenAllDown,
     /// Geo overrides.
     pub map: Vec<MapEntry>,
+    /// How endpoints are drawn inside a region.
+    pub select: Select,
+    /// Client network prefixes hashed by `hash` (IPv4, IPv6).
+    pub hash_prefix: (u8, u8),
 }
 
 /// Reads and validates a configuration file.
@@ -716,6 +771,23 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
         if kind == CheckKind::Http && c.insecure.is_some() {
             errs.push(format!("{key}.insecure"), "only https checks take this key");
         }
+        if let Some(h) = &c.load_header {
+            if !http {
+                errs.push(
+                    format!("{key}.load_header"),
+                    "only http and https checks take this key (a tcp check reads no headers)",
+                );
+            } else if h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            {
+                errs.push(
+                    format!("{key}.load_header"),
+                    format!("{h:?} is not an HTTP header name"),
+                );
+            }
+        }
         let path_s = c.path.clone().unwrap_or_else(|| "/".to_string());
         if http
             && (!path_s.starts_with('/')
@@ -767,6 +839,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
                 rise: c.rise,
                 fall: c.fall,
                 insecure: c.insecure.unwrap_or(false),
+                load_header: c.load_header.clone().filter(|_| http),
             },
         );
     }
@@ -798,6 +871,32 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             );
         }
         let weight = check_weight(&mut errs, &format!("{key}.weight"), r.weight);
+        let capacity = match r.capacity {
+            None => DEFAULT_CAPACITY,
+            Some(c) => check_capacity(&mut errs, &format!("{key}.capacity"), c),
+        };
+        let shed = r.shed.as_ref().and_then(|sh| {
+            let skey = format!("{key}.shed");
+            let ok = |v: f64| v.is_finite() && (0.0..=10.0).contains(&v);
+            if !ok(sh.low) || !ok(sh.high) {
+                errs.push(
+                    skey,
+                    "low and high are utilisations between 0 and 10 (e.g. 0.8, 0.95)",
+                );
+                None
+            } else if sh.low >= sh.high {
+                errs.push(
+                    skey,
+                    format!("low {} must be below high {}", sh.low, sh.high),
+                );
+                None
+            } else {
+                Some(Shed {
+                    low: sh.low,
+                    high: sh.high,
+                })
+            }
+        });
         if let Some(c) = &r.check
             && !raw.checks.contains_key(c)
         {
@@ -854,10 +953,15 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
                 );
             }
             let weight = check_weight(&mut errs, &format!("{ekey}.weight"), e.weight);
+            let capacity = match e.capacity {
+                None => capacity,
+                Some(c) => check_capacity(&mut errs, &format!("{ekey}.capacity"), c),
+            };
             endpoints.push(Endpoint {
                 address,
                 weight,
                 probe,
+                capacity,
             });
         }
         regions.push(Region {
@@ -867,6 +971,8 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             weight,
             check: r.check.clone(),
             endpoints,
+            capacity,
+            shed,
         });
     }
 
@@ -900,12 +1006,47 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             "geo" => Policy::Geo,
             "weighted" => Policy::Weighted,
             "failover" => Policy::Failover,
+            "hash" => Policy::Hash,
+            "least-loaded" => Policy::LeastLoaded,
+            "fastest" => Policy::Fastest,
             other => {
                 errs.push(
                     format!("{key}.policy"),
-                    format!("unknown policy {other:?} (expected geo, weighted or failover)"),
+                    format!(
+                        "unknown policy {other:?} (expected geo, weighted, failover, hash, least-loaded or fastest)"
+                    ),
                 );
                 Policy::Geo
+            }
+        };
+        let select = match sv.select.as_deref() {
+            None | Some("weighted") => Select::Weighted,
+            Some("hash") => Select::Hash,
+            Some("least-loaded") => Select::LeastLoaded,
+            Some("fastest") => Select::Fastest,
+            Some(other) => {
+                errs.push(
+                    format!("{key}.select"),
+                    format!(
+                        "unknown select {other:?} (expected weighted, hash, least-loaded or fastest)"
+                    ),
+                );
+                Select::Weighted
+            }
+        };
+        let hash_prefix = match sv.hash_prefix.as_deref() {
+            None => (24, 56),
+            Some([v4, v6]) if (1..=32).contains(v4) && (1..=128).contains(v6) => {
+                (*v4 as u8, *v6 as u8)
+            }
+            Some(other) => {
+                errs.push(
+                    format!("{key}.hash_prefix"),
+                    format!(
+                        "{other:?} is not [IPv4 prefix 1-32, IPv6 prefix 1-128], e.g. [24, 56]"
+                    ),
+                );
+                (24, 56)
             }
         };
         let when_all_down = match sv.when_all_down.as_str() {
@@ -1023,6 +1164,8 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             answers,
             when_all_down,
             map,
+            select,
+            hash_prefix,
         });
     }
 
@@ -1125,6 +1268,21 @@ fn hostname() -> Option<String> {
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     std::str::from_utf8(&buf[..end]).ok().map(str::to_string)
+}
+
+/// The default `capacity` of a region's endpoints.
+pub const DEFAULT_CAPACITY: f64 = 100.0;
+
+fn check_capacity(errs: &mut Errs<'_>, key: &str, c: f64) -> f64 {
+    if c.is_finite() && c > 0.0 {
+        c
+    } else {
+        errs.push(
+            key,
+            format!("{c} is not a capacity: a load greater than 0, in the unit of the check's load_header"),
+        );
+        DEFAULT_CAPACITY
+    }
 }
 
 fn check_weight(errs: &mut Errs<'_>, key: &str, w: i64) -> u32 {

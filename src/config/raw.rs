@@ -132,6 +132,7 @@ pub struct RawCheck {
     #[serde(default = "default_fall")]
     pub fall: u32,
     pub insecure: Option<bool>,
+    pub load_header: Option<String>,
 }
 
 fn default_interval() -> String {
@@ -165,6 +166,15 @@ pub struct RawRegion {
     pub weight: i64,
     pub check: Option<String>,
     pub endpoints: Vec<RawEndpoint>,
+    pub capacity: Option<f64>,
+    pub shed: Option<RawShed>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShed {
+    pub low: f64,
+    pub high: f64,
 }
 
 fn default_weight() -> i64 {
@@ -178,6 +188,7 @@ pub struct RawEndpoint {
     #[serde(default = "default_weight")]
     pub weight: i64,
     pub probe: Option<String>,
+    pub capacity: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,6 +204,8 @@ pub struct RawService {
     #[serde(default = "default_when_all_down")]
     pub when_all_down: String,
     pub map: Option<BTreeMap<String, Vec<String>>>,
+    pub select: Option<String>,
+    pub hash_prefix: Option<Vec<i64>>,
 }
 
 fn default_policy() -> String {

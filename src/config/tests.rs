@@ -188,6 +188,7 @@ fn full_config_parses_every_key() {
             rise: 4,
             fall: 5,
             insecure: false,
+            load_header: None,
         }
     );
     assert_eq!(c.checks["tls"].kind, CheckKind::Https);
@@ -211,11 +212,13 @@ fn full_config_parses_every_key() {
                 address: "127.0.2.1".parse().unwrap(),
                 weight: 3,
                 probe: "127.0.2.1".parse().unwrap(),
+                capacity: 100.0,
             },
             Endpoint {
                 address: "127.0.2.2".parse().unwrap(),
                 weight: 0,
                 probe: "10.0.0.7".parse().unwrap(),
+                capacity: 100.0,
             },
         ]
     );

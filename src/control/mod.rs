@@ -142,6 +142,66 @@ struct Probed {
     last: Option<ProbeResult>,
     /// The last probe could not run for a local reason (logged once).
     local_error: bool,
+    /// The last load its `load_header` reported, and when.
+    load: Option<(f64, Instant)>,
+    /// Smoothed latency of passing probes (EWMA, alpha 0.3), in ms.
+    ewma_ms: Option<f64>,
+    /// A missing or garbage load header was logged (once, until it is back).
+    load_warned: bool,
+}
+
+/// Weight of the newest probe in the smoothed latency (SPEC §4.3).
+const EWMA_ALPHA: f64 = 0.3;
+/// A load older than this many probe intervals counts as unknown.
+const LOAD_FRESH_INTERVALS: u32 = 3;
+
+impl Probed {
+    /// What the answer path may use of its measurements now.
+    fn live(&self, now: Instant) -> steer::Live {
+        let fresh = self.target.check.interval * LOAD_FRESH_INTERVALS;
+        steer::Live {
+            load: self
+                .load
+                .filter(|(_, at)| now.saturating_duration_since(*at) <= fresh)
+                .map_or(f32::NAN, |(l, _)| l as f32),
+            latency_ms: self.ewma_ms.map_or(f32::NAN, |l| l as f32),
+        }
+    }
+
+    /// Takes in a passing probe's latency and load (a failed probe tells
+    /// neither); true when it did.
+    fn measure(&mut self, r: &ProbeResult) -> bool {
+        if !r.ok {
+            return false;
+        }
+        let ms = r.latency.as_secs_f64() * 1e3;
+        self.ewma_ms = Some(match self.ewma_ms {
+            None => ms,
+            Some(prev) => EWMA_ALPHA * ms + (1.0 - EWMA_ALPHA) * prev,
+        });
+        match (r.load, &r.load_missing) {
+            (Some(l), _) => {
+                if self.load_warned {
+                    tracing::info!("{} reports its load again", self.target.probe);
+                    self.load_warned = false;
+                }
+                self.load = Some((l, Instant::now()));
+            }
+            (None, Some(why)) => {
+                if !self.load_warned {
+                    tracing::warn!(
+                        "{}: no load in {:?} ({why}); it counts as unknown, and answers fall back to the weights",
+                        self.target.probe,
+                        self.target.check.load_header.as_deref().unwrap_or("")
+                    );
+                    self.load_warned = true;
+                }
+                self.load = None;
+            }
+            (None, None) => {}
+        }
+        true
+    }
 }
 
 /// The control loop's state.
@@ -369,6 +429,9 @@ impl Control {
                     updates,
                     up,
                     since: SystemTime::now(),
+                    load: result.load.map(|l| (l, Instant::now())),
+                    ewma_ms: result.ok.then_some(result.latency.as_secs_f64() * 1e3),
+                    load_warned: false,
                     last: Some(result),
                     local_error: false,
                 },
@@ -491,17 +554,27 @@ impl Control {
             return false;
         };
         let changed = r.changed && t.up != r.up;
+        let measured = t.measure(&r.result);
         if changed {
             t.up = r.up;
             t.since = SystemTime::now();
-            tracing::warn!(
-                "endpoint {} ({}:{}) is {}: {}",
-                key.probe,
-                kind_name(key.check.kind),
-                key.check.port,
-                if r.up { "up" } else { "down" },
-                r.result.reason
-            );
+            if r.up {
+                tracing::info!(
+                    "endpoint {} ({}:{}) is up: {}",
+                    key.probe,
+                    kind_name(key.check.kind),
+                    key.check.port,
+                    r.result.reason
+                );
+            } else {
+                tracing::warn!(
+                    "endpoint {} ({}:{}) is down: {}",
+                    key.probe,
+                    kind_name(key.check.kind),
+                    key.check.port,
+                    r.result.reason
+                );
+            }
             self.metrics
                 .transitions
                 .get_or_create(&TransitionLabels {
@@ -514,7 +587,8 @@ impl Control {
         if changed {
             self.tell_verdict(&key);
         }
-        changed
+        // loads and latencies steer only where a service looks at them
+        changed || (measured && self.compiled.uses_live)
     }
 
     fn command(&mut self, cmd: Command) -> bool {
@@ -1044,11 +1118,22 @@ impl Control {
             |r| self.drains.regions.contains_key(r),
             |a| self.drains.endpoints.contains_key(&a),
         );
+        let now = Instant::now();
+        let live: Box<[steer::Live]> = c
+            .slots
+            .iter()
+            .map(|s| {
+                s.target
+                    .and_then(|ti| c.targets.get(ti as usize))
+                    .and_then(|t| self.targets.get(&t.key()))
+                    .map_or(steer::Live::UNKNOWN, |p| p.live(now))
+            })
+            .collect();
         self.generation += 1;
         // Update series in place and drop only those of removed endpoints,
         // so a scrape never sees a gauge vanish and come back.
         let mut current = HashSet::new();
-        for (slot, f) in c.slots.iter().zip(flags.iter()) {
+        for (i, (slot, f)) in c.slots.iter().zip(flags.iter()).enumerate() {
             let labels = EndpointLabels {
                 region: c.regions[slot.region as usize].name.to_string(),
                 address: slot.address.to_string(),
@@ -1061,6 +1146,13 @@ impl Control {
                 .endpoint_drained
                 .get_or_create(&labels)
                 .set(i64::from(f & steer::DRAINED != 0));
+            let l = live.get(i).copied().unwrap_or(steer::Live::UNKNOWN);
+            set_or_remove(&self.metrics.endpoint_load, &labels, f64::from(l.load));
+            set_or_remove(
+                &self.metrics.endpoint_latency,
+                &labels,
+                f64::from(l.latency_ms) / 1e3,
+            );
             if self.cluster.is_some() {
                 let down = slot.target.map_or(0, |ti| self.down_votes(ti));
                 self.metrics
@@ -1074,6 +1166,31 @@ impl Control {
             self.metrics.endpoint_up.remove(stale);
             self.metrics.endpoint_drained.remove(stale);
             self.metrics.endpoint_down_nodes.remove(stale);
+            self.metrics.endpoint_load.remove(stale);
+            self.metrics.endpoint_latency.remove(stale);
+        }
+        {
+            let inp = steer::Inputs {
+                regions: &c.regions,
+                flags: &flags,
+                live: &live,
+            };
+            for r in c.regions.iter().filter(|r| r.shed.is_some()) {
+                let (low, high) = r.shed.unwrap_or((1.0, 2.0));
+                let fam = if r.has_family(steer::Family::V4) {
+                    steer::Family::V4
+                } else {
+                    steer::Family::V6
+                };
+                let ratio = steer::utilisation(r, fam, &inp)
+                    .map_or(0.0, |u| steer::dynamic::shed_ratio(u, low, high));
+                self.metrics
+                    .region_shed_ratio
+                    .get_or_create(&crate::metrics::RegionLabels {
+                        region: r.name.to_string(),
+                    })
+                    .set(ratio);
+            }
         }
         self.published = current;
         self.metrics.snapshot_generation.set(self.generation as i64);
@@ -1081,6 +1198,7 @@ impl Control {
             generation: self.generation,
             data: c.clone(),
             flags,
+            live,
             cluster: self
                 .cluster
                 .as_ref()
@@ -1105,11 +1223,9 @@ impl Control {
                                 .target
                                 .and_then(|t| c.targets.get(t as usize))
                                 .and_then(|t| self.targets.get(&t.key()));
-                            let f = snap
-                                .flags
-                                .get(r.endpoints[s.endpoint as usize].slot as usize)
-                                .copied()
-                                .unwrap_or(0);
+                            let slot = r.endpoints[s.endpoint as usize].slot as usize;
+                            let f = snap.flags.get(slot).copied().unwrap_or(0);
+                            let l = snap.live.get(slot).copied().unwrap_or(steer::Live::UNKNOWN);
                             EndpointStatus {
                                 address: s.address.to_string(),
                                 weight: r.endpoints[s.endpoint as usize].weight,
@@ -1129,6 +1245,9 @@ impl Control {
                                 ),
                                 last_probe: target.and_then(|t| t.last.clone()),
                                 since: target.map(|t| rfc3339(t.since)),
+                                load: known(l.load),
+                                capacity: f64::from(r.endpoints[s.endpoint as usize].capacity),
+                                latency_ms: known(l.latency_ms),
                                 nodes: target.and_then(|t| self.node_verdicts(t)),
                             }
                         })
@@ -1138,8 +1257,34 @@ impl Control {
                     let f = snap.flags.get(e.slot as usize).copied().unwrap_or(0);
                     f & steer::UP != 0 && f & steer::DRAINED == 0
                 });
+                let inp = snap.inputs();
+                let fam = if r.has_family(steer::Family::V4) {
+                    steer::Family::V4
+                } else {
+                    steer::Family::V6
+                };
+                let usable = |e: &steer::Endpoint| {
+                    let f = snap.flags.get(e.slot as usize).copied().unwrap_or(0);
+                    f & steer::UP != 0 && f & steer::DRAINED == 0
+                };
+                let load = steer::dynamic::region_load(r, fam, usable, &snap.live);
+                let latency = r
+                    .endpoints
+                    .iter()
+                    .filter(|e| usable(e))
+                    .map(|e| {
+                        snap.live
+                            .get(e.slot as usize)
+                            .map_or(f32::NAN, |l| l.latency_ms)
+                    })
+                    .filter(|l| !l.is_nan())
+                    .fold(f32::NAN, f32::min);
                 RegionStatus {
                     name: r.name.to_string(),
+                    load: load.map(|(l, _)| round3(l)),
+                    capacity: load.map(|(_, c)| round3(c)),
+                    utilisation: steer::utilisation(r, fam, &inp).map(round3),
+                    latency_ms: known(latency),
                     healthy,
                     drained,
                     drain_until: self
@@ -1282,6 +1427,22 @@ impl Control {
     }
 }
 
+/// Sets a gauge, or removes the series while the value is unknown.
+fn set_or_remove(
+    family: &prometheus_client::metrics::family::Family<
+        EndpointLabels,
+        prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+    >,
+    labels: &EndpointLabels,
+    v: f64,
+) {
+    if v.is_nan() {
+        family.remove(labels);
+    } else {
+        family.get_or_create(labels).set(v);
+    }
+}
+
 /// Drops a replaced configuration a few seconds later, on a blocking
 /// thread: snapshots still in use finish with it first, and freeing zone
 /// tables and GeoIP data never lands on a DNS worker.
@@ -1320,6 +1481,8 @@ async fn first_probes(targets: Vec<Target>) -> Vec<FirstProbe> {
                 Err(e) => ProbeResult {
                     ok: false,
                     local: false,
+                    load: None,
+                    load_missing: None,
                     reason: e.to_string(),
                     latency: Duration::ZERO,
                     at: SystemTime::now(),
@@ -1353,6 +1516,15 @@ struct Loaded {
     replies: Vec<ReloadReply>,
     /// Who asked, for the audit.
     callers: Vec<String>,
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1e3).round() / 1e3
+}
+
+/// A measurement for JSON: null while unknown.
+fn known(v: f32) -> Option<f64> {
+    (!v.is_nan()).then(|| round3(f64::from(v)))
 }
 
 fn drain_until(d: &Drain) -> Option<String> {
@@ -1476,6 +1648,14 @@ pub struct RegionStatus {
     pub location: [f64; 2],
     /// `weighted` share.
     pub weight: u32,
+    /// Sum of the known loads of its usable endpoints (null: none known).
+    pub load: Option<f64>,
+    /// Sum of those endpoints' capacities.
+    pub capacity: Option<f64>,
+    /// load / capacity.
+    pub utilisation: Option<f64>,
+    /// Its best usable endpoint's smoothed latency.
+    pub latency_ms: Option<f64>,
     /// Endpoints.
     pub endpoints: Vec<EndpointStatus>,
 }
@@ -1499,6 +1679,12 @@ pub struct EndpointStatus {
     pub last_probe: Option<ProbeResult>,
     /// Since when the health is what it is.
     pub since: Option<String>,
+    /// The load its load balancer reported (null: unknown).
+    pub load: Option<f64>,
+    /// Its capacity.
+    pub capacity: f64,
+    /// Smoothed latency of its passing probes (null: unknown).
+    pub latency_ms: Option<f64>,
     /// In a cluster: each live node's verdict (SPEC §8).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<BTreeMap<String, cluster::Verdict>>,

@@ -271,19 +271,14 @@ fn write_service(
     };
     let ecs = q.edns.and_then(|e| e.ecs).filter(|e| e.source > 0);
     // the shared GeoIP table gives the region order and the ECS scope
+    let client = ecs.map_or(src, |e| e.addr);
     let hit = svc
         .geo
         .as_ref()
-        .map(|ix| ix.lookup(svc, &data.regions, ecs.map_or(src, |e| e.addr)));
+        .map(|ix| ix.lookup(svc, &data.regions, client));
     let view = hit.as_ref().map(GeoHit::view);
-    let d = steer::decide_view(
-        svc,
-        &data.regions,
-        &snap.flags,
-        fam,
-        view.as_ref(),
-        &mut ctx.rng,
-    );
+    let net = steer::dynamic::net_key(client, svc.hash_prefix);
+    let d = steer::decide_view(svc, &snap.inputs(), fam, view.as_ref(), net, &mut ctx.rng);
     let picks = d.picks.as_slice();
     let Some(first) = picks.first() else {
         return Ok(false);
@@ -308,8 +303,18 @@ fn write_service(
     if let Some(&slot) = svc.counter_slots.get(first.position as usize) {
         ctx.stats.answer(slot);
     }
-    if ecs.is_some() {
-        r.scope = hit.map_or(0, |h| h.scope);
+    if let Some(e) = ecs {
+        let mut scope = hit.map_or(0, |h| h.scope);
+        if d.hashed {
+            // the answer depends on the hashed client network
+            let p = if e.addr.to_canonical().is_ipv4() {
+                svc.hash_prefix.0 + if e.addr.is_ipv6() { 96 } else { 0 }
+            } else {
+                svc.hash_prefix.1
+            };
+            scope = scope.max(p);
+        }
+        r.scope = scope;
     }
     Ok(true)
 }

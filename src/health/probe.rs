@@ -22,6 +22,12 @@ pub struct ProbeResult {
     /// (SPEC §5).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub local: bool,
+    /// The load the check's `load_header` reported, on a passing probe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<f64>,
+    /// Why a passing probe of a check with `load_header` brought no load.
+    #[serde(skip)]
+    pub load_missing: Option<String>,
     /// What happened (`status 200`, `connect refused`, `timeout`, ...).
     pub reason: String,
     /// Time from start to verdict.
@@ -110,14 +116,13 @@ impl Prober {
         let start = Instant::now();
         let timeout = self.target.check.timeout;
         let verdict = match &self.http {
-            None => {
-                tcp(
-                    SocketAddr::new(self.target.probe, self.target.check.port),
-                    self.target.source,
-                    timeout,
-                )
-                .await
-            }
+            None => tcp(
+                SocketAddr::new(self.target.probe, self.target.check.port),
+                self.target.source,
+                timeout,
+            )
+            .await
+            .map(|r| (r, None)),
             // the client has the timeout; the outer one guards the body read too
             Some((client, url)) => {
                 match tokio::time::timeout(timeout, self.http(client, url)).await {
@@ -126,20 +131,33 @@ impl Prober {
                 }
             }
         };
-        let (ok, reason, local) = match verdict {
-            Ok(r) => (true, r, false),
-            Err(f) => (false, f.reason, f.local),
+        let (ok, reason, local, load) = match verdict {
+            Ok((r, load)) => (true, r, false, load),
+            Err(f) => (false, f.reason, f.local, None),
+        };
+        let (load, load_missing) = match load {
+            Some(Ok(v)) => (Some(v), None),
+            Some(Err(why)) => (None, Some(why)),
+            None => (None, None),
         };
         ProbeResult {
             ok,
             local,
+            load,
+            load_missing,
             reason,
             latency: start.elapsed(),
             at: SystemTime::now(),
         }
     }
 
-    async fn http(&self, client: &reqwest::Client, url: &str) -> Result<String, Failure> {
+    /// The probe's reason and, with `load_header`, the load it reported
+    /// (or why there was none).
+    async fn http(
+        &self,
+        client: &reqwest::Client,
+        url: &str,
+    ) -> Result<(String, Option<Result<f64, String>>), Failure> {
         let c = &self.target.check;
         let resp = client.get(url).send().await.map_err(|e| classify(&e))?;
         let status = resp.status().as_u16();
@@ -151,6 +169,10 @@ impl Prober {
         if !status_ok {
             return Err(Failure::remote(format!("status {status}")));
         }
+        let load = c
+            .load_header
+            .as_ref()
+            .map(|h| parse_load(resp.headers().get(h.as_str())));
         if let Some(want) = &c.body {
             let mut resp = resp;
             let mut body = Vec::new();
@@ -165,7 +187,22 @@ impl Prober {
                 return Err(Failure::remote("body mismatch"));
             }
         }
-        Ok(format!("status {status}"))
+        Ok((format!("status {status}"), load))
+    }
+}
+
+/// A load header's value: a finite number >= 0 (SPEC §4.7).
+fn parse_load(v: Option<&reqwest::header::HeaderValue>) -> Result<f64, String> {
+    let v = v.ok_or_else(|| "the header is missing".to_string())?;
+    let text = v
+        .to_str()
+        .map_err(|_| "the header is not text".to_string())?;
+    match text.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!(
+            "{:?} is not a load (a number >= 0)",
+            text.chars().take(40).collect::<String>()
+        )),
     }
 }
 

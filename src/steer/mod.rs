@@ -11,7 +11,12 @@ use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
 use crate::geo::table::GeoTable;
+
+pub mod dynamic;
+
 use crate::geo::{Located, Location};
+pub use dynamic::Live;
+use dynamic::{below_f64, near_fastest, region_load, rendezvous, shed_ratio, spare};
 
 /// Health flag: the endpoint's last decided state is up.
 pub const UP: u8 = 1;
@@ -134,6 +139,10 @@ pub struct Endpoint {
     pub weight: u32,
     /// Index into the health flags.
     pub slot: u32,
+    /// Load at which it is full (`capacity`).
+    pub capacity: f32,
+    /// Rendezvous-hashing seed (from its address).
+    pub seed: u64,
 }
 
 impl Endpoint {
@@ -162,10 +171,15 @@ pub struct Region {
     pub weight: u32,
     /// Endpoints.
     pub endpoints: Vec<Endpoint>,
+    /// Geo spillover marks (low, high utilisation).
+    pub shed: Option<(f64, f64)>,
+    /// Rendezvous-hashing seed (from its name).
+    pub seed: u64,
 }
 
 impl Region {
-    fn has_family(&self, fam: Family) -> bool {
+    /// True if the region has an endpoint of the family.
+    pub fn has_family(&self, fam: Family) -> bool {
         self.endpoints.iter().any(|e| e.family() == fam)
     }
 }
@@ -179,6 +193,25 @@ pub enum Policy {
     Weighted,
     /// List order.
     Failover,
+    /// Weighted rendezvous hashing of the client network.
+    Hash,
+    /// Random by spare capacity.
+    LeastLoaded,
+    /// Lowest smoothed latency first.
+    Fastest,
+}
+
+/// How endpoints are drawn inside a region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Select {
+    /// By weight, without replacement.
+    Weighted,
+    /// Weighted rendezvous hashing of the client network.
+    Hash,
+    /// By weight times spare capacity.
+    LeastLoaded,
+    /// Within the latency tolerance of the fastest first, by weight.
+    Fastest,
 }
 
 /// A precomputed geo `map`.
@@ -281,6 +314,17 @@ pub struct Service {
     pub counter_slots: Vec<u32>,
     /// `geo` services: the GeoIP database compiled for this service.
     pub geo: Option<Arc<GeoIndex>>,
+    /// How endpoints are drawn inside a region.
+    pub select: Select,
+    /// Client network prefixes hashed by `hash` and shed (IPv4, IPv6).
+    pub hash_prefix: (u8, u8),
+}
+
+impl Service {
+    /// True when an answer depends on the client network's hash.
+    pub fn hashes(&self) -> bool {
+        self.policy == Policy::Hash || self.select == Select::Hash
+    }
 }
 
 /// A service's view of the shared GeoIP table ([`GeoTable`]): its ECS
@@ -579,6 +623,14 @@ pub enum Rule {
     Weighted,
     /// List order.
     Failover,
+    /// Rendezvous hashing of the client network.
+    Hash,
+    /// Draw by spare capacity.
+    LeastLoaded,
+    /// Lowest smoothed latency.
+    Fastest,
+    /// The nearest region is shedding load and sent this client on.
+    Shed,
     /// Geo without a client location: list order.
     UnknownLocation,
     /// Nothing healthy: fail-open or NODATA.
@@ -595,6 +647,10 @@ impl Rule {
             Rule::Distance => "distance",
             Rule::Weighted => "weighted",
             Rule::Failover => "failover",
+            Rule::Hash => "hash",
+            Rule::LeastLoaded => "least-loaded",
+            Rule::Fastest => "fastest",
+            Rule::Shed => "shed",
             Rule::UnknownLocation => "unknown-location",
             Rule::AllDown => "all-down",
             Rule::NoEndpoints => "no-endpoints",
@@ -624,6 +680,10 @@ pub struct Decision {
     pub rule: Rule,
     /// True when the answer was computed fail-open.
     pub fail_open: bool,
+    /// The answer depends on the client network's hash (hash policy or
+    /// select, or a shedding region): the ECS scope must cover the hash
+    /// prefix.
+    pub hashed: bool,
 }
 
 /// The client as far as steering is concerned.
@@ -635,57 +695,92 @@ pub struct Client {
     pub located: Located,
 }
 
-/// Decides the answer for `svc` and address family `fam`.
+/// What a decision reads from the snapshot besides the service.
+#[derive(Clone, Copy)]
+pub struct Inputs<'a> {
+    /// Every region.
+    pub regions: &'a [Region],
+    /// Health flags per slot.
+    pub flags: &'a [u8],
+    /// Measured load and latency per slot (may be empty: all unknown).
+    pub live: &'a [Live],
+}
+
+impl Inputs<'_> {
+    fn flag(&self, e: &Endpoint) -> u8 {
+        self.flags.get(e.slot as usize).copied().unwrap_or(0)
+    }
+
+    fn live(&self, e: &Endpoint) -> Live {
+        self.live
+            .get(e.slot as usize)
+            .copied()
+            .unwrap_or(Live::UNKNOWN)
+    }
+
+    fn usable(&self, e: &Endpoint) -> bool {
+        let f = self.flag(e);
+        f & UP != 0 && f & DRAINED == 0
+    }
+
+    fn region(&self, svc: &Service, pos: u8) -> &Region {
+        &self.regions[svc.regions[pos as usize] as usize]
+    }
+}
+
+/// Decides the answer for `svc` and address family `fam` from a located
+/// client (explain, tests).
 pub fn decide(
     svc: &Service,
-    regions: &[Region],
-    flags: &[u8],
+    inp: &Inputs<'_>,
     fam: Family,
     client: &Client,
     rng: &mut Rng,
 ) -> Decision {
+    let net = client
+        .addr
+        .map_or(0, |a| dynamic::net_key(a, svc.hash_prefix));
     if svc.policy != Policy::Geo {
-        return decide_view(svc, regions, flags, fam, None, rng);
+        return decide_view(svc, inp, fam, None, net, rng);
     }
     let loc = client.located.location;
     let cidr = client.addr.and_then(|a| svc.map.matching(Some(a), None));
     let mut order = Stack::default();
-    let g = geo_order_into(svc, regions, loc.as_ref(), cidr, &mut order);
+    let g = geo_order_into(svc, inp.regions, loc.as_ref(), cidr, &mut order);
     let view = GeoView {
         order: order.as_slice(),
         map_len: g.map_len,
         map_entry: g.map_entry,
         coords: g.coords,
     };
-    decide_view(svc, regions, flags, fam, Some(&view), rng)
+    decide_view(svc, inp, fam, Some(&view), net, rng)
 }
 
 /// Decides with a precomputed geo ordering (`None` for non-geo services,
-/// or a geo service without a location source: list order).
+/// or a geo service without a location source: list order). `net` is the
+/// client network's key ([`dynamic::net_key`]) for hashing.
 pub fn decide_view(
     svc: &Service,
-    regions: &[Region],
-    flags: &[u8],
+    inp: &Inputs<'_>,
     fam: Family,
     geo: Option<&GeoView<'_>>,
+    net: u64,
     rng: &mut Rng,
 ) -> Decision {
-    let flag = |e: &Endpoint| flags.get(e.slot as usize).copied().unwrap_or(0);
-    let usable = |e: &Endpoint| {
-        let f = flag(e);
-        f & UP != 0 && f & DRAINED == 0
-    };
-    let not_drained = |e: &Endpoint| flag(e) & DRAINED == 0;
+    let not_drained = |e: &Endpoint| inp.flag(e) & DRAINED == 0;
 
     let mut cands: Stack<u8, MAX_REGIONS> = Stack::default();
     let mut any_family = false;
     for (pos, &ri) in svc.regions.iter().enumerate() {
-        let r = &regions[ri as usize];
+        let r = &inp.regions[ri as usize];
         if !r.has_family(fam) {
             continue;
         }
         any_family = true;
-        if r.endpoints.iter().any(|e| e.family() == fam && usable(e)) {
+        if r.endpoints
+            .iter()
+            .any(|e| e.family() == fam && inp.usable(e))
+        {
             cands.push(pos as u8);
         }
     }
@@ -695,6 +790,7 @@ pub fn decide_view(
         order: Stack::default(),
         rule: Rule::AllDown,
         fail_open: false,
+        hashed: false,
     };
     if !any_family {
         decision.rule = Rule::NoEndpoints;
@@ -705,7 +801,7 @@ pub fn decide_view(
             return decision;
         }
         for (pos, &ri) in svc.regions.iter().enumerate() {
-            let r = &regions[ri as usize];
+            let r = &inp.regions[ri as usize];
             if r.endpoints
                 .iter()
                 .any(|e| e.family() == fam && not_drained(e))
@@ -719,10 +815,15 @@ pub fn decide_view(
         fail_open = true;
     }
 
-    let (order, rule) = order(svc, regions, cands, geo, rng);
+    let (mut order, mut rule) = order(svc, inp, fam, cands, geo, net, rng);
+    if svc.policy == Policy::Geo && !fail_open && shed(svc, inp, fam, &mut order, net) {
+        rule = Rule::Shed;
+        decision.hashed = true;
+    }
     decision.order = order;
     decision.rule = if fail_open { Rule::AllDown } else { rule };
     decision.fail_open = fail_open;
+    decision.hashed |= svc.hashes();
 
     let want = (svc.answers as usize).clamp(1, MAX_ANSWERS);
     for &pos in order.as_slice() {
@@ -730,10 +831,16 @@ pub fn decide_view(
             break;
         }
         let ri = svc.regions[pos as usize];
-        let region = &regions[ri as usize];
+        let region = &inp.regions[ri as usize];
         // usable endpoints of the family, positive weights preferred
-        let ok =
-            |e: &Endpoint| e.family() == fam && if fail_open { not_drained(e) } else { usable(e) };
+        let ok = |e: &Endpoint| {
+            e.family() == fam
+                && if fail_open {
+                    not_drained(e)
+                } else {
+                    inp.usable(e)
+                }
+        };
         let mut pool: Stack<u8, MAX_ENDPOINTS> = Stack::default();
         for (i, e) in region.endpoints.iter().enumerate() {
             if ok(e) && e.weight > 0 {
@@ -748,15 +855,51 @@ pub fn decide_view(
                 }
             }
         }
+        let ep = |i: u8| &region.endpoints[i as usize];
         while decision.picks.len() < want && !pool.is_empty() {
-            let idx = if weighted {
-                draw(
-                    pool.as_slice(),
-                    |i| u64::from(region.endpoints[i as usize].weight),
-                    rng,
-                )
-            } else {
+            let idx = if !weighted {
                 rng.below(pool.len() as u64) as usize
+            } else {
+                match svc.select {
+                    Select::Weighted => draw(pool.as_slice(), |i| u64::from(ep(i).weight), rng),
+                    Select::Hash => best(pool.as_slice(), |i| {
+                        rendezvous(ep(i).seed, net, f64::from(ep(i).weight))
+                    }),
+                    Select::LeastLoaded => {
+                        let spares = |i: u8| spare(ep(i), inp.live(ep(i)));
+                        if pool.as_slice().iter().any(|&i| spares(i) > 0.0) {
+                            draw_f64(pool.as_slice(), spares, rng)
+                        } else {
+                            // all full: by weight
+                            draw(pool.as_slice(), |i| u64::from(ep(i).weight), rng)
+                        }
+                    }
+                    Select::Fastest => {
+                        let lat = |i: u8| inp.live(ep(i)).latency_ms;
+                        let fastest = pool
+                            .as_slice()
+                            .iter()
+                            .map(|&i| lat(i))
+                            .filter(|l| !l.is_nan())
+                            .fold(f32::INFINITY, f32::min);
+                        if fastest.is_finite() {
+                            let w = |i: u8| {
+                                if near_fastest(lat(i), fastest) {
+                                    u64::from(ep(i).weight)
+                                } else {
+                                    0
+                                }
+                            };
+                            if pool.as_slice().iter().any(|&i| w(i) > 0) {
+                                draw(pool.as_slice(), w, rng)
+                            } else {
+                                best(pool.as_slice(), |i| -f64::from(lat(i)))
+                            }
+                        } else {
+                            draw(pool.as_slice(), |i| u64::from(ep(i).weight), rng)
+                        }
+                    }
+                }
             };
             let ei = pool.remove(idx);
             decision.picks.push(Pick {
@@ -786,37 +929,181 @@ fn draw(items: &[u8], weight: impl Fn(u8) -> u64, rng: &mut Rng) -> usize {
     items.len() - 1
 }
 
+/// [`draw`] with real-valued weights.
+fn draw_f64(items: &[u8], weight: impl Fn(u8) -> f64, rng: &mut Rng) -> usize {
+    let total: f64 = items.iter().map(|&i| weight(i).max(0.0)).sum();
+    if total <= 0.0 || total.is_nan() {
+        return rng.below(items.len() as u64) as usize;
+    }
+    let mut r = below_f64(rng, total);
+    for (k, &i) in items.iter().enumerate() {
+        let w = weight(i).max(0.0);
+        if r < w {
+            return k;
+        }
+        r -= w;
+    }
+    items.len() - 1
+}
+
+/// Index of the item with the highest score (the first of equals).
+fn best(items: &[u8], score: impl Fn(u8) -> f64) -> usize {
+    let mut top = 0;
+    let mut top_score = f64::NEG_INFINITY;
+    for (k, &i) in items.iter().enumerate() {
+        let s = score(i);
+        if s > top_score {
+            top = k;
+            top_score = s;
+        }
+    }
+    top
+}
+
+/// A region's spare capacity for the `least-loaded` policy: the sum over
+/// its usable endpoints of the family of weight × (1 − load / capacity).
+fn region_spare(r: &Region, fam: Family, inp: &Inputs<'_>) -> f64 {
+    r.endpoints
+        .iter()
+        .filter(|e| e.family() == fam && inp.usable(e))
+        .map(|e| spare(e, inp.live(e)))
+        .sum()
+}
+
+/// A region's latency for the `fastest` policy: its best usable
+/// endpoint's smoothed latency (NaN when none is known).
+fn region_latency(r: &Region, fam: Family, inp: &Inputs<'_>) -> f32 {
+    r.endpoints
+        .iter()
+        .filter(|e| e.family() == fam && inp.usable(e))
+        .map(|e| inp.live(e).latency_ms)
+        .filter(|l| !l.is_nan())
+        .fold(f32::NAN, f32::min)
+}
+
+/// A region's utilisation over its usable endpoints with a known load.
+pub fn utilisation(r: &Region, fam: Family, inp: &Inputs<'_>) -> Option<f64> {
+    region_load(r, fam, |e| inp.usable(e), inp.live)
+        .filter(|(_, cap)| *cap > 0.0)
+        .map(|(load, cap)| load / cap)
+}
+
+/// Geo spillover (SPEC §4.7): when the first region sheds, the share of
+/// its clients whose network hashes below the shed ratio go to the next
+/// region, and at `high` all of them (the region is then skipped like a
+/// down one, unless it is the only candidate). True when the answer now
+/// depends on the client network.
+fn shed(
+    svc: &Service,
+    inp: &Inputs<'_>,
+    fam: Family,
+    order: &mut Stack<u8, MAX_REGIONS>,
+    net: u64,
+) -> bool {
+    let Some(&first) = order.as_slice().first() else {
+        return false;
+    };
+    let r = inp.region(svc, first);
+    let Some((low, high)) = r.shed else {
+        return false;
+    };
+    let Some(u) = utilisation(r, fam, inp) else {
+        return false;
+    };
+    if u <= low || order.len() < 2 {
+        return false;
+    }
+    let ratio = shed_ratio(u, low, high);
+    if ratio >= 1.0 {
+        // full: behind every other candidate
+        let items = *order;
+        order.clear();
+        for &p in &items.as_slice()[1..] {
+            order.push(p);
+        }
+        order.push(first);
+        return true;
+    }
+    if dynamic::unit(r.seed, net) < ratio {
+        order.swap(0, 1);
+    }
+    true
+}
+
 /// Orders candidate positions by the service's policy.
 fn order(
     svc: &Service,
-    regions: &[Region],
+    inp: &Inputs<'_>,
+    fam: Family,
     cands: Stack<u8, MAX_REGIONS>,
     geo: Option<&GeoView<'_>>,
+    net: u64,
     rng: &mut Rng,
 ) -> (Stack<u8, MAX_REGIONS>, Rule) {
+    let weight = |p: u8| u64::from(inp.region(svc, p).weight);
     match svc.policy {
         Policy::Failover => (cands, Rule::Failover),
-        Policy::Weighted => {
+        Policy::Weighted => (by_weight(cands.as_slice(), weight, rng), Rule::Weighted),
+        Policy::Hash => {
+            // every candidate by its rendezvous score, best first
+            let mut out = cands;
+            let score = |p: u8| {
+                let r = inp.region(svc, p);
+                rendezvous(r.seed, net, f64::from(r.weight.max(1)))
+            };
+            sort_desc(&mut out, score);
+            (out, Rule::Hash)
+        }
+        Policy::LeastLoaded => {
+            let spares = |p: u8| region_spare(inp.region(svc, p), fam, inp);
             let mut out: Stack<u8, MAX_REGIONS> = Stack::default();
-            let w = |p: u8| u64::from(regions[svc.regions[p as usize] as usize].weight);
-            // positive weights by draw, then the last-resort zero weights in list order
-            let mut positive: Stack<u8, MAX_REGIONS> = Stack::default();
-            let mut zero: Stack<u8, MAX_REGIONS> = Stack::default();
-            for &p in cands.as_slice() {
-                if w(p) > 0 {
-                    positive.push(p)
-                } else {
-                    zero.push(p)
+            let mut left = cands;
+            if left.as_slice().iter().any(|&p| spares(p) > 0.0) {
+                while left.as_slice().iter().any(|&p| spares(p) > 0.0) {
+                    let k = draw_f64(left.as_slice(), spares, rng);
+                    out.push(left.remove(k));
                 }
             }
-            while !positive.is_empty() {
-                let k = draw(positive.as_slice(), w, rng);
-                out.push(positive.remove(k));
-            }
-            for &p in zero.as_slice() {
+            // full ones (or all of them, when all are full) by weight
+            for &p in by_weight(left.as_slice(), weight, rng).as_slice() {
                 out.push(p);
             }
-            (out, Rule::Weighted)
+            (out, Rule::LeastLoaded)
+        }
+        Policy::Fastest => {
+            let lat = |p: u8| region_latency(inp.region(svc, p), fam, inp);
+            let fastest = cands
+                .as_slice()
+                .iter()
+                .map(|&p| lat(p))
+                .filter(|l| !l.is_nan())
+                .fold(f32::INFINITY, f32::min);
+            if !fastest.is_finite() {
+                return (by_weight(cands.as_slice(), weight, rng), Rule::Fastest);
+            }
+            let mut near: Stack<u8, MAX_REGIONS> = Stack::default();
+            let mut rest: Stack<u8, MAX_REGIONS> = Stack::default();
+            for &p in cands.as_slice() {
+                if near_fastest(lat(p), fastest) {
+                    near.push(p);
+                } else {
+                    rest.push(p);
+                }
+            }
+            let mut out = by_weight(near.as_slice(), weight, rng);
+            // the rest by latency, unknown last (in list order)
+            sort_desc(&mut rest, |p| {
+                let l = lat(p);
+                if l.is_nan() {
+                    f64::NEG_INFINITY
+                } else {
+                    -f64::from(l)
+                }
+            });
+            for &p in rest.as_slice() {
+                out.push(p);
+            }
+            (out, Rule::Fastest)
         }
         Policy::Geo => {
             let Some(g) = geo else {
@@ -840,6 +1127,45 @@ fn order(
                 _ => Rule::UnknownLocation,
             };
             (out, rule)
+        }
+    }
+}
+
+/// Positive weights by draw, then the zero-weight (last resort) ones in
+/// list order.
+fn by_weight(cands: &[u8], weight: impl Fn(u8) -> u64, rng: &mut Rng) -> Stack<u8, MAX_REGIONS> {
+    let mut out: Stack<u8, MAX_REGIONS> = Stack::default();
+    let mut positive: Stack<u8, MAX_REGIONS> = Stack::default();
+    let mut zero: Stack<u8, MAX_REGIONS> = Stack::default();
+    for &p in cands {
+        if weight(p) > 0 {
+            positive.push(p)
+        } else {
+            zero.push(p)
+        }
+    }
+    while !positive.is_empty() {
+        let k = draw(positive.as_slice(), &weight, rng);
+        out.push(positive.remove(k));
+    }
+    for &p in zero.as_slice() {
+        out.push(p);
+    }
+    out
+}
+
+/// Stable insertion sort, highest score first.
+fn sort_desc(items: &mut Stack<u8, MAX_REGIONS>, score: impl Fn(u8) -> f64) {
+    let mut keys = [0f64; MAX_REGIONS];
+    for (k, &p) in items.as_slice().iter().enumerate() {
+        keys[k] = score(p);
+    }
+    for i in 1..items.len() {
+        let mut j = i;
+        while j > 0 && keys[j - 1] < keys[j] {
+            keys.swap(j, j - 1);
+            items.swap(j, j - 1);
+            j -= 1;
         }
     }
 }

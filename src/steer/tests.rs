@@ -12,11 +12,12 @@ const DUBLIN: (f64, f64) = (53.35, -6.26);
 const ASHBURN: (f64, f64) = (39.04, -77.49);
 const MUMBAI: (f64, f64) = (19.08, 72.88);
 
-/// Regions and their health flags, built by hand.
+/// Regions, their health flags and measurements, built by hand.
 #[derive(Default)]
 struct World {
     regions: Vec<Region>,
     flags: Vec<u8>,
+    live: Vec<Live>,
 }
 
 impl World {
@@ -26,10 +27,13 @@ impl World {
             .iter()
             .map(|&(a, w)| {
                 self.flags.push(UP);
+                self.live.push(Live::UNKNOWN);
                 Endpoint {
                     addr: a.parse().unwrap(),
                     weight: w,
                     slot: (self.flags.len() - 1) as u32,
+                    capacity: 100.0,
+                    seed: dynamic::seed(a.as_bytes()),
                 }
             })
             .collect();
@@ -40,6 +44,8 @@ impl World {
             unit: unit_vector(at.0, at.1),
             weight,
             endpoints,
+            shed: None,
+            seed: dynamic::seed(name.as_bytes()),
         });
         (self.regions.len() - 1) as u16
     }
@@ -57,8 +63,16 @@ impl World {
         }
     }
 
+    fn inputs(&self) -> Inputs<'_> {
+        Inputs {
+            regions: &self.regions,
+            flags: &self.flags,
+            live: &self.live,
+        }
+    }
+
     fn decide(&self, svc: &Service, fam: Family, client: &Client, rng: &mut Rng) -> Decision {
-        decide(svc, &self.regions, &self.flags, fam, client, rng)
+        decide(svc, &self.inputs(), fam, client, rng)
     }
 
     /// Addresses answered.
@@ -104,6 +118,8 @@ fn service(policy: Policy, regions: &[u16]) -> Service {
         map: GeoMap::default(),
         counter_slots: vec![0; regions.len()],
         geo: None,
+        select: Select::Weighted,
+        hash_prefix: (24, 56),
     }
 }
 
@@ -945,10 +961,10 @@ fn explain_path_and_index_path_decide_alike() {
         let view = hit.view();
         let by_index = decide_view(
             &svc,
-            &w.regions,
-            &w.flags,
+            &w.inputs(),
             Family::V4,
             Some(&view),
+            dynamic::net_key(a, svc.hash_prefix),
             &mut Rng::new(3),
         );
         assert_eq!(w.order(&svc, &by_location), w.order(&svc, &by_index), "{a}");
@@ -1016,4 +1032,207 @@ fn geo_index_on_a_real_database() {
             want
         );
     }
+}
+
+/// A client in network `n` (a /24 in 198.18.0.0/15).
+fn net_client(n: u32) -> Client {
+    let a = IpAddr::from((0xc612_0000u32 + (n << 8) + 7).to_be_bytes());
+    Client {
+        addr: Some(a),
+        located: Located {
+            location: None,
+            prefix: 0,
+        },
+    }
+}
+
+#[test]
+fn hash_select_is_sticky_weighted_and_moves_only_the_failed_endpoints_networks() {
+    let mut w = World::default();
+    let r = w.region(
+        "r",
+        DUBLIN,
+        1,
+        &[("192.0.2.1", 2), ("192.0.2.2", 1), ("192.0.2.3", 1)],
+    );
+    let mut s = service(Policy::Failover, &[r]);
+    s.select = Select::Hash;
+    let mut rng = Rng::new(1);
+    let before: Vec<String> = (0..4000)
+        .map(|n| w.answer(&s, Family::V4, &net_client(n), &mut rng)[0].clone())
+        .collect();
+    // sticky: the same network, the same answer
+    for n in 0..50 {
+        for _ in 0..5 {
+            assert_eq!(
+                w.answer(&s, Family::V4, &net_client(n), &mut rng)[0],
+                before[n as usize]
+            );
+        }
+    }
+    let share = |a: &str| before.iter().filter(|x| *x == a).count() as f64 / 4000.0;
+    assert!(
+        (share("192.0.2.1") - 0.5).abs() < 0.04,
+        "{}",
+        share("192.0.2.1")
+    );
+    assert!((share("192.0.2.2") - 0.25).abs() < 0.04);
+    // one endpoint fails: only its networks move
+    w.set(r, 1, 0);
+    for n in 0..4000u32 {
+        let now = w.answer(&s, Family::V4, &net_client(n), &mut rng)[0].clone();
+        if before[n as usize] != "192.0.2.2" {
+            assert_eq!(now, before[n as usize], "network {n} moved");
+        } else {
+            assert_ne!(now, "192.0.2.2");
+        }
+    }
+    w.set(r, 1, UP);
+    for n in 0..4000u32 {
+        assert_eq!(
+            w.answer(&s, Family::V4, &net_client(n), &mut rng)[0],
+            before[n as usize]
+        );
+    }
+    assert!(w.decide(&s, Family::V4, &net_client(1), &mut rng).hashed);
+}
+
+#[test]
+fn hash_policy_orders_regions_by_rendezvous() {
+    let mut w = World::default();
+    let a = w.region("a", DUBLIN, 1, &[("192.0.2.1", 1)]);
+    let b = w.region("b", ASHBURN, 1, &[("192.0.2.2", 1)]);
+    let c = w.region("c", MUMBAI, 2, &[("192.0.2.3", 1)]);
+    let s = service(Policy::Hash, &[a, b, c]);
+    let mut rng = Rng::new(2);
+    let firsts: Vec<String> = (0..3000)
+        .map(|n| w.order(&s, &w.decide(&s, Family::V4, &net_client(n), &mut rng))[0].clone())
+        .collect();
+    let share = |x: &str| firsts.iter().filter(|f| *f == x).count() as f64 / 3000.0;
+    assert!((share("c") - 0.5).abs() < 0.05, "{}", share("c"));
+    let d = w.decide(&s, Family::V4, &net_client(7), &mut rng);
+    assert_eq!(d.rule, Rule::Hash);
+    assert_eq!(d.order.len(), 3);
+    w.set_region(b, 0);
+    for n in 0..3000u32 {
+        let first = w.order(&s, &w.decide(&s, Family::V4, &net_client(n), &mut rng))[0].clone();
+        if firsts[n as usize] != "b" {
+            assert_eq!(first, firsts[n as usize]);
+        }
+    }
+}
+
+fn set_live(w: &mut World, r: u16, e: usize, load: f32, latency_ms: f32) {
+    let slot = w.regions[r as usize].endpoints[e].slot as usize;
+    w.live[slot] = Live { load, latency_ms };
+}
+
+#[test]
+fn least_loaded_draws_in_proportion_to_spare_capacity() {
+    let mut w = World::default();
+    let r = w.region(
+        "r",
+        DUBLIN,
+        1,
+        &[("192.0.2.1", 1), ("192.0.2.2", 1), ("192.0.2.3", 1)],
+    );
+    let mut s = service(Policy::Failover, &[r]);
+    s.select = Select::LeastLoaded;
+    for (e, load) in [(0, 10.0), (1, 50.0), (2, 90.0)] {
+        set_live(&mut w, r, e, load, f32::NAN);
+    }
+    let mut rng = Rng::new(3);
+    let mut count = [0usize; 3];
+    for n in 0..15_000 {
+        let a = w.answer(&s, Family::V4, &net_client(n), &mut rng)[0].clone();
+        count[a.rsplit('.').next().unwrap().parse::<usize>().unwrap() - 1] += 1;
+    }
+    // expected 0.9 : 0.5 : 0.1 of 1.5
+    let exp = [0.6, 1.0 / 3.0, 1.0 / 15.0];
+    for i in 0..3 {
+        let got = count[i] as f64 / 15_000.0;
+        assert!((got - exp[i]).abs() < 0.02, "{count:?}");
+    }
+    // all full: by weight
+    for e in 0..3 {
+        set_live(&mut w, r, e, 150.0, f32::NAN);
+    }
+    let mut count = [0usize; 3];
+    for n in 0..3000 {
+        let a = w.answer(&s, Family::V4, &net_client(n), &mut rng)[0].clone();
+        count[a.rsplit('.').next().unwrap().parse::<usize>().unwrap() - 1] += 1;
+    }
+    assert!(count.iter().all(|&c| c > 800), "{count:?}");
+}
+
+#[test]
+fn least_loaded_policy_and_fastest_policy_order_regions() {
+    let mut w = World::default();
+    let a = w.region("a", DUBLIN, 1, &[("192.0.2.1", 1)]);
+    let b = w.region("b", ASHBURN, 1, &[("192.0.2.2", 1)]);
+    set_live(&mut w, a, 0, 95.0, 40.0);
+    set_live(&mut w, b, 0, 5.0, 10.0);
+    let s = service(Policy::LeastLoaded, &[a, b]);
+    let mut rng = Rng::new(4);
+    let firsts = (0..2000)
+        .filter(|&n| w.order(&s, &w.decide(&s, Family::V4, &net_client(n), &mut rng))[0] == "b")
+        .count();
+    // spare 0.05 against 0.95
+    assert!((1850..=1950).contains(&firsts), "{firsts}");
+    let s = service(Policy::Fastest, &[a, b]);
+    for n in 0..100 {
+        let d = w.decide(&s, Family::V4, &net_client(n), &mut rng);
+        assert_eq!(w.order(&s, &d), ["b", "a"]);
+        assert_eq!(d.rule, Rule::Fastest);
+    }
+    // within 20% + 1 ms: both first by weight
+    set_live(&mut w, a, 0, 95.0, 12.5);
+    let a_first = (0..2000)
+        .filter(|&n| w.order(&s, &w.decide(&s, Family::V4, &net_client(n), &mut rng))[0] == "a")
+        .count();
+    assert!((850..=1150).contains(&a_first), "{a_first}");
+}
+
+#[test]
+fn shed_moves_a_stable_share_of_networks_to_the_next_region() {
+    let mut w = World::default();
+    let near = w.region("near", AMSTERDAM, 1, &[("192.0.2.1", 1)]);
+    let next = w.region("next", DUBLIN, 1, &[("192.0.2.2", 1)]);
+    w.regions[near as usize].shed = Some((0.5, 0.9));
+    let s = service(Policy::Geo, &[near, next]);
+    let at = |n: u32| Client {
+        addr: net_client(n).addr,
+        located: Located {
+            location: Some(location("NL", "EU", Some(AMSTERDAM))),
+            prefix: 24,
+        },
+    };
+    let mut rng = Rng::new(5);
+    let moved = |w: &World, rng: &mut Rng| -> Vec<bool> {
+        (0..2000)
+            .map(|n| w.answer(&s, Family::V4, &at(n), rng)[0] == "192.0.2.2")
+            .collect()
+    };
+    set_live(&mut w, near, 0, 40.0, f32::NAN); // u 0.4: below low
+    assert!(moved(&w, &mut rng).iter().all(|m| !m));
+    set_live(&mut w, near, 0, 70.0, f32::NAN); // halfway
+    let half = moved(&w, &mut rng);
+    let share = half.iter().filter(|m| **m).count() as f64 / 2000.0;
+    assert!((share - 0.5).abs() < 0.05, "{share}");
+    assert_eq!(moved(&w, &mut rng), half, "the same networks move");
+    let d = w.decide(
+        &s,
+        Family::V4,
+        &at(half.iter().position(|m| *m).unwrap() as u32),
+        &mut rng,
+    );
+    assert_eq!((d.rule, d.hashed), (Rule::Shed, true));
+    set_live(&mut w, near, 0, 80.0, f32::NAN); // more: a superset moves
+    let more = moved(&w, &mut rng);
+    assert!(half.iter().zip(&more).all(|(h, m)| !h || *m));
+    set_live(&mut w, near, 0, 95.0, f32::NAN); // at high: all
+    assert!(moved(&w, &mut rng).iter().all(|m| *m));
+    // unless it is the only candidate
+    w.set_region(next, 0);
+    assert_eq!(w.answer(&s, Family::V4, &at(1), &mut rng), ["192.0.2.1"]);
 }
