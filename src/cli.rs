@@ -87,6 +87,22 @@ pub enum CtlCommand {
         /// Region name.
         region: String,
     },
+    /// Demo lab only: the load a region's simulated load balancers report
+    /// (their X-Load header; capacity is 100).
+    Load {
+        /// Region name.
+        region: String,
+        /// The load (a number >= 0).
+        value: f64,
+    },
+    /// Demo lab only: slow a region's simulated load balancers down
+    /// (e.g. 50ms; 0 to undo).
+    Slow {
+        /// Region name.
+        region: String,
+        /// Added delay per answer.
+        delay: String,
+    },
     /// Reload the configuration of the running server; waits as long as
     /// the reload takes.
     Reload {
@@ -298,6 +314,13 @@ Ask as clients from different places (EDNS Client Subnet):
   dig @{host} -p {port} www.example.test +subnet=177.1.2.0/24     # Sao Paulo  -> sa-east (127.0.4.1)
   dig @{host} -p {port} api.example.test                          # weighted: us-east 3 : eu-west 1
   dig @{host} -p {port} app.example.test +subnet=193.0.6.0/24     # a static CNAME to www
+  dig @{host} -p {port} sticky.example.test +subnet=198.51.100.0/24 # hash: the same network, the same answer
+  dig @{host} -p {port} ll.example.test                           # least-loaded: shares follow the reported loads
+  dig @{host} -p {port} fast.example.test                         # fastest: the region answering its probes quickest
+
+Steer by load and latency (the simulated LBs report X-Load, capacity 100):
+  {exe} ctl load eu-west 90{admin_flag}     # ll moves away from eu-west; www's EU clients spill over (shed 0.8-0.95)
+  {exe} ctl slow us-east 50ms{admin_flag}   # fast avoids us-east; `ctl slow us-east 0` undoes it
 
 Make a region fail for real, watch the first dig move to the next-nearest region, then bring it back:
   {exe} ctl fail eu-west{admin_flag}
@@ -517,6 +540,14 @@ pub fn ctl(cmd: CtlCommand, admin: &Admin) -> i32 {
             reqwest::Method::POST,
             format!("/v1/lab/{}/recover", encode(region)),
         ),
+        CtlCommand::Load { region, value } => (
+            reqwest::Method::POST,
+            format!("/v1/lab/{}/load?value={value}", encode(region)),
+        ),
+        CtlCommand::Slow { region, delay } => (
+            reqwest::Method::POST,
+            format!("/v1/lab/{}/slow?delay={}", encode(region), encode(delay)),
+        ),
         CtlCommand::Reload { .. } => (reqwest::Method::POST, "/v1/reload".to_string()),
     };
     let timeout = match cmd {
@@ -531,6 +562,18 @@ pub fn ctl(cmd: CtlCommand, admin: &Admin) -> i32 {
         CtlCommand::Status { json: true } => print_json(&v),
         CtlCommand::Status { json: false } => {
             print!("{}", render_status(&v));
+            0
+        }
+        CtlCommand::Load { region, value } => {
+            println!(
+                "lab: {region} reports load {value} (capacity 100); least-loaded answers shift within a couple of probe intervals"
+            );
+            0
+        }
+        CtlCommand::Slow { region, delay } => {
+            println!(
+                "lab: {region} answers its probes {delay} later; fastest answers move as its smoothed latency rises"
+            );
             0
         }
         CtlCommand::Fail { region } => {

@@ -427,7 +427,9 @@ async fn lab_state(State(s): State<AdminState>) -> Result<Response, ApiError> {
         .state()
         .await
         .into_iter()
-        .map(|(region, failing)| json!({ "region": region, "failing": failing }))
+        .map(|(region, failing, load, delay_ms)| {
+            json!({ "region": region, "failing": failing, "load": load, "delay_ms": delay_ms })
+        })
         .collect();
     Ok(Json(json!({ "regions": st })).into_response())
 }
@@ -436,8 +438,9 @@ async fn lab_action(
     State(s): State<AdminState>,
     caller: Caller,
     Path((region, action)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let r = lab_set(&s, &region, &action).await;
+    let r = lab_set(&s, &region, &action, &q).await;
     let outcome = r.as_ref().map(|_| ());
     audit(
         &s,
@@ -451,18 +454,68 @@ async fn lab_action(
     r
 }
 
-async fn lab_set(s: &AdminState, region: &str, action: &str) -> Result<Response, ApiError> {
+async fn lab_set(
+    s: &AdminState,
+    region: &str,
+    action: &str,
+    q: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
     let lab = lab_of(s)?;
+    let lab_err = |e: LabError| match e {
+        e @ LabError::UnknownRegion(_) => ApiError(StatusCode::NOT_FOUND, e.to_string()),
+        e => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    match action {
+        "load" => {
+            let v = q
+                .get("value")
+                .ok_or_else(|| bad_request("value= is required (a load >= 0)"))?;
+            let load = v
+                .parse::<f64>()
+                .ok()
+                .filter(|l| l.is_finite() && *l >= 0.0)
+                .ok_or_else(|| bad_request(format!("value={v:?} is not a load (a number >= 0)")))?;
+            lab.set_load(region, load).await.map_err(lab_err)?;
+            return Ok(Json(json!({ "region": region, "load": load })).into_response());
+        }
+        "slow" => {
+            let v = q
+                .get("delay")
+                .ok_or_else(|| bad_request("delay= is required (e.g. 50ms; 0 to undo)"))?;
+            let delay = if v.trim() == "0" {
+                Duration::ZERO
+            } else {
+                humantime::parse_duration(v)
+                    .ok()
+                    .filter(|d| *d <= Duration::from_secs(60))
+                    .ok_or_else(|| {
+                        bad_request(format!(
+                            "delay={v:?} is not a duration up to 60s (e.g. 50ms)"
+                        ))
+                    })?
+            };
+            lab.set_delay(region, delay).await.map_err(lab_err)?;
+            return Ok(Json(json!({
+                "region": region,
+                "delay_ms": delay.as_millis() as u64,
+            }))
+            .into_response());
+        }
+        _ => {}
+    }
     let fail = match action {
         "fail" => true,
         "recover" => false,
         other => {
             return Err(ApiError(
                 StatusCode::NOT_FOUND,
-                format!("unknown lab action {other:?} (fail or recover)"),
+                format!("unknown lab action {other:?} (fail, recover, load or slow)"),
             ));
         }
     };
+    if let Some(k) = q.keys().next() {
+        return Err(bad_request(format!("unknown parameter {k:?}")));
+    }
     match lab.set_failing(region, fail).await {
         Ok(()) => Ok(Json(json!({ "region": region, "failing": fail })).into_response()),
         Err(e @ LabError::UnknownRegion(_)) => Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),

@@ -2,16 +2,20 @@
 //! balancer per endpoint, real HTTP servers on loopback addresses that the
 //! health checks probe like any other. `fail` makes a region's servers
 //! answer 503 (HTTP checks) or stop listening (TCP checks); `recover`
-//! undoes it.
+//! undoes it. Each server also reports its load in an `X-Load` header
+//! (`load` sets it, like a real load balancer's connection count) and can
+//! be made slow (`slow`), for the load- and latency-aware policies.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -42,8 +46,14 @@ struct Lb {
     task: Option<JoinHandle<()>>,
 }
 
+/// The header the lab's load balancers report their load in.
+pub const LOAD_HEADER: &str = "X-Load";
+/// The load they report until told otherwise.
+pub const DEFAULT_LOAD: f64 = 20.0;
+
 struct RegionLab {
     failing: Arc<AtomicBool>,
+    knobs: Knobs,
     health_path: String,
     lbs: Vec<Lb>,
 }
@@ -53,11 +63,30 @@ pub struct Lab {
     regions: Mutex<BTreeMap<String, RegionLab>>,
 }
 
+/// What `load` and `slow` set, shared by a region's servers.
+#[derive(Clone)]
+struct Knobs {
+    /// f64 bits.
+    load: Arc<AtomicU64>,
+    /// Milliseconds.
+    delay_ms: Arc<AtomicU64>,
+}
+
+impl Knobs {
+    fn new() -> Knobs {
+        Knobs {
+            load: Arc::new(AtomicU64::new(DEFAULT_LOAD.to_bits())),
+            delay_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
 #[derive(Clone)]
 struct LbState {
     region: String,
     health_path: String,
     failing: Arc<AtomicBool>,
+    knobs: Knobs,
 }
 
 impl Lab {
@@ -78,6 +107,7 @@ impl Lab {
                 continue;
             }
             let failing = Arc::new(AtomicBool::new(false));
+            let knobs = Knobs::new();
             let mut lbs = Vec::new();
             for e in &r.endpoints {
                 let addr = SocketAddr::new(e.probe, check.port);
@@ -88,6 +118,7 @@ impl Lab {
                     region: r.name.clone(),
                     health_path: check.path.clone(),
                     failing: failing.clone(),
+                    knobs: knobs.clone(),
                 };
                 let task = serve_lb(addr, state)
                     .await
@@ -108,6 +139,7 @@ impl Lab {
                 r.name.clone(),
                 RegionLab {
                     failing,
+                    knobs,
                     health_path: check.path.clone(),
                     lbs,
                 },
@@ -139,6 +171,7 @@ impl Lab {
                     region: region.to_string(),
                     health_path: r.health_path.clone(),
                     failing: r.failing.clone(),
+                    knobs: r.knobs.clone(),
                 };
                 let task = serve_lb(lb.addr, state)
                     .await
@@ -150,19 +183,50 @@ impl Lab {
                 lb.task = Some(task);
             }
         }
-        tracing::warn!(
+        tracing::info!(
             "lab: region {region} {}",
             if fail { "fails" } else { "recovered" }
         );
         Ok(())
     }
 
-    /// Regions and whether each is failing.
-    pub async fn state(&self) -> Vec<(String, bool)> {
+    /// Sets the load a region's load balancers report.
+    pub async fn set_load(&self, region: &str, load: f64) -> Result<(), LabError> {
+        let regions = self.regions.lock().await;
+        let r = regions
+            .get(region)
+            .ok_or_else(|| LabError::UnknownRegion(region.to_string()))?;
+        r.knobs.load.store(load.to_bits(), Ordering::SeqCst);
+        tracing::info!("lab: region {region} reports load {load}");
+        Ok(())
+    }
+
+    /// Delays every answer of a region's load balancers.
+    pub async fn set_delay(&self, region: &str, delay: Duration) -> Result<(), LabError> {
+        let regions = self.regions.lock().await;
+        let r = regions
+            .get(region)
+            .ok_or_else(|| LabError::UnknownRegion(region.to_string()))?;
+        r.knobs
+            .delay_ms
+            .store(delay.as_millis().min(60_000) as u64, Ordering::SeqCst);
+        tracing::info!("lab: region {region} answers after {delay:?}");
+        Ok(())
+    }
+
+    /// Each region: failing, reported load, added delay in ms.
+    pub async fn state(&self) -> Vec<(String, bool, f64, u64)> {
         let regions = self.regions.lock().await;
         regions
             .iter()
-            .map(|(k, v)| (k.clone(), v.failing.load(Ordering::SeqCst)))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.failing.load(Ordering::SeqCst),
+                    f64::from_bits(v.knobs.load.load(Ordering::SeqCst)),
+                    v.knobs.delay_ms.load(Ordering::SeqCst),
+                )
+            })
             .collect()
     }
 
@@ -189,7 +253,20 @@ async fn serve_lb(addr: SocketAddr, state: LbState) -> std::io::Result<JoinHandl
     }))
 }
 
-async fn handle(State(s): State<LbState>, uri: Uri) -> (StatusCode, String) {
+async fn handle(State(s): State<LbState>, uri: Uri) -> Response {
+    let delay = s.knobs.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let load = f64::from_bits(s.knobs.load.load(Ordering::SeqCst));
+    let mut r = answer(&s, &uri).into_response();
+    if let Ok(v) = HeaderValue::from_str(&load.to_string()) {
+        r.headers_mut().insert(LOAD_HEADER, v);
+    }
+    r
+}
+
+fn answer(s: &LbState, uri: &Uri) -> (StatusCode, String) {
     let failing = s.failing.load(Ordering::SeqCst);
     if uri.path() == s.health_path {
         if failing {

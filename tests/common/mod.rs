@@ -17,6 +17,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 
 pub mod etcd;
 pub mod large;
+pub mod mmdb;
 
 /// The demo GeoIP database shipped in the repository.
 pub const GEOIP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/geoip/demo-city.mmdb");
@@ -435,6 +436,10 @@ pub struct FakeLb {
     mode: Arc<AtomicU8>,
     /// Probes from these source addresses get 503 (one vantage point's view).
     refuse: Arc<Mutex<Vec<IpAddr>>>,
+    /// An `X-Load` header to send, if any.
+    load: Arc<Mutex<Option<String>>>,
+    /// Milliseconds to wait before answering.
+    delay_ms: Arc<AtomicUsize>,
     stop: Arc<AtomicU8>,
     hits: Arc<AtomicUsize>,
     handle: Option<std::thread::JoinHandle<()>>,
@@ -448,6 +453,8 @@ impl FakeLb {
             addr,
             mode,
             refuse: Arc::new(Mutex::new(Vec::new())),
+            load: Arc::new(Mutex::new(None)),
+            delay_ms: Arc::new(AtomicUsize::new(0)),
             stop: Arc::new(AtomicU8::new(0)),
             hits: Arc::new(AtomicUsize::new(0)),
             handle: None,
@@ -464,6 +471,7 @@ impl FakeLb {
         self.stop.store(0, Ordering::SeqCst);
         let (mode, stop, hits) = (self.mode.clone(), self.stop.clone(), self.hits.clone());
         let refuse = self.refuse.clone();
+        let (load, delay_ms) = (self.load.clone(), self.delay_ms.clone());
         self.handle = Some(std::thread::spawn(move || {
             let mut hung = Vec::new();
             while stop.load(Ordering::SeqCst) == 0 {
@@ -487,9 +495,19 @@ impl FakeLb {
                         } else {
                             ("503 Service Unavailable", "down")
                         };
+                        let delay = delay_ms.load(Ordering::SeqCst);
+                        if delay > 0 {
+                            std::thread::sleep(Duration::from_millis(delay as u64));
+                        }
+                        let load = load
+                            .lock()
+                            .unwrap()
+                            .as_ref()
+                            .map(|l| format!("X-Load: {l}\r\n"))
+                            .unwrap_or_default();
                         let _ = write!(
                             s,
-                            "HTTP/1.1 {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            "HTTP/1.1 {code}\r\n{load}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                             body.len()
                         );
                     }
@@ -508,6 +526,17 @@ impl FakeLb {
     /// by [`FakeLb::set`] to the others).
     pub fn fail_from(&self, sources: &[&str]) {
         *self.refuse.lock().unwrap() = sources.iter().map(|s| s.parse().unwrap()).collect();
+    }
+
+    /// The `X-Load` header it sends (`None`: no header).
+    pub fn set_load(&self, v: Option<&str>) {
+        *self.load.lock().unwrap() = v.map(str::to_string);
+    }
+
+    /// Waits this long before each answer.
+    pub fn set_delay(&self, d: Duration) {
+        self.delay_ms
+            .store(d.as_millis() as usize, Ordering::SeqCst);
     }
 
     /// Stops listening (connection refused from now on).
