@@ -72,6 +72,22 @@ fn main() {
             query("api.example.test.", RecordType::A, None),
         ),
         (
+            "hash A, ECS /24",
+            query(
+                "sticky.example.test.",
+                RecordType::A,
+                Some(("198.51.100.0", 24)),
+            ),
+        ),
+        (
+            "least-loaded A",
+            query("ll.example.test.", RecordType::A, None),
+        ),
+        (
+            "fastest A",
+            query("fast.example.test.", RecordType::A, None),
+        ),
+        (
             "CNAME -> geo",
             query("app.example.test.", RecordType::A, Some(("49.207.0.0", 24))),
         ),
