@@ -571,9 +571,13 @@ pub fn ctl(cmd: CtlCommand, admin: &Admin) -> i32 {
             0
         }
         CtlCommand::Slow { region, delay } => {
-            println!(
-                "lab: {region} answers its probes {delay} later; fastest answers move as its smoothed latency rises"
-            );
+            if delay.trim() == "0" {
+                println!("lab: {region} answers without delay again");
+            } else {
+                println!(
+                    "lab: {region} answers its probes {delay} later; fastest answers move as its smoothed latency rises"
+                );
+            }
             0
         }
         CtlCommand::Fail { region } => {
