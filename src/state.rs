@@ -87,6 +87,8 @@ pub struct Compiled {
     pub targets: Vec<Target>,
     /// Region index by name.
     pub region_index: HashMap<String, u16>,
+    /// The NSID answered to queries that ask (`[server] nsid`).
+    pub nsid: Option<Box<[u8]>>,
     /// Some service steers by load or latency (least-loaded, fastest, or a
     /// region with `shed`): measurements are published as they come.
     pub uses_live: bool,
@@ -171,6 +173,7 @@ impl Compiled {
             targets: self.targets.clone(),
             region_index: self.region_index.clone(),
             uses_live: self.uses_live,
+            nsid: self.nsid.clone(),
             config_hash: String::new(),
         };
         c.config_hash = config_hash(&c.config, c.geo.as_deref());
@@ -303,7 +306,13 @@ impl Compiled {
                     steer::Select::LeastLoaded | steer::Select::Fastest
                 )
             });
+        let nsid = config
+            .server
+            .nsid
+            .as_ref()
+            .map(|n| n.as_bytes().to_vec().into_boxed_slice());
         Ok(Compiled {
+            nsid,
             config: Arc::new(config),
             table,
             geo,

@@ -1368,6 +1368,10 @@ fn bad_ecs_options() -> Vec<(&'static str, Vec<u8>)> {
             ecs_data(2, 47, 0, &[0x20, 1, 6, 0x7c, 2, 0xe9]),
         ),
         ("unknown family 3", ecs_data(3, 24, 0, &[193, 0, 6])),
+        (
+            "a scope prefix in a query",
+            ecs_data(1, 24, 16, &[193, 0, 6]),
+        ),
         ("family 0", ecs_data(0, 0, 0, &[])),
         ("option too short", vec![0, 1, 24]),
     ]
@@ -1390,6 +1394,8 @@ fn malformed_ecs_is_formerr_with_question_echoed() {
             assert_eq!(r.qd, 1, "{what}: question echoed");
             assert_eq!(r.question, q.question(), "{what}: question echoed as sent");
             assert_eq!(r.an, 0, "{what}: no answer");
+            // the query's OPT record was there: the reply has one too
+            assert!(r.opt.is_some(), "{what}: OPT echoed on FORMERR");
             Message::from_vec(&b).unwrap_or_else(|e| panic!("{what}: unparsable ({e})"));
         }
     }
@@ -1464,6 +1470,29 @@ fn server_advertises_udp_payload_1232() {
             "client payload {payload}"
         );
     }
+}
+
+/// `signpost_dns_truncated_total` counts UDP answers that send the client
+/// to TCP, not TCP answers.
+#[test]
+fn only_udp_truncations_are_counted() {
+    let s = start_with("tccount", "admin = \"127.0.0.1:0\"");
+    let truncated = || -> f64 {
+        let (_, body) = http("GET", &format!("{}/metrics", s.admin_url()), None);
+        body.lines()
+            .find_map(|l| l.strip_prefix("signpost_dns_truncated_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    assert_eq!(truncated(), 0.0);
+    let r = udp(&s, &Q::new("big.example.test.", t::TXT).edns(1232));
+    assert!(r.raw.has(TC));
+    assert_eq!(truncated(), 1.0);
+    for _ in 0..3 {
+        let r = tcp(&s, &Q::new("big.example.test.", t::TXT).edns(1232));
+        assert!(!r.raw.has(TC), "4.5 kB fits a TCP message");
+    }
+    assert_eq!(truncated(), 1.0, "TCP answers are not counted");
 }
 
 #[test]
@@ -2316,4 +2345,53 @@ fn wildcard_listener_answers_from_the_address_asked() {
             assert_eq!(from, to);
         }
     }
+}
+
+/// RFC 5001: a query that asks for the NSID gets the configured one, in
+/// answers with and without ECS, over UDP and TCP; others get none.
+#[test]
+fn nsid_is_answered_when_asked_for() {
+    let with = |q: Q| {
+        let mut q = q;
+        q.edns.get_or_insert(OptSpec {
+            payload: 1232,
+            version: 0,
+            options: vec![],
+        });
+        q.edns.as_mut().unwrap().options.push((3, vec![]));
+        q
+    };
+    let nsid = |r: &Raw| -> Option<Vec<u8>> {
+        r.opt
+            .as_ref()?
+            .options
+            .iter()
+            .find(|(c, _)| *c == 3)
+            .map(|(_, d)| d.clone())
+    };
+    let s = start_with("nsid", "nsid = \"ns-test-1\"");
+    for q in [
+        with(Q::new("www.example.test.", t::A)),
+        with(Q::new("www.example.test.", t::A).ecs("193.0.6.0/24")),
+        with(Q::new("nx.example.test.", t::A)),
+    ] {
+        let r = raw(&udp_bytes(s.dns, &q.bytes()));
+        assert_eq!(nsid(&r).as_deref(), Some(&b"ns-test-1"[..]));
+    }
+    let r = tcp(&s, &with(Q::new("mail.example.test.", t::A)));
+    assert_eq!(nsid(&r.raw).as_deref(), Some(&b"ns-test-1"[..]));
+    // not asked: not sent
+    let r = raw(&udp_bytes(
+        s.dns,
+        &Q::new("www.example.test.", t::A).edns(1232).bytes(),
+    ));
+    assert_eq!(nsid(&r), None);
+    // asked, but none configured
+    let s = start("no-nsid");
+    let r = raw(&udp_bytes(
+        s.dns,
+        &with(Q::new("www.example.test.", t::A)).bytes(),
+    ));
+    assert_eq!(nsid(&r), None);
+    assert!(r.opt.is_some());
 }

@@ -129,6 +129,8 @@ pub struct Server {
     pub state: Option<PathBuf>,
     /// Source address of health probes.
     pub probe_source: Option<IpAddr>,
+    /// Name Server Identifier sent to clients that ask (RFC 5001).
+    pub nsid: Option<String>,
 }
 
 /// How many live nodes must see an endpoint down for it to be down.
@@ -584,13 +586,23 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
     if s.workers > 1024 {
         errs.push("server.workers", format!("{} is more than 1024", s.workers));
     }
-    if let Some(t) = &s.admin_token
-        && t.trim().is_empty()
-    {
-        errs.push(
-            "server.admin_token",
-            "must not be empty (omit it to disable auth)",
-        );
+    if let Some(t) = &s.admin_token {
+        if t.trim().is_empty() {
+            errs.push(
+                "server.admin_token",
+                "must not be empty (omit it to disable auth)",
+            );
+        } else if t.trim() != t {
+            errs.push(
+                "server.admin_token",
+                "has spaces at its start or end, which no Authorization header can carry: remove them",
+            );
+        } else if t.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+            errs.push(
+                "server.admin_token",
+                "may hold only visible ASCII characters (no spaces or control characters)",
+            );
+        }
     }
     let tcp_idle_timeout = match parse_duration(&s.tcp_idle_timeout) {
         Ok(d) if d.is_zero() => {
@@ -648,6 +660,17 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             "must name a file (omit it to keep no state)",
         );
     }
+    if let Some(n) = &s.nsid
+        && (n.is_empty() || n.len() > crate::dns::wire::MAX_NSID)
+    {
+        errs.push(
+            "server.nsid",
+            format!(
+                "must be 1 to {} bytes (e.g. the node's name)",
+                crate::dns::wire::MAX_NSID
+            ),
+        );
+    }
     let server = Server {
         listen,
         admin,
@@ -662,6 +685,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             .filter(|p| !p.trim().is_empty())
             .map(&resolve),
         probe_source,
+        nsid: s.nsid.clone(),
     };
 
     // [cluster]

@@ -61,6 +61,7 @@ pub struct RawServer {
     pub udp_batch_wait: String,
     pub state: Option<String>,
     pub probe_source: Option<String>,
+    pub nsid: Option<String>,
 }
 
 impl Default for RawServer {
@@ -75,6 +76,7 @@ impl Default for RawServer {
             udp_batch_wait: default_udp_batch_wait(),
             state: None,
             probe_source: None,
+            nsid: None,
         }
     }
 }

@@ -151,6 +151,7 @@ fn full_config_parses_every_key() {
             udp_batch_wait: Duration::from_micros(100),
             state: None,
             probe_source: None,
+            nsid: None,
         }
     );
     // relative paths are anchored at the config's directory, absolute ones kept
@@ -314,6 +315,7 @@ regions = ["r1"]
             udp_batch_wait: Duration::from_micros(100),
             state: None,
             probe_source: None,
+            nsid: None,
         }
     );
     // "signpost.toml" has no directory: paths stay relative to the cwd
@@ -1288,4 +1290,42 @@ fn the_shared_text_leaves_out_what_differs_per_node() {
     assert_eq!(a.shared_text, b.shared_text);
     let c = ok(&BASE.replace("\"us-east\", \"eu-west\"]", "\"eu-west\", \"us-east\"]"));
     assert_ne!(a.shared_text, c.shared_text);
+}
+
+#[test]
+fn an_admin_token_that_no_header_can_carry_is_refused() {
+    for (token, reason) in [
+        ("\" s3cret\"", "spaces at its start or end"),
+        ("\"s3cret \"", "spaces at its start or end"),
+        ("\"s3 cret\"", "only visible ASCII"),
+        ("\"   \"", "must not be empty"),
+    ] {
+        let errs =
+            errors(&BASE.replacen("[server]", &format!("[server]\nadmin_token = {token}"), 1));
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("server.admin_token") && e.contains(reason)),
+            "{token}: {errs:?}"
+        );
+    }
+    let c = ok(&BASE.replacen(
+        "[server]",
+        "[server]\nadmin_token = \"s3cret-Token_1.~+/=\"",
+        1,
+    ));
+    assert_eq!(c.server.admin_token.as_deref(), Some("s3cret-Token_1.~+/="));
+}
+
+#[test]
+fn nsid_length_is_checked() {
+    let c = ok(&BASE.replacen("[server]", "[server]\nnsid = \"ns1.example.net\"", 1));
+    assert_eq!(c.server.nsid.as_deref(), Some("ns1.example.net"));
+    for bad in ["\"\"".to_string(), format!("\"{}\"", "x".repeat(129))] {
+        let errs = errors(&BASE.replacen("[server]", &format!("[server]\nnsid = {bad}"), 1));
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("server.nsid") && e.contains("1 to 128 bytes")),
+            "{errs:?}"
+        );
+    }
 }

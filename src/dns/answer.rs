@@ -60,16 +60,30 @@ pub fn respond(
             ctx.stats.dropped();
             return None;
         }
-        Err(ParseError::FormErr { question_end }) => {
+        Err(ParseError::FormErr { question_end, opt }) => {
             ctx.stats.query(transport, u16::from(rcode::FORMERR));
-            return error_response(packet, question_end, rcode::FORMERR, out);
+            let mut w = Writer::new(out, 512);
+            error_header(&mut w, packet, question_end, rcode::FORMERR)?;
+            if opt {
+                // the query's OPT was there but wrong: ours, without options
+                let edns = Edns {
+                    payload: wire::MAX_UDP_PAYLOAD,
+                    version: 0,
+                    dnssec_ok: false,
+                    ecs: None,
+                    nsid: false,
+                };
+                write_opt(&mut w, &edns, 0, 0, None).ok()?;
+                w.set_u16(10, 1);
+            }
+            return Some(w.len());
         }
         Err(ParseError::NotImp { question_end, edns }) => {
             ctx.stats.query(transport, u16::from(rcode::NOTIMP));
             let mut w = Writer::new(out, 512);
             error_header(&mut w, packet, question_end, rcode::NOTIMP)?;
             if let Some(e) = edns {
-                write_opt(&mut w, &e, 0, 0).ok()?;
+                write_opt(&mut w, &e, 0, 0, None).ok()?;
                 w.set_u16(10, 1);
             }
             return Some(w.len());
@@ -93,9 +107,10 @@ pub fn respond(
     let body_start = w.len();
 
     // Keep room for the OPT record: it must survive truncation (RFC 6891 §7).
-    let opt_len = q
-        .edns
-        .map_or(0, |e| 11 + e.ecs.map_or(0, |c| 8 + c.addr_len as usize));
+    let nsid = q.edns.filter(|e| e.nsid).and(snap.data.nsid.as_deref());
+    let opt_len = q.edns.map_or(0, |e| {
+        11 + e.ecs.map_or(0, |c| 8 + c.addr_len as usize) + nsid.map_or(0, |n| 4 + n.len())
+    });
     w.set_limit(limit.saturating_sub(opt_len));
     let mut r = Resp::default();
     let mut tc = false;
@@ -107,9 +122,10 @@ pub fn respond(
         r.ar = 0;
     }
     if let Some(edns) = q.edns {
-        // header + question + OPT is at most 12 + 259 + 35 bytes: always fits 512
+        // header + question + OPT is at most 12 + 259 + 35 + 132 bytes:
+        // always fits 512
         w.set_limit(limit);
-        if write_opt(&mut w, &edns, 0, r.scope).is_err() {
+        if write_opt(&mut w, &edns, 0, r.scope, nsid).is_err() {
             return None;
         }
         r.ar += 1;
@@ -121,7 +137,10 @@ pub fn respond(
     }
     if tc {
         f |= flags::TC;
-        ctx.stats.truncated();
+        // the metric counts UDP answers that send the client to TCP
+        if transport == Transport::Udp {
+            ctx.stats.truncated();
+        }
     }
     let id = q.id;
     let len = w.len();
@@ -406,36 +425,43 @@ fn write_referral(w: &mut Writer<'_>, cut: &Node, q: &Query<'_>, r: &mut Resp) -
     Ok(())
 }
 
-fn write_opt(w: &mut Writer<'_>, edns: &Edns, ext_rcode: u8, scope: u8) -> Result<(), Full> {
+/// The OPT record of a response: the ECS option echoed (with `scope`) and
+/// this server's NSID when asked for and configured.
+fn write_opt(
+    w: &mut Writer<'_>,
+    edns: &Edns,
+    ext_rcode: u8,
+    scope: u8,
+    nsid: Option<&[u8]>,
+) -> Result<(), Full> {
     w.put(&[0])?;
     w.u16(rtype::OPT)?;
     w.u16(wire::MAX_UDP_PAYLOAD)?;
     let do_bit = if edns.dnssec_ok { 0x8000 } else { 0 };
     w.u32((u32::from(ext_rcode) << 24) | do_bit)?;
-    match edns.ecs {
-        None => w.u16(0),
-        Some(e) => {
-            let n = e.addr_len as usize;
-            w.u16(4 + 4 + n as u16)?;
-            w.u16(wire::OPT_ECS)?;
-            w.u16(4 + n as u16)?;
-            w.u16(e.family)?;
-            w.put(&[e.source, if e.source == 0 { 0 } else { scope }])?;
-            match e.addr {
-                IpAddr::V4(a) => w.put(&a.octets()[..n]),
-                IpAddr::V6(a) => w.put(&a.octets()[..n]),
-            }
+    let ecs_len = edns.ecs.map_or(0, |e| 8 + e.addr_len as u16);
+    let nsid_len = nsid.map_or(0, |n| 4 + n.len() as u16);
+    w.u16(ecs_len + nsid_len)?;
+    if let Some(e) = edns.ecs {
+        let n = e.addr_len as usize;
+        w.u16(wire::OPT_ECS)?;
+        w.u16(4 + n as u16)?;
+        w.u16(e.family)?;
+        w.put(&[e.source, if e.source == 0 { 0 } else { scope }])?;
+        match e.addr {
+            IpAddr::V4(a) => w.put(&a.octets()[..n])?,
+            IpAddr::V6(a) => w.put(&a.octets()[..n])?,
         }
     }
+    if let Some(n) = nsid {
+        w.u16(wire::OPT_NSID)?;
+        w.u16(n.len() as u16)?;
+        w.put(n)?;
+    }
+    Ok(())
 }
 
 /// FORMERR or NOTIMP: the header, and the question when it parsed.
-fn error_response(packet: &[u8], question_end: usize, code: u8, out: &mut [u8]) -> Option<usize> {
-    let mut w = Writer::new(out, 512);
-    error_header(&mut w, packet, question_end, code)?;
-    Some(w.len())
-}
-
 fn error_header(w: &mut Writer<'_>, packet: &[u8], question_end: usize, code: u8) -> Option<()> {
     let question = packet.get(12..question_end)?;
     let query_flags = u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]);
@@ -457,8 +483,9 @@ fn badvers_response(packet: &[u8], question_end: usize, out: &mut [u8]) -> Optio
         version: 0,
         dnssec_ok: false,
         ecs: None,
+        nsid: false,
     };
-    write_opt(&mut w, &edns, (rcode::BADVERS >> 4) as u8, 0).ok()?;
+    write_opt(&mut w, &edns, (rcode::BADVERS >> 4) as u8, 0, None).ok()?;
     w.set_u16(10, 1);
     Some(w.len())
 }

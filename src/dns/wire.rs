@@ -41,6 +41,10 @@ pub mod rcode {
 
 /// EDNS option code of Client Subnet (RFC 7871).
 pub const OPT_ECS: u16 = 8;
+/// EDNS option code of the Name Server Identifier (RFC 5001).
+pub const OPT_NSID: u16 = 3;
+/// Longest NSID signpost sends (keeps header, question and OPT within 512 bytes).
+pub const MAX_NSID: usize = 128;
 /// The largest UDP payload this server sends (DNS flag day 2020).
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
 
@@ -68,6 +72,8 @@ pub struct Edns {
     pub dnssec_ok: bool,
     /// Client subnet, if present and valid.
     pub ecs: Option<Ecs>,
+    /// The query asked for the server's NSID (RFC 5001).
+    pub nsid: bool,
 }
 
 /// A parsed query.
@@ -122,6 +128,9 @@ pub enum ParseError {
     FormErr {
         /// Offset past the question, or 12 if none.
         question_end: usize,
+        /// The query carried an OPT record (whose options were wrong): the
+        /// reply carries one too (RFC 6891 §7).
+        opt: bool,
     },
     /// NOTIMP for an opcode other than QUERY.
     NotImp {
@@ -156,7 +165,10 @@ pub fn parse(packet: &[u8]) -> Result<Query<'_>, ParseError> {
     let ancount = u16::from_be_bytes([packet[6], packet[7]]);
     let nscount = u16::from_be_bytes([packet[8], packet[9]]);
     let arcount = u16::from_be_bytes([packet[10], packet[11]]);
-    const NO_Q: ParseError = ParseError::FormErr { question_end: 12 };
+    const NO_Q: ParseError = ParseError::FormErr {
+        question_end: 12,
+        opt: false,
+    };
     let no_q = if opcode == 0 {
         NO_Q
     } else {
@@ -218,7 +230,10 @@ pub fn parse(packet: &[u8]) -> Result<Query<'_>, ParseError> {
             edns: edns.ok().flatten(),
         });
     }
-    q.edns = edns.map_err(|()| ParseError::FormErr { question_end: i })?;
+    q.edns = edns.map_err(|opt| ParseError::FormErr {
+        question_end: i,
+        opt,
+    })?;
     if let Some(e) = q.edns
         && e.version > 0
     {
@@ -230,23 +245,24 @@ pub fn parse(packet: &[u8]) -> Result<Query<'_>, ParseError> {
 }
 
 /// Steps over the answer and authority sections (empty in a normal query)
-/// and finds the OPT record in the additional section.
-fn additional(p: &[u8], mut i: usize, an: u16, ns: u16, ar: u16) -> Result<Option<Edns>, ()> {
+/// and finds the OPT record in the additional section. The error says
+/// whether an OPT record was there (its contents were wrong).
+fn additional(p: &[u8], mut i: usize, an: u16, ns: u16, ar: u16) -> Result<Option<Edns>, bool> {
     for _ in 0..(u32::from(an) + u32::from(ns)) {
-        i = skip_rr(p, i).ok_or(())?;
+        i = skip_rr(p, i).ok_or(false)?;
     }
     let mut edns = None;
     for _ in 0..ar {
         let start = i;
-        let name_end = skip_name(p, i).ok_or(())?;
-        let rtype = u16_at(p, name_end).ok_or(())?;
-        let end = skip_rr(p, i).ok_or(())?;
+        let name_end = skip_name(p, i).ok_or(edns.is_some())?;
+        let rtype = u16_at(p, name_end).ok_or(edns.is_some())?;
+        let end = skip_rr(p, i).ok_or(edns.is_some() || rtype == rtype::OPT)?;
         if rtype == rtype::OPT {
             if edns.is_some() || name_end != start + 1 || p[start] != 0 {
                 // two OPT records, or one not owned by the root
-                return Err(());
+                return Err(true);
             }
-            edns = Some(parse_opt(p, name_end, end).ok_or(())?);
+            edns = Some(parse_opt(p, name_end, end).ok_or(true)?);
         }
         i = end;
     }
@@ -307,12 +323,17 @@ fn parse_opt(p: &[u8], t: usize, end: usize) -> Option<Edns> {
     let dnssec_ok = ext[2] & 0x80 != 0;
     let mut i = t + 10;
     let mut ecs = None;
+    let mut nsid = false;
     while i < end {
         let code = u16_at(p, i)?;
         let len = u16_at(p, i + 2)? as usize;
         let data = p.get(i + 4..i + 4 + len)?;
         if i + 4 + len > end {
             return None;
+        }
+        if code == OPT_NSID {
+            // its payload in a query should be empty; what it holds is ignored
+            nsid = true;
         }
         if code == OPT_ECS {
             if ecs.is_some() {
@@ -327,16 +348,20 @@ fn parse_opt(p: &[u8], t: usize, end: usize) -> Option<Edns> {
         version,
         dnssec_ok,
         ecs,
+        nsid,
     })
 }
 
 /// RFC 7871 §6: FORMERR for an unknown family, a prefix longer than the
-/// family allows, the wrong number of address octets, or bits set beyond
-/// the source prefix.
+/// family allows, the wrong number of address octets, bits set beyond
+/// the source prefix, or a SCOPE PREFIX-LENGTH other than 0 (it must be 0
+/// in queries).
 fn parse_ecs(d: &[u8]) -> Option<Ecs> {
     let family = u16_at(d, 0)?;
     let source = *d.get(2)?;
-    let _scope = *d.get(3)?;
+    if *d.get(3)? != 0 {
+        return None;
+    }
     let addr = d.get(4..)?;
     let max = match family {
         1 => 32,

@@ -162,13 +162,19 @@ fn name_of_255_octets_is_accepted_256_is_not() {
     );
     assert_eq!(
         err(&query(&over, 1, 0)),
-        ParseError::FormErr { question_end: 12 }
+        ParseError::FormErr {
+            question_end: 12,
+            opt: false
+        }
     );
     // many short labels: 128 one-octet labels = 256 octets with the root
     let many = vec!["x"; 128].join(".");
     assert_eq!(
         err(&query(&many, 1, 0)),
-        ParseError::FormErr { question_end: 12 }
+        ParseError::FormErr {
+            question_end: 12,
+            opt: false
+        }
     );
     let fine = vec!["x"; 127].join(".");
     assert_eq!(ok(&query(&fine, 1, 0)).labels().len(), 128);
@@ -185,7 +191,8 @@ fn query_with_edns_without_ecs() {
             payload: 4096,
             version: 0,
             dnssec_ok: true,
-            ecs: None
+            ecs: None,
+            nsid: false
         })
     );
     assert_eq!(q.question_end, QEND);
@@ -351,7 +358,10 @@ fn ecs_formerr_rules() {
     for (what, options) in cases {
         assert_eq!(
             err(&edns_query(&options)),
-            ParseError::FormErr { question_end: QEND },
+            ParseError::FormErr {
+                question_end: QEND,
+                opt: true
+            },
             "{what}"
         );
     }
@@ -406,9 +416,14 @@ fn opt_record_formerr_rules() {
         ("truncated option header", stub),
         ("missing additional record", missing),
     ] {
-        assert_eq!(
-            err(&p),
-            ParseError::FormErr { question_end: QEND },
+        assert!(
+            matches!(
+                err(&p),
+                ParseError::FormErr {
+                    question_end: QEND,
+                    ..
+                }
+            ),
             "{what}"
         );
     }
@@ -445,14 +460,20 @@ fn question_count_must_be_one() {
         p[4..6].copy_from_slice(&qd.to_be_bytes());
         assert_eq!(
             err(&p),
-            ParseError::FormErr { question_end: 12 },
+            ParseError::FormErr {
+                question_end: 12,
+                opt: false
+            },
             "QDCOUNT {qd}"
         );
     }
     // QDCOUNT 0 and nothing after the header
     assert_eq!(
         err(&header(1, 0, 0, 0, 0, 0)),
-        ParseError::FormErr { question_end: 12 }
+        ParseError::FormErr {
+            question_end: 12,
+            opt: false
+        }
     );
 }
 
@@ -580,7 +601,14 @@ fn bad_question_names_are_formerr() {
         ("label past the end", label_past_end),
         ("missing class", no_type),
     ] {
-        assert_eq!(err(&p), ParseError::FormErr { question_end: 12 }, "{what}");
+        assert_eq!(
+            err(&p),
+            ParseError::FormErr {
+                question_end: 12,
+                opt: false
+            },
+            "{what}"
+        );
     }
 }
 
@@ -592,9 +620,17 @@ fn every_truncation_of_a_valid_query_is_drop_or_formerr() {
         let want = if len < 12 {
             ParseError::Drop
         } else if len < QEND {
-            ParseError::FormErr { question_end: 12 }
+            ParseError::FormErr {
+                question_end: 12,
+                opt: false,
+            }
         } else {
-            ParseError::FormErr { question_end: QEND }
+            // whether the cut OPT record is echoed depends on where it is cut
+            let opt = matches!(err(&full[..len]), ParseError::FormErr { opt: true, .. });
+            ParseError::FormErr {
+                question_end: QEND,
+                opt,
+            }
         };
         assert_eq!(err(&full[..len]), want, "prefix of {len} bytes");
     }
