@@ -124,6 +124,43 @@ pub fn release_memory() {
     }
 }
 
+/// Open files kept aside from DNS TCP connections: listening and UDP
+/// sockets, the admin API's connections, etcd, files (plus two per
+/// endpoint for its probes).
+const FD_RESERVE: usize = 192;
+
+/// Raises the soft open-files limit to the hard limit (at most 1 M);
+/// returns the soft limit in force.
+pub fn raise_nofile_limit() -> u64 {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write `rl`.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return 1024;
+        }
+        let want = rl.rlim_max.min(1 << 20);
+        if rl.rlim_cur < want {
+            let raised = libc::rlimit {
+                rlim_cur: want,
+                rlim_max: rl.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                tracing::debug!("open-files limit raised from {} to {want}", rl.rlim_cur);
+                rl.rlim_cur = want;
+            } else {
+                tracing::warn!(
+                    "cannot raise the open-files limit from {} to {want}",
+                    rl.rlim_cur
+                );
+            }
+        }
+    }
+    rl.rlim_cur
+}
+
 /// Installs the process-wide TLS crypto provider (ring) for the HTTPS
 /// health checks; harmless when called twice.
 pub fn init_tls() {
@@ -146,6 +183,27 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
     }
     if let Some(a) = opts.admin {
         config.server.admin = Some(a);
+    }
+    // Open files: the soft limit up to the hard one, and the TCP
+    // connection limit cut to what fits beside everything else, so that
+    // clients holding connections can never starve the health probes.
+    let nofile = raise_nofile_limit();
+    let reserve = FD_RESERVE
+        + 2 * config
+            .regions
+            .iter()
+            .map(|r| r.endpoints.len())
+            .sum::<usize>();
+    let fits = usize::try_from(nofile)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(reserve)
+        .max(1);
+    if config.server.tcp_max_connections > fits {
+        tracing::warn!(
+            "server.tcp_max_connections {} does not fit the open-files limit {nofile} (with {reserve} kept for sockets, probes and the admin API): using {fits}; raise the limit (systemd: LimitNOFILE=) to allow more",
+            config.server.tcp_max_connections
+        );
+        config.server.tcp_max_connections = fits;
     }
     let server = config.server.clone();
 

@@ -397,26 +397,20 @@ impl Control {
             );
             let (updates, updates_rx) = watch::channel(target.clone());
             let check = &target.check;
-            let task = match prober {
-                Ok(p) => {
-                    let tracker = Tracker::new(up, check.rise, check.fall);
-                    let offset = check
-                        .interval
-                        .mul_f64(f64::from(i as u32 % n) / f64::from(n));
-                    health::spawn_target(
-                        id,
-                        p,
-                        tracker,
-                        offset.max(check.interval / 8),
-                        self.reports_tx.clone(),
-                        updates_rx,
-                    )
-                }
-                Err(e) => {
-                    tracing::error!("{e}");
-                    tokio::spawn(async {})
-                }
-            };
+            if let Err(e) = &prober {
+                tracing::error!("{e}; the endpoint counts as down until it can be probed");
+            }
+            let offset = check
+                .interval
+                .mul_f64(f64::from(i as u32 % n) / f64::from(n));
+            let task = health::spawn_target(
+                id,
+                prober,
+                Tracker::new(up, check.rise, check.fall),
+                offset.max(check.interval / 8),
+                self.reports_tx.clone(),
+                updates_rx,
+            );
             self.by_id.insert(id, key.clone());
             let cluster_id = cluster::target_id(&key);
             self.targets.insert(
@@ -1462,6 +1456,10 @@ fn retire(old: Arc<Compiled>) {
     });
 }
 
+/// Most first probes (before serving, or of a reload's new targets) in
+/// flight at once.
+const FIRST_PROBES_AT_ONCE: usize = 64;
+
 /// A target's first probe, made before it is served.
 struct FirstProbe {
     target: Target,
@@ -1472,9 +1470,13 @@ struct FirstProbe {
 /// Probes targets once, concurrently (probe before serve); each is bounded
 /// by its check's timeout. Results come back in the order of `targets`.
 async fn first_probes(targets: Vec<Target>) -> Vec<FirstProbe> {
+    // a few hundred targets need not open a few hundred sockets at once
+    let at_once = Arc::new(tokio::sync::Semaphore::new(FIRST_PROBES_AT_ONCE));
     let mut set = JoinSet::new();
     for (i, target) in targets.into_iter().enumerate() {
+        let at_once = at_once.clone();
         set.spawn(async move {
+            let _permit = at_once.acquire_owned().await.ok();
             let prober = Prober::new(target.clone());
             let result = match &prober {
                 Ok(p) => p.probe().await,

@@ -102,16 +102,22 @@ pub fn jitter(d: Duration, rng: &mut Rng) -> Duration {
 /// profile for the same target (a reload that changed only its timing)
 /// arrives on `updates` and applies from the next probe, keeping the
 /// decided state.
+///
+/// A prober that could not be built (`Err`) is built again before every
+/// probe; until it is, each probe is a failure (the target stays down:
+/// fail closed).
 pub fn spawn_target(
     id: u64,
-    mut prober: Prober,
+    prober: Result<Prober, probe::ProberError>,
     mut tracker: Tracker,
     first_delay: Duration,
     tx: mpsc::UnboundedSender<Report>,
     mut updates: watch::Receiver<Target>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut interval = prober.target().check.interval;
+        let mut target = updates.borrow().clone();
+        let mut prober = prober;
+        let mut interval = target.check.interval;
         let mut rng =
             Rng::new(id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ Rng::from_entropy().next_u64());
         let mut last = Instant::now();
@@ -123,22 +129,33 @@ pub fn spawn_target(
                     if changed.is_err() {
                         return; // the target was removed
                     }
-                    let target = updates.borrow_and_update().clone();
-                    let (rise, fall) = (target.check.rise, target.check.fall);
-                    match Prober::new(target) {
-                        Ok(p) => {
-                            prober = p;
-                            tracker.set_thresholds(rise, fall);
-                            interval = prober.target().check.interval;
-                            next = next.min(last + jitter(interval, &mut rng)).max(Instant::now());
-                        }
-                        Err(e) => tracing::error!("{e}; the previous profile keeps probing"),
+                    target = updates.borrow_and_update().clone();
+                    tracker.set_thresholds(target.check.rise, target.check.fall);
+                    interval = target.check.interval;
+                    prober = Prober::new(target.clone());
+                    if let Err(e) = &prober {
+                        tracing::error!("{e}; retrying before every probe");
                     }
+                    next = next.min(last + jitter(interval, &mut rng)).max(Instant::now());
                     continue;
                 }
             }
             last = Instant::now();
-            let result = prober.probe().await;
+            if prober.is_err() {
+                prober = Prober::new(target.clone());
+            }
+            let result = match &prober {
+                Ok(p) => p.probe().await,
+                Err(e) => ProbeResult {
+                    ok: false,
+                    local: false,
+                    load: None,
+                    load_missing: None,
+                    reason: e.to_string(),
+                    latency: Duration::ZERO,
+                    at: std::time::SystemTime::now(),
+                },
+            };
             // a probe this host could not make says nothing of the endpoint
             let changed = !result.local && tracker.observe(result.ok);
             let delay = if result.local {

@@ -85,7 +85,40 @@ impl Server {
         dir: PathBuf,
         args: &[&str],
     ) -> Result<Server, (Vec<String>, Option<ExitStatus>)> {
-        let mut child = Command::new(BIN)
+        Server::try_start_limited(dir, args, None)
+    }
+
+    /// Like `start_in`, with the open-files limit (soft and hard) set to
+    /// `nofile` for the process.
+    pub fn start_limited(dir: PathBuf, args: &[&str], nofile: u64) -> Server {
+        Server::try_start_limited(dir, args, Some(nofile)).unwrap_or_else(|(log, status)| {
+            panic!("signpost did not start ({status:?}):\n{}", log.join("\n"))
+        })
+    }
+
+    fn try_start_limited(
+        dir: PathBuf,
+        args: &[&str],
+        nofile: Option<u64>,
+    ) -> Result<Server, (Vec<String>, Option<ExitStatus>)> {
+        let mut cmd = Command::new(BIN);
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only setrlimit between fork and exec
+            unsafe {
+                cmd.pre_exec(move || {
+                    let rl = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd
             .args(args)
             .current_dir(&dir)
             .env("SIGNPOST_LOG", "info")
