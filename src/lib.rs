@@ -49,7 +49,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::config::ConfigErrors;
 use crate::control::{Command, Control};
@@ -253,7 +253,13 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
     let stop_flag = Arc::new(AtomicBool::new(false));
     let tcp = dns::tcp::TcpSettings {
         idle_timeout: server.tcp_idle_timeout,
-        permits: Arc::new(Semaphore::new(server.tcp_max_connections)),
+        max_connections: server.tcp_max_connections,
+        per_source: server.tcp_per_source,
+        max_lifetime: server.tcp_max_lifetime,
+        max_queries: server.tcp_max_queries,
+        pool: Arc::default(),
+        open: metrics.tcp_open.clone(),
+        refused: metrics.tcp_refused.clone(),
     };
     let udp = dns::udp::UdpSettings {
         workers: server.workers,

@@ -261,6 +261,17 @@ pub struct Metrics {
     pub endpoint_latency: Family<EndpointLabels, Gauge<f64, AtomicU64>>,
     /// Share of a shedding region's clients sent to the next region.
     pub region_shed_ratio: Family<RegionLabels, Gauge<f64, AtomicU64>>,
+    /// Open DNS TCP connections.
+    pub tcp_open: Gauge,
+    /// DNS TCP connections refused or closed to make room, by reason.
+    pub tcp_refused: Family<ReasonLabels, Counter>,
+}
+
+/// Labels of refusals.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why.
+    pub reason: String,
 }
 
 /// Labels of per-region metrics.
@@ -395,6 +406,24 @@ impl Metrics {
             "share of a region's geo clients sent to the next region by its shed marks",
             region_shed_ratio.clone(),
         );
+        let tcp_open = Gauge::default();
+        registry.register(
+            "signpost_dns_tcp_connections",
+            "open DNS TCP connections",
+            tcp_open.clone(),
+        );
+        let tcp_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "signpost_dns_tcp_refused",
+            "DNS TCP connections refused (full: no idle one to close; per_source: that client's limit) or closed to make room (idle_closed)",
+            tcp_refused.clone(),
+        );
+        // every reason exported from the start, at 0
+        for reason in ["full", "per_source", "idle_closed"] {
+            drop(tcp_refused.get_or_create(&ReasonLabels {
+                reason: reason.into(),
+            }));
+        }
         Metrics {
             registry,
             pool,
@@ -415,6 +444,8 @@ impl Metrics {
             endpoint_load,
             endpoint_latency,
             region_shed_ratio,
+            tcp_open,
+            tcp_refused,
         }
     }
 

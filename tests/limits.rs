@@ -86,3 +86,178 @@ policy = "failover"
     drop(held);
     assert!(s.stop().success());
 }
+
+const ZONE_CFG: &str = r#"
+[zones."example.test."]
+file = "example.test.zone"
+"#;
+
+fn tcp_server(name: &str, server_extra: &str) -> Server {
+    Server::start(
+        name,
+        &format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nadmin = \"127.0.0.1:0\"\n{server_extra}\n{ZONE_CFG}"
+        ),
+        &[("example.test.zone", ZONE)],
+    )
+}
+
+/// A query for `mail.example.test. A` with EDNS and, if `keepalive`, the
+/// edns-tcp-keepalive option (RFC 7828).
+fn query_bytes(id: u16, keepalive: bool) -> Vec<u8> {
+    let mut b = vec![0u8; 12];
+    b[..2].copy_from_slice(&id.to_be_bytes());
+    b[5] = 1; // QDCOUNT
+    b[11] = 1; // ARCOUNT
+    for label in ["mail", "example", "test"] {
+        b.push(label.len() as u8);
+        b.extend_from_slice(label.as_bytes());
+    }
+    b.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let opts: Vec<u8> = if keepalive { vec![0, 11, 0, 0] } else { vec![] };
+    b.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0]);
+    b.extend_from_slice(&(opts.len() as u16).to_be_bytes());
+    b.extend_from_slice(&opts);
+    b
+}
+
+/// One query over an open connection; `None` when the server closed it.
+fn ask(c: &mut TcpStream, id: u16, keepalive: bool) -> Option<Vec<u8>> {
+    use std::io::{Read, Write};
+    let q = query_bytes(id, keepalive);
+    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&q);
+    c.write_all(&framed).ok()?;
+    let mut len = [0u8; 2];
+    c.read_exact(&mut len).ok()?;
+    let mut r = vec![0u8; u16::from_be_bytes(len) as usize];
+    c.read_exact(&mut r).ok()?;
+    Some(r)
+}
+
+/// True once the server has closed the connection (read returns EOF or
+/// an error within `limit`).
+fn closed(c: &mut TcpStream, limit: Duration) -> bool {
+    use std::io::Read;
+    c.set_read_timeout(Some(limit)).unwrap();
+    let mut b = [0u8; 1];
+    match c.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+fn connect_from(src: &str, to: std::net::SocketAddr) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(
+        &format!("{src}:0")
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    s.connect(&to.into()).unwrap();
+    let c: TcpStream = s.into();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c
+}
+
+fn refused(s: &Server, reason: &str) -> f64 {
+    let (_, body) = http("GET", &format!("{}/metrics", s.admin_url()), None);
+    body.lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "signpost_dns_tcp_refused_total{{reason=\"{reason}\"}} "
+            ))
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+#[test]
+fn one_client_cannot_hold_every_tcp_connection() {
+    let s = tcp_server("persource", "tcp_per_source = 3\ntcp_max_connections = 6");
+    assert_eq!(refused(&s, "per_source"), 0.0, "exported from the start");
+    let mut mine: Vec<TcpStream> = (0..5).map(|_| connect_from("127.0.0.1", s.dns)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut answered = 0;
+    for (i, c) in mine.iter_mut().enumerate() {
+        if ask(c, i as u16, false).is_some() {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 3, "three per client");
+    assert_eq!(refused(&s, "per_source"), 2.0);
+    // another client still gets in
+    let mut other = connect_from("127.0.0.2", s.dns);
+    assert!(ask(&mut other, 9, false).is_some());
+    // the pool is full (6 minus the refused = 3 + 1 open): fill it, then a
+    // newcomer makes the oldest idle connection close
+    let mut more: Vec<TcpStream> = (3..5)
+        .map(|i| connect_from(&format!("127.0.0.{i}"), s.dns))
+        .collect();
+    for (i, c) in more.iter_mut().enumerate() {
+        assert!(ask(c, 20 + i as u16, false).is_some());
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let mut newcomer = connect_from("127.0.0.9", s.dns);
+    assert!(ask(&mut newcomer, 30, false).is_some(), "admitted");
+    assert!(
+        wait_until(Duration::from_secs(3), || refused(&s, "idle_closed") >= 1.0).is_some(),
+        "an idle connection made room"
+    );
+    assert!(s.stop().success());
+}
+
+#[test]
+fn tcp_connections_end_after_their_lifetime_or_query_count() {
+    let s = tcp_server(
+        "lifetime",
+        "tcp_max_lifetime = \"1s\"\ntcp_max_queries = 1000\ntcp_idle_timeout = \"30s\"",
+    );
+    // one query every 200 ms cannot keep a connection past its lifetime
+    let mut c = connect_from("127.0.0.1", s.dns);
+    let start = std::time::Instant::now();
+    let mut n = 0u16;
+    while ask(&mut c, n, false).is_some() {
+        n += 1;
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(start.elapsed() < Duration::from_secs(5), "never closed");
+    }
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(s.stop().success());
+
+    let s = tcp_server("querycap", "tcp_max_queries = 3");
+    let mut c = connect_from("127.0.0.1", s.dns);
+    for i in 0..3 {
+        assert!(ask(&mut c, i, false).is_some(), "query {i}");
+    }
+    assert!(closed(&mut c, Duration::from_secs(2)), "closed after three");
+    assert!(s.stop().success());
+}
+
+#[test]
+fn edns_keepalive_tells_the_idle_timeout_over_tcp_only() {
+    let s = tcp_server("keepalive", "tcp_idle_timeout = \"8s\"");
+    let keepalive = |r: &[u8]| -> Option<u16> {
+        // the OPT record is last: find option 11 in it
+        let pos = r.windows(4).rposition(|w| w == [0, 11, 0, 2])?;
+        Some(u16::from_be_bytes([r[pos + 4], r[pos + 5]]))
+    };
+    let mut c = connect_from("127.0.0.1", s.dns);
+    let r = ask(&mut c, 1, true).unwrap();
+    assert_eq!(keepalive(&r), Some(80), "8 s in units of 100 ms");
+    let r = ask(&mut c, 2, false).unwrap();
+    assert_eq!(keepalive(&r), None, "not asked, not sent");
+    let r = common::udp_raw(s.dns, &query_bytes(3, true), Duration::from_secs(2)).unwrap();
+    assert_eq!(keepalive(&r), None, "never over UDP");
+    assert!(s.stop().success());
+}

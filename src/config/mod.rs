@@ -131,6 +131,12 @@ pub struct Server {
     pub probe_source: Option<IpAddr>,
     /// Name Server Identifier sent to clients that ask (RFC 5001).
     pub nsid: Option<String>,
+    /// DNS TCP connections allowed at once from one client (IPv6: /64).
+    pub tcp_per_source: usize,
+    /// A DNS TCP connection ends after this long.
+    pub tcp_max_lifetime: Duration,
+    /// A DNS TCP connection ends after this many queries.
+    pub tcp_max_queries: u32,
 }
 
 /// How many live nodes must see an endpoint down for it to be down.
@@ -671,6 +677,23 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             ),
         );
     }
+    if s.tcp_per_source == 0 {
+        errs.push("server.tcp_per_source", "must be at least 1");
+    }
+    if s.tcp_max_queries == 0 {
+        errs.push("server.tcp_max_queries", "must be at least 1");
+    }
+    let tcp_max_lifetime = match parse_duration(&s.tcp_max_lifetime) {
+        Ok(d) if d < Duration::from_secs(1) => {
+            errs.push("server.tcp_max_lifetime", "must be at least 1s");
+            Duration::from_secs(1)
+        }
+        Ok(d) => d,
+        Err(e) => {
+            errs.push("server.tcp_max_lifetime", e);
+            Duration::from_secs(120)
+        }
+    };
     let server = Server {
         listen,
         admin,
@@ -686,6 +709,9 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             .map(&resolve),
         probe_source,
         nsid: s.nsid.clone(),
+        tcp_per_source: s.tcp_per_source,
+        tcp_max_lifetime,
+        tcp_max_queries: s.tcp_max_queries,
     };
 
     // [cluster]

@@ -62,6 +62,24 @@ pub struct RawServer {
     pub state: Option<String>,
     pub probe_source: Option<String>,
     pub nsid: Option<String>,
+    #[serde(default = "default_tcp_per_source")]
+    pub tcp_per_source: usize,
+    #[serde(default = "default_tcp_max_lifetime")]
+    pub tcp_max_lifetime: String,
+    #[serde(default = "default_tcp_max_queries")]
+    pub tcp_max_queries: u32,
+}
+
+fn default_tcp_per_source() -> usize {
+    32
+}
+
+fn default_tcp_max_lifetime() -> String {
+    "2m".to_string()
+}
+
+fn default_tcp_max_queries() -> u32 {
+    10_000
 }
 
 impl Default for RawServer {
@@ -77,6 +95,9 @@ impl Default for RawServer {
             state: None,
             probe_source: None,
             nsid: None,
+            tcp_per_source: default_tcp_per_source(),
+            tcp_max_lifetime: default_tcp_max_lifetime(),
+            tcp_max_queries: default_tcp_max_queries(),
         }
     }
 }

@@ -152,6 +152,9 @@ fn full_config_parses_every_key() {
             state: None,
             probe_source: None,
             nsid: None,
+            tcp_per_source: 32,
+            tcp_max_lifetime: Duration::from_secs(120),
+            tcp_max_queries: 10_000,
         }
     );
     // relative paths are anchored at the config's directory, absolute ones kept
@@ -316,6 +319,9 @@ regions = ["r1"]
             state: None,
             probe_source: None,
             nsid: None,
+            tcp_per_source: 32,
+            tcp_max_lifetime: Duration::from_secs(120),
+            tcp_max_queries: 10_000,
         }
     );
     // "signpost.toml" has no directory: paths stay relative to the cwd

@@ -22,6 +22,9 @@ pub struct Ctx {
     pub rng: Rng,
     /// Counters.
     pub stats: Arc<WorkerStats>,
+    /// On a TCP connection: the idle timeout in force, in units of 100 ms,
+    /// for EDNS keepalive (RFC 7828).
+    pub keepalive: Option<u16>,
 }
 
 impl Ctx {
@@ -30,6 +33,7 @@ impl Ctx {
         Ctx {
             rng: Rng::from_entropy(),
             stats,
+            keepalive: None,
         }
     }
 }
@@ -72,8 +76,9 @@ pub fn respond(
                     dnssec_ok: false,
                     ecs: None,
                     nsid: false,
+                    keepalive: false,
                 };
-                write_opt(&mut w, &edns, 0, 0, None).ok()?;
+                write_opt(&mut w, &edns, 0, 0, None, None).ok()?;
                 w.set_u16(10, 1);
             }
             return Some(w.len());
@@ -83,7 +88,7 @@ pub fn respond(
             let mut w = Writer::new(out, 512);
             error_header(&mut w, packet, question_end, rcode::NOTIMP)?;
             if let Some(e) = edns {
-                write_opt(&mut w, &e, 0, 0, None).ok()?;
+                write_opt(&mut w, &e, 0, 0, None, None).ok()?;
                 w.set_u16(10, 1);
             }
             return Some(w.len());
@@ -108,8 +113,15 @@ pub fn respond(
 
     // Keep room for the OPT record: it must survive truncation (RFC 6891 §7).
     let nsid = q.edns.filter(|e| e.nsid).and(snap.data.nsid.as_deref());
+    // RFC 7828: only over TCP, only to a query that asked
+    let keepalive = q
+        .edns
+        .filter(|e| e.keepalive && transport == Transport::Tcp)
+        .and(ctx.keepalive);
     let opt_len = q.edns.map_or(0, |e| {
-        11 + e.ecs.map_or(0, |c| 8 + c.addr_len as usize) + nsid.map_or(0, |n| 4 + n.len())
+        11 + e.ecs.map_or(0, |c| 8 + c.addr_len as usize)
+            + nsid.map_or(0, |n| 4 + n.len())
+            + keepalive.map_or(0, |_| 6)
     });
     w.set_limit(limit.saturating_sub(opt_len));
     let mut r = Resp::default();
@@ -125,7 +137,7 @@ pub fn respond(
         // header + question + OPT is at most 12 + 259 + 35 + 132 bytes:
         // always fits 512
         w.set_limit(limit);
-        if write_opt(&mut w, &edns, 0, r.scope, nsid).is_err() {
+        if write_opt(&mut w, &edns, 0, r.scope, nsid, keepalive).is_err() {
             return None;
         }
         r.ar += 1;
@@ -433,6 +445,7 @@ fn write_opt(
     ext_rcode: u8,
     scope: u8,
     nsid: Option<&[u8]>,
+    keepalive: Option<u16>,
 ) -> Result<(), Full> {
     w.put(&[0])?;
     w.u16(rtype::OPT)?;
@@ -441,7 +454,8 @@ fn write_opt(
     w.u32((u32::from(ext_rcode) << 24) | do_bit)?;
     let ecs_len = edns.ecs.map_or(0, |e| 8 + e.addr_len as u16);
     let nsid_len = nsid.map_or(0, |n| 4 + n.len() as u16);
-    w.u16(ecs_len + nsid_len)?;
+    let keepalive_len = keepalive.map_or(0, |_| 6);
+    w.u16(ecs_len + nsid_len + keepalive_len)?;
     if let Some(e) = edns.ecs {
         let n = e.addr_len as usize;
         w.u16(wire::OPT_ECS)?;
@@ -457,6 +471,11 @@ fn write_opt(
         w.u16(wire::OPT_NSID)?;
         w.u16(n.len() as u16)?;
         w.put(n)?;
+    }
+    if let Some(t) = keepalive {
+        w.u16(wire::OPT_KEEPALIVE)?;
+        w.u16(2)?;
+        w.u16(t)?;
     }
     Ok(())
 }
@@ -484,8 +503,9 @@ fn badvers_response(packet: &[u8], question_end: usize, out: &mut [u8]) -> Optio
         dnssec_ok: false,
         ecs: None,
         nsid: false,
+        keepalive: false,
     };
-    write_opt(&mut w, &edns, (rcode::BADVERS >> 4) as u8, 0, None).ok()?;
+    write_opt(&mut w, &edns, (rcode::BADVERS >> 4) as u8, 0, None, None).ok()?;
     w.set_u16(10, 1);
     Some(w.len())
 }

@@ -43,6 +43,8 @@ pub mod rcode {
 pub const OPT_ECS: u16 = 8;
 /// EDNS option code of the Name Server Identifier (RFC 5001).
 pub const OPT_NSID: u16 = 3;
+/// EDNS option code of edns-tcp-keepalive (RFC 7828).
+pub const OPT_KEEPALIVE: u16 = 11;
 /// Longest NSID signpost sends (keeps header, question and OPT within 512 bytes).
 pub const MAX_NSID: usize = 128;
 /// The largest UDP payload this server sends (DNS flag day 2020).
@@ -74,6 +76,8 @@ pub struct Edns {
     pub ecs: Option<Ecs>,
     /// The query asked for the server's NSID (RFC 5001).
     pub nsid: bool,
+    /// The query carried edns-tcp-keepalive (RFC 7828).
+    pub keepalive: bool,
 }
 
 /// A parsed query.
@@ -324,12 +328,16 @@ fn parse_opt(p: &[u8], t: usize, end: usize) -> Option<Edns> {
     let mut i = t + 10;
     let mut ecs = None;
     let mut nsid = false;
+    let mut keepalive = false;
     while i < end {
         let code = u16_at(p, i)?;
         let len = u16_at(p, i + 2)? as usize;
         let data = p.get(i + 4..i + 4 + len)?;
         if i + 4 + len > end {
             return None;
+        }
+        if code == OPT_KEEPALIVE {
+            keepalive = true;
         }
         if code == OPT_NSID {
             // its payload in a query should be empty; what it holds is ignored
@@ -349,6 +357,7 @@ fn parse_opt(p: &[u8], t: usize, end: usize) -> Option<Edns> {
         dnssec_ok,
         ecs,
         nsid,
+        keepalive,
     })
 }
 

@@ -192,7 +192,8 @@ fn query_with_edns_without_ecs() {
             version: 0,
             dnssec_ok: true,
             ecs: None,
-            nsid: false
+            nsid: false,
+            keepalive: false
         })
     );
     assert_eq!(q.question_end, QEND);
