@@ -291,18 +291,7 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
             token: admin_token.clone(),
             lab: lab.clone(),
         });
-        let mut stop = stop_rx.clone();
-        admin_task = Some(tokio::spawn(async move {
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            let served = axum::serve(l, app).with_graceful_shutdown(async move {
-                if stop.changed().await.is_err() {
-                    tracing::debug!("stop channel closed");
-                }
-            });
-            if let Err(e) = served.await {
-                tracing::error!("admin server: {e}");
-            }
-        }));
+        admin_task = Some(tokio::spawn(admin::serve::serve(l, app, stop_rx.clone())));
         tracing::info!("admin listening on {addr}");
         if !addr.ip().is_loopback() && server.admin_token.is_none() {
             tracing::warn!(

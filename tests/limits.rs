@@ -261,3 +261,93 @@ fn edns_keepalive_tells_the_idle_timeout_over_tcp_only() {
     assert_eq!(keepalive(&r), None, "never over UDP");
     assert!(s.stop().success());
 }
+
+#[test]
+fn the_admin_api_cannot_be_held_by_slow_or_many_clients() {
+    use std::io::Write;
+    let s = tcp_server("adminlimits", "");
+    let admin = s.admin.unwrap();
+    // a request head that never ends is cut after the header timeout
+    let mut slow = TcpStream::connect(admin).unwrap();
+    slow.write_all(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let t = std::time::Instant::now();
+    assert!(closed(&mut slow, Duration::from_secs(10)), "never cut");
+    assert!(
+        (Duration::from_secs(4)..Duration::from_secs(9)).contains(&t.elapsed()),
+        "cut after {:?}",
+        t.elapsed()
+    );
+    // 64 connections at most: the ones beyond are closed at once, and the
+    // API answers again once the idle ones time out
+    let held: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect(admin).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut extra = TcpStream::connect(admin).unwrap();
+    assert!(
+        closed(&mut extra, Duration::from_secs(2)),
+        "the 65th is refused"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || common::try_http(
+            "GET",
+            &format!("{}/healthz", s.admin_url())
+        )
+        .is_some_and(|(code, _)| code == 200))
+        .is_some(),
+        "the API answers again"
+    );
+    drop(held);
+    // a half-sent request does not hold up shutdown
+    let mut stuck = TcpStream::connect(admin).unwrap();
+    stuck.write_all(b"POST /v1/reload HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = std::time::Instant::now();
+    assert!(s.stop().success());
+    assert!(
+        t.elapsed() < Duration::from_secs(6),
+        "stop took {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn an_admin_request_body_or_head_too_large_is_refused() {
+    use std::io::{Read, Write};
+    let s = tcp_server("adminbig", "");
+    let admin = s.admin.unwrap();
+    let mut c = TcpStream::connect(admin).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let big = "x".repeat(40 * 1024);
+    write!(
+        c,
+        "GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = c.read_to_string(&mut resp);
+    assert!(
+        resp.is_empty() || resp.starts_with("HTTP/1.1 431"),
+        "a 40 KiB head: {}",
+        &resp[..resp.len().min(80)]
+    );
+    let mut c = TcpStream::connect(admin).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let body = vec![b'x'; 200 * 1024];
+    write!(
+        c,
+        "POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let _ = c.write_all(&body);
+    let mut resp = String::new();
+    let _ = c.read_to_string(&mut resp);
+    assert!(
+        !resp.starts_with("HTTP/1.1 200"),
+        "{}",
+        &resp[..resp.len().min(80)]
+    );
+    assert!(s.stop().success());
+}

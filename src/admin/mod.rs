@@ -2,6 +2,8 @@
 //! Prometheus metrics and the demo lab. It reads snapshots and sends
 //! commands to the control loop; it never changes state itself.
 
+pub mod serve;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -93,7 +95,31 @@ pub fn router(state: AdminState) -> Router {
             )
         })
         .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .layer(middleware::from_fn(body_limit))
         .with_state(state)
+}
+
+/// Largest request body accepted (no admin call takes one).
+const MAX_BODY: u64 = 64 * 1024;
+
+/// Refuses a request that announces a body larger than [`MAX_BODY`], read
+/// or not (a chunked one is cut at the limit when read).
+async fn body_limit(req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY) {
+        return ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {MAX_BODY} bytes"),
+        )
+        .into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let body = axum::body::Body::new(http_body_util::Limited::new(body, MAX_BODY as usize));
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// Mutating calls need the bearer token when one is configured.
