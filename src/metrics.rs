@@ -41,6 +41,8 @@ pub struct WorkerStats {
     rcodes: [AtomicU64; 17],
     truncated: AtomicU64,
     dropped: AtomicU64,
+    /// Responses over a rate limit: [dropped, slipped].
+    rrl: [AtomicU64; 2],
     answers: Box<[OnceLock<Box<[AtomicU64]>>]>,
 }
 
@@ -52,6 +54,7 @@ impl WorkerStats {
             rcodes: Default::default(),
             truncated: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            rrl: Default::default(),
             answers: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
         }
     }
@@ -83,6 +86,12 @@ impl WorkerStats {
     #[inline]
     pub fn dropped(&self) {
         self.inc(&self.dropped);
+    }
+
+    /// Counts a response over a rate limit: dropped, or sent truncated.
+    #[inline]
+    pub fn rate_limited(&self, slipped: bool) {
+        self.inc(&self.rrl[usize::from(slipped)]);
     }
 
     /// Counts an answer from a (service, region) slot.
@@ -199,6 +208,17 @@ impl Collector for Pool {
             MetricType::Counter,
         )?;
         ConstCounter::new(v).encode(m)?;
+
+        let mut m = encoder.encode_descriptor(
+            "signpost_dns_rrl_limited",
+            "UDP responses over a [server.rrl] limit: dropped, or sent truncated (slipped)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (i, action) in ["dropped", "slipped"].iter().enumerate() {
+            let v = sum(&|w| w.rrl[i].load(Ordering::Relaxed));
+            ConstCounter::new(v).encode(m.encode_family(&[("action", *action)])?)?;
+        }
 
         let names = self
             .slots

@@ -137,6 +137,8 @@ pub struct Server {
     pub tcp_max_lifetime: Duration,
     /// A DNS TCP connection ends after this many queries.
     pub tcp_max_queries: u32,
+    /// Response rate limiting of UDP answers (`[server.rrl]`).
+    pub rrl: Option<crate::dns::rrl::Limits>,
 }
 
 /// How many live nodes must see an endpoint down for it to be down.
@@ -545,6 +547,83 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid duration {s:?} ({e}); write e.g. \"500ms\", \"2s\", \"1m\""))
 }
 
+/// `[server.rrl]`; errors name the key.
+fn validate_rrl(r: &raw::RawRrl, errs: &mut Errs<'_>) -> crate::dns::rrl::Limits {
+    use crate::dns::rrl::{MAX_DEBT, MAX_RATE};
+    let window = match parse_duration(&r.window) {
+        Ok(d) if d < Duration::from_secs(1) || d > Duration::from_secs(3600) => {
+            errs.push("server.rrl.window", "must be between 1s and 1h");
+            Duration::from_secs(15)
+        }
+        Ok(d) => d,
+        Err(e) => {
+            errs.push("server.rrl.window", e);
+            Duration::from_secs(15)
+        }
+    };
+    let errors = r.errors_per_second.unwrap_or(r.responses_per_second);
+    for (key, rate) in [
+        ("responses_per_second", r.responses_per_second),
+        ("errors_per_second", errors),
+    ] {
+        if rate == 0 || rate > MAX_RATE {
+            errs.push(
+                format!("server.rrl.{key}"),
+                format!("{rate} is not between 1 and {MAX_RATE}"),
+            );
+        } else if u64::from(rate) * window.as_secs() > MAX_DEBT {
+            errs.push(
+                format!("server.rrl.{key}"),
+                format!(
+                    "{rate} per second over a window of {}s is more than the {MAX_DEBT} \
+                     responses an account can owe; shorten server.rrl.window",
+                    window.as_secs()
+                ),
+            );
+        }
+    }
+    if r.slip > 10 {
+        errs.push(
+            "server.rrl.slip",
+            format!("{} is not between 0 (drop all) and 10", r.slip),
+        );
+    }
+    if !(1..=32).contains(&r.ipv4_prefix) {
+        errs.push(
+            "server.rrl.ipv4_prefix",
+            format!("{} is not between 1 and 32", r.ipv4_prefix),
+        );
+    }
+    if !(1..=128).contains(&r.ipv6_prefix) {
+        errs.push(
+            "server.rrl.ipv6_prefix",
+            format!("{} is not between 1 and 128", r.ipv6_prefix),
+        );
+    }
+    let mut exempt = Vec::new();
+    for (i, n) in r.exempt.iter().enumerate() {
+        let parsed = n
+            .trim()
+            .parse::<IpNet>()
+            .or_else(|_| n.trim().parse::<IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(net) => exempt.push(net.trunc()),
+            Err(_) => errs.push(
+                format!("server.rrl.exempt[{i}]"),
+                format!("{n:?} is not a network (e.g. \"192.0.2.0/24\") or an address"),
+            ),
+        }
+    }
+    crate::dns::rrl::Limits {
+        responses: r.responses_per_second,
+        errors,
+        window,
+        slip: r.slip,
+        prefix: (r.ipv4_prefix, r.ipv6_prefix),
+        exempt,
+    }
+}
+
 fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
     let mut errs = Errs {
@@ -694,7 +773,9 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             Duration::from_secs(120)
         }
     };
+    let rrl = s.rrl.as_ref().map(|r| validate_rrl(r, &mut errs));
     let server = Server {
+        rrl,
         listen,
         admin,
         workers: s.workers,

@@ -68,6 +68,46 @@ pub struct RawServer {
     pub tcp_max_lifetime: String,
     #[serde(default = "default_tcp_max_queries")]
     pub tcp_max_queries: u32,
+    pub rrl: Option<RawRrl>,
+}
+
+/// `[server.rrl]`: response rate limiting.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRrl {
+    #[serde(default = "default_rrl_rate")]
+    pub responses_per_second: u32,
+    pub errors_per_second: Option<u32>,
+    #[serde(default = "default_rrl_window")]
+    pub window: String,
+    #[serde(default = "default_rrl_slip")]
+    pub slip: u32,
+    #[serde(default = "default_rrl_v4")]
+    pub ipv4_prefix: u8,
+    #[serde(default = "default_rrl_v6")]
+    pub ipv6_prefix: u8,
+    #[serde(default)]
+    pub exempt: Vec<String>,
+}
+
+fn default_rrl_rate() -> u32 {
+    20
+}
+
+fn default_rrl_window() -> String {
+    "15s".to_string()
+}
+
+fn default_rrl_slip() -> u32 {
+    2
+}
+
+fn default_rrl_v4() -> u8 {
+    24
+}
+
+fn default_rrl_v6() -> u8 {
+    56
 }
 
 fn default_tcp_per_source() -> usize {
@@ -98,6 +138,7 @@ impl Default for RawServer {
             tcp_per_source: default_tcp_per_source(),
             tcp_max_lifetime: default_tcp_max_lifetime(),
             tcp_max_queries: default_tcp_max_queries(),
+            rrl: None,
         }
     }
 }

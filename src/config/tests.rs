@@ -155,6 +155,7 @@ fn full_config_parses_every_key() {
             tcp_per_source: 32,
             tcp_max_lifetime: Duration::from_secs(120),
             tcp_max_queries: 10_000,
+            rrl: None,
         }
     );
     // relative paths are anchored at the config's directory, absolute ones kept
@@ -322,6 +323,7 @@ regions = ["r1"]
             tcp_per_source: 32,
             tcp_max_lifetime: Duration::from_secs(120),
             tcp_max_queries: 10_000,
+            rrl: None,
         }
     );
     // "signpost.toml" has no directory: paths stay relative to the cwd
@@ -1334,4 +1336,73 @@ fn nsid_length_is_checked() {
             "{errs:?}"
         );
     }
+}
+
+#[test]
+fn rrl_defaults_and_keys() {
+    let c = ok(&format!("{BASE}\n[server.rrl]\n"));
+    let r = c.server.rrl.expect("an empty [server.rrl] turns it on");
+    assert_eq!((r.responses, r.errors, r.slip), (20, 20, 2));
+    assert_eq!(r.window, Duration::from_secs(15));
+    assert_eq!(r.prefix, (24, 56));
+    assert!(ok(BASE).server.rrl.is_none(), "absent = off");
+
+    let c = ok(&format!(
+        "{BASE}\n[server.rrl]\nresponses_per_second = 50\nerrors_per_second = 3\n\
+         window = \"5s\"\nslip = 0\nipv4_prefix = 32\nipv6_prefix = 48\n\
+         exempt = [\"192.0.2.7/24\", \"2001:db8::53\"]\n"
+    ));
+    let r = c.server.rrl.unwrap();
+    assert_eq!((r.responses, r.errors, r.slip), (50, 3, 0));
+    assert_eq!(r.window, Duration::from_secs(5));
+    assert_eq!(r.prefix, (32, 48));
+    let exempt: Vec<String> = r.exempt.iter().map(|n| n.to_string()).collect();
+    assert_eq!(exempt, ["192.0.2.0/24", "2001:db8::53/128"]);
+}
+
+#[test]
+fn rrl_bad_keys_are_named() {
+    for (text, key, says) in [
+        (
+            "responses_per_second = 0",
+            "server.rrl.responses_per_second",
+            "between 1 and",
+        ),
+        (
+            "errors_per_second = 200000",
+            "server.rrl.errors_per_second",
+            "between 1 and",
+        ),
+        (
+            "responses_per_second = 100000\nwindow = \"1h\"",
+            "server.rrl.responses_per_second",
+            "shorten server.rrl.window",
+        ),
+        ("window = \"0s\"", "server.rrl.window", "between 1s and 1h"),
+        ("window = \"soon\"", "server.rrl.window", "invalid duration"),
+        ("slip = 11", "server.rrl.slip", "between 0"),
+        (
+            "ipv4_prefix = 0",
+            "server.rrl.ipv4_prefix",
+            "between 1 and 32",
+        ),
+        (
+            "ipv6_prefix = 129",
+            "server.rrl.ipv6_prefix",
+            "between 1 and 128",
+        ),
+        (
+            "exempt = [\"10.0.0.0/8\", \"ten\"]",
+            "server.rrl.exempt[1]",
+            "\"ten\"",
+        ),
+    ] {
+        let errs = errors(&format!("{BASE}\n[server.rrl]\n{text}\n"));
+        assert!(
+            errs.iter().any(|e| e.contains(key) && e.contains(says)),
+            "{text}: {errs:?}"
+        );
+    }
+    let errs = errors(&format!("{BASE}\n[server.rrl]\nrate = 5\n"));
+    assert!(errs.iter().any(|e| e.contains("rate")), "{errs:?}");
 }

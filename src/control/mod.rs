@@ -1023,6 +1023,15 @@ impl Control {
                 old.tcp_max_connections != new.tcp_max_connections,
             ),
             ("udp_batch_wait", old.udp_batch_wait != new.udp_batch_wait),
+            ("tcp_per_source", old.tcp_per_source != new.tcp_per_source),
+            (
+                "tcp_max_lifetime",
+                old.tcp_max_lifetime != new.tcp_max_lifetime,
+            ),
+            (
+                "tcp_max_queries",
+                old.tcp_max_queries != new.tcp_max_queries,
+            ),
             ("state", old.state != new.state),
         ];
         for (key, changed) in restart_only {

@@ -2,6 +2,7 @@
 //! sees only the [`Snapshot`](crate::state::Snapshot).
 
 pub mod answer;
+pub mod rrl;
 pub mod tcp;
 pub mod udp;
 pub mod wire;
@@ -60,6 +61,7 @@ pub fn start(
     stop: watch::Receiver<bool>,
 ) -> io::Result<Listeners> {
     let tcp_stats = metrics.worker(true);
+    let rrl = Arc::new(std::sync::OnceLock::new());
     let mut out = Listeners {
         addrs: Vec::new(),
         threads: Vec::new(),
@@ -73,7 +75,14 @@ pub fn start(
             attempt += 1;
             let listener = tcp_listener(addr)?;
             let bound = listener.local_addr()?;
-            match udp::spawn(bound, udp, shared.clone(), metrics, stop_flag.clone()) {
+            match udp::spawn(
+                bound,
+                udp,
+                shared.clone(),
+                metrics,
+                rrl.clone(),
+                stop_flag.clone(),
+            ) {
                 Ok((_, threads)) => break (listener, bound, threads),
                 Err(e)
                     if addr.port() == 0 && attempt < 8 && e.kind() == io::ErrorKind::AddrInUse =>

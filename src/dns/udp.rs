@@ -5,14 +5,15 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::answer::{Ctx, respond};
+use super::rrl;
 use crate::metrics::{Metrics, Transport};
 use crate::state::Shared;
 
@@ -40,6 +41,7 @@ pub fn spawn(
     settings: UdpSettings,
     shared: Shared,
     metrics: &Metrics,
+    rrl: Arc<OnceLock<rrl::Table>>,
     stop: Arc<AtomicBool>,
 ) -> io::Result<(SocketAddr, Vec<JoinHandle<()>>)> {
     let workers = if settings.workers == 0 {
@@ -60,12 +62,17 @@ pub fn spawn(
     for (i, sock) in sockets.into_iter().enumerate() {
         let shared = shared.clone();
         let stop = stop.clone();
+        let rrl = rrl.clone();
         let stats = metrics.worker(false);
         let h = std::thread::Builder::new()
             .name(format!("dns-udp-{i}"))
             .spawn(move || {
-                let mut ctx = Ctx::new(stats);
-                if let Err(e) = serve(&sock, &shared, &stop, &mut ctx, settings.batch_wait) {
+                let mut w = Worker {
+                    ctx: Ctx::new(stats),
+                    rrl,
+                    slips: 0,
+                };
+                if let Err(e) = serve(&sock, &shared, &stop, &mut w, settings.batch_wait) {
                     tracing::error!("udp worker on {bound} stopped: {e}");
                 }
             })?;
@@ -126,12 +133,70 @@ fn peer_ip(a: SocketAddr) -> IpAddr {
     a.ip().to_canonical()
 }
 
+/// What a UDP worker keeps between packets.
+struct Worker {
+    ctx: Ctx,
+    /// Rate-limit accounts shared by all workers; made when a
+    /// configuration first turns `[server.rrl]` on.
+    rrl: Arc<OnceLock<rrl::Table>>,
+    /// Limited responses so far (every `slip`th is sent truncated).
+    slips: u32,
+}
+
+/// The rate limits in force for one batch, with the clock read once.
+struct Batch<'a> {
+    limits: &'a rrl::Limits,
+    table: &'a rrl::Table,
+    now: u32,
+}
+
+impl Worker {
+    fn batch<'a>(
+        rrl: &'a OnceLock<rrl::Table>,
+        snap: &'a crate::state::Snapshot,
+    ) -> Option<Batch<'a>> {
+        let limits = snap.data.config.server.rrl.as_ref()?;
+        let table = rrl.get_or_init(rrl::Table::new);
+        Some(Batch {
+            limits,
+            table,
+            now: table.now(),
+        })
+    }
+
+    /// Applies the rate limits to the response `out[..len]` for `peer`:
+    /// its length to send (perhaps cut to a slip), or None to drop it.
+    fn limit(
+        stats: &crate::metrics::WorkerStats,
+        slips: &mut u32,
+        batch: Option<&Batch<'_>>,
+        peer: IpAddr,
+        out: &mut [u8],
+        len: usize,
+    ) -> Option<usize> {
+        let Some(b) = batch else {
+            return Some(len);
+        };
+        if b.table.check(b.limits, b.now, peer, &out[..len]) == rrl::Verdict::Send {
+            return Some(len);
+        }
+        *slips = slips.wrapping_add(1);
+        if b.limits.slip != 0 && slips.is_multiple_of(b.limits.slip) {
+            stats.rate_limited(true);
+            Some(rrl::slip(out, len))
+        } else {
+            stats.rate_limited(false);
+            None
+        }
+    }
+}
+
 #[cfg(not(target_os = "linux"))]
 fn serve(
     sock: &UdpSocket,
     shared: &Shared,
     stop: &AtomicBool,
-    ctx: &mut Ctx,
+    w: &mut Worker,
     _batch_wait: Duration,
 ) -> io::Result<()> {
     let mut inb = vec![0u8; RECV_BUF];
@@ -155,6 +220,8 @@ fn serve(
             }
         };
         let snap = shared.load();
+        let batch = Worker::batch(&w.rrl, &snap);
+        let ctx = &mut w.ctx;
         if let Some(len) = guarded(|| {
             respond(
                 &snap,
@@ -164,7 +231,14 @@ fn serve(
                 &mut out,
                 ctx,
             )
-        }) && let Err(e) = sock.send_to(&out[..len], peer)
+        }) && let Some(len) = Worker::limit(
+            &ctx.stats,
+            &mut w.slips,
+            batch.as_ref(),
+            peer_ip(peer),
+            &mut out,
+            len,
+        ) && let Err(e) = sock.send_to(&out[..len], peer)
         {
             tracing::debug!("send to {peer}: {e}");
         }
@@ -177,10 +251,10 @@ fn serve(
     sock: &UdpSocket,
     shared: &Shared,
     stop: &AtomicBool,
-    ctx: &mut Ctx,
+    w: &mut Worker,
     batch_wait: Duration,
 ) -> io::Result<()> {
-    mmsg::serve(sock, shared, stop, ctx, batch_wait)
+    mmsg::serve(sock, shared, stop, w, batch_wait)
 }
 
 #[cfg(target_os = "linux")]
@@ -309,7 +383,7 @@ mod mmsg {
         sock: &UdpSocket,
         shared: &Shared,
         stop: &AtomicBool,
-        ctx: &mut Ctx,
+        w: &mut Worker,
         batch_wait: Duration,
     ) -> io::Result<()> {
         let fd = sock.as_raw_fd();
@@ -390,6 +464,8 @@ mod mmsg {
             b.resp.clear();
             {
                 let snap = shared.load();
+                let batch = Worker::batch(&w.rrl, &snap);
+                let ctx = &mut w.ctx;
                 for i in 0..n {
                     let len = b.msgs[i].msg_len as usize;
                     if b.msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
@@ -407,7 +483,16 @@ mod mmsg {
                     let query = &b.inbufs[i][..len];
                     let answered =
                         guarded(|| respond(&snap, query, peer_ip(peer), Transport::Udp, out, ctx));
-                    if let Some(rlen) = answered {
+                    if let Some(rlen) = answered
+                        && let Some(rlen) = Worker::limit(
+                            &ctx.stats,
+                            &mut w.slips,
+                            batch.as_ref(),
+                            peer_ip(peer),
+                            out,
+                            rlen,
+                        )
+                    {
                         b.resp.push((i, peer, local, rlen));
                     }
                 }
