@@ -2388,3 +2388,52 @@ fn nsid_is_answered_when_asked_for() {
     assert_eq!(nsid(&r), None);
     assert!(r.opt.is_some());
 }
+
+/// Unknown and non-IN query classes are refused without data; unknown
+/// types at names that exist are NODATA with the SOA, and NXDOMAIN below
+/// names that do not; over UDP and TCP, with and without EDNS.
+#[test]
+fn unknown_classes_and_types() {
+    let s = start("unknown-class-type");
+    // CH, HS, NONE, ANY, 0 and an unassigned class
+    for class in [3u16, 4, 254, 255, 0, 999, 65535] {
+        for name in ["www.example.test.", "example.test.", "version.bind."] {
+            let mut q = Q::new(name, t::A);
+            q.qclass = class;
+            for q in [q.clone(), q.edns(1232)] {
+                for r in [udp(&s, &q), tcp(&s, &q)] {
+                    check_common(&q, &r);
+                    assert_eq!(r.rcode(), ResponseCode::Refused, "class {class} {name}");
+                    assert!(!r.raw.has(AA), "class {class}: not authoritative");
+                    assert!(r.msg.answers.is_empty() && r.msg.authorities.is_empty());
+                }
+            }
+        }
+    }
+    // private-use, unassigned, obsolete and reserved types
+    for qt in [65280u16, 65535, 32769, 99, 0, 258, 4096] {
+        for name in [
+            "www.example.test.",
+            "example.test.",
+            "mail.example.test.",
+            "x.static.example.test.",
+        ] {
+            let q = Q::new(name, qt);
+            for r in [udp(&s, &q), tcp(&s, &q)] {
+                check_common(&q, &r);
+                assert_eq!(r.rcode(), ResponseCode::NoError, "type {qt} at {name}");
+                assert!(r.raw.has(AA), "type {qt} at {name}: AA");
+                assert!(r.msg.answers.is_empty(), "type {qt} at {name}: no data");
+                let (_, ttl) = r.soa();
+                assert_eq!(ttl, 60, "type {qt} at {name}: negative TTL");
+            }
+        }
+        let q = Q::new("nothing-here.example.test.", qt);
+        let r = udp(&s, &q);
+        check_common(&q, &r);
+        assert_eq!(r.rcode(), ResponseCode::NXDomain, "type {qt}");
+    }
+    // the server still answers normally afterwards
+    let r = udp(&s, &Q::new("mail.example.test.", t::A));
+    assert_eq!(r.addrs(), ips(&["192.0.2.25"]));
+}

@@ -46,6 +46,17 @@ pub fn parse_text(
             return Err(ZoneError::new(display, Some(line), e.to_string()));
         }
     };
+    // the parser keeps the last of several CNAMEs at one name silently
+    if let Some(d) = duplicate_cname(text, origin) {
+        return Err(ZoneError::new(
+            display,
+            Some(d.second),
+            format!(
+                "{} CNAME: a second CNAME record (the first is on line {}); a name can have only one",
+                d.owner, d.first
+            ),
+        ));
+    }
     let mut out = Vec::with_capacity(records.len());
     for (RrKey { .. }, set) in records {
         out.push(from_set(set));
@@ -133,4 +144,158 @@ fn failing_line(text: &str, ok: impl Fn(&str) -> bool) -> usize {
         }
     }
     stmts.get(lo).or(stmts.last()).map_or(1, |s| s.1)
+}
+
+/// Two CNAME records with different targets at one owner name.
+#[derive(Debug, PartialEq, Eq)]
+struct DuplicateCname {
+    owner: String,
+    first: usize,
+    second: usize,
+}
+
+/// Finds two CNAMEs at one name in zone text that the parser accepted
+/// (so it is well formed): a light scan of statements that follows owner
+/// names, `@`, `$ORIGIN` and blank owners (the previous one). Records of
+/// `$INCLUDE`d files are not scanned.
+fn duplicate_cname(text: &str, origin: &str) -> Option<DuplicateCname> {
+    let absolute = |name: &str, origin: &str| -> String {
+        let n = name.to_ascii_lowercase();
+        if n == "@" {
+            origin.to_ascii_lowercase()
+        } else if n.ends_with('.') {
+            n
+        } else if origin == "." {
+            format!("{n}.")
+        } else {
+            format!("{n}.{}", origin.to_ascii_lowercase())
+        }
+    };
+    let mut origin = absolute(origin, ".");
+    let mut owner = origin.clone();
+    // owner -> (target, line)
+    let mut seen: std::collections::HashMap<String, (String, usize)> = Default::default();
+    for (line, starts_blank, tokens) in statements(text) {
+        let Some(first) = tokens.first() else {
+            continue;
+        };
+        if first.eq_ignore_ascii_case("$ORIGIN") {
+            if let Some(o) = tokens.get(1) {
+                origin = absolute(o, &origin);
+            }
+            continue;
+        }
+        if first.starts_with('$') {
+            continue;
+        }
+        let mut rest = &tokens[..];
+        if !starts_blank {
+            owner = absolute(first, &origin);
+            rest = &tokens[1..];
+        }
+        // [ttl] [class] type, in either order
+        let is_class = |t: &str| {
+            let u = t.to_ascii_uppercase();
+            matches!(u.as_str(), "IN" | "CH" | "HS" | "CS") || u.starts_with("CLASS")
+        };
+        let mut i = 0;
+        while i < rest.len()
+            && i < 2
+            && (rest[i].starts_with(|c: char| c.is_ascii_digit()) || is_class(&rest[i]))
+        {
+            i += 1;
+        }
+        if rest.get(i).is_some_and(|t| t.eq_ignore_ascii_case("CNAME"))
+            && let Some(target) = rest.get(i + 1)
+        {
+            let target = absolute(target, &origin);
+            match seen.get(&owner) {
+                Some((t, first)) if *t != target => {
+                    return Some(DuplicateCname {
+                        owner,
+                        first: *first,
+                        second: line,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(owner.clone(), (target, line));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Splits zone text into statements (a line, or lines joined by
+/// parentheses), without comments: (line it starts on, whether it starts
+/// with blank space, tokens). Quoted strings are one token.
+fn statements(text: &str) -> Vec<(usize, bool, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut tokens: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let (mut depth, mut quoted, mut escaped, mut comment) = (0i32, false, false, false);
+    let mut line = 1;
+    let mut start_line = 1;
+    // at the first character of a statement, which says whether it
+    // starts with blank space (then its owner is the previous one)
+    let mut fresh = true;
+    let mut starts_blank = false;
+    for c in text.chars() {
+        if fresh && c != '\n' {
+            starts_blank = c == ' ' || c == '\t';
+            fresh = false;
+        }
+        if c == '\n' {
+            comment = false;
+            escaped = false;
+            if !quoted && !cur.is_empty() {
+                tokens.push(std::mem::take(&mut cur));
+            }
+            line += 1;
+            if depth <= 0 && !quoted {
+                if !tokens.is_empty() {
+                    out.push((start_line, starts_blank, std::mem::take(&mut tokens)));
+                }
+                start_line = line;
+                depth = 0;
+                fresh = true;
+            }
+            continue;
+        }
+        if comment {
+            continue;
+        }
+        if escaped {
+            escaped = false;
+            cur.push(c);
+            continue;
+        }
+        match c {
+            '\\' => {
+                escaped = true;
+                cur.push(c);
+            }
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            ';' if !quoted => comment = true,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth -= 1,
+            c if c.is_whitespace() && !quoted => {
+                if !cur.is_empty() {
+                    tokens.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        tokens.push(cur);
+    }
+    if !tokens.is_empty() {
+        out.push((start_line, starts_blank, tokens));
+    }
+    out
 }

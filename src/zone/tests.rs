@@ -845,3 +845,50 @@ fn served_child_zone_two_labels_down_keeps_its_empty_non_terminal() {
         }
     }
 }
+
+#[test]
+fn two_cnames_at_one_name_are_an_error_naming_both_lines() {
+    let cases = [
+        // plain, relative names
+        format!("{GOOD_HEAD}alias IN CNAME ns\nother IN A 192.0.2.2\nalias IN CNAME other\n"),
+        // the second one by a blank owner, with a TTL and class in either order
+        format!("{GOOD_HEAD}alias 60 IN CNAME ns\n  IN 30 CNAME other.example.test.\n"),
+        // absolute and relative spellings, different case, after $ORIGIN
+        format!(
+            "{GOOD_HEAD}$ORIGIN sub.example.test.\nx CNAME a\n; a comment\nX.SUB.example.test. CNAME ( b )\n"
+        ),
+    ];
+    for text in cases {
+        let e = syntax_error(&text);
+        let first = text
+            .lines()
+            .position(|l| l.to_ascii_lowercase().contains("cname"))
+            .unwrap()
+            + 1;
+        let lines: Vec<&str> = text.lines().collect();
+        let second = lines
+            .iter()
+            .rposition(|l| l.to_ascii_lowercase().contains("cname"))
+            .unwrap()
+            + 1;
+        assert_eq!(e.line, Some(second), "{text:?}: {e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("the first is on line {first}")),
+            "{e}"
+        );
+    }
+    // the same CNAME twice is a harmless duplicate; CNAMEs at different
+    // names, a CNAME target named "cname" and TXT data saying CNAME are fine
+    for text in [
+        format!("{GOOD_HEAD}alias IN CNAME ns\nalias IN CNAME ns.example.test.\n"),
+        format!(
+            "{GOOD_HEAD}a IN CNAME ns\nb IN CNAME ns\ncname IN A 192.0.2.3\nc IN CNAME cname\n"
+        ),
+        format!("{GOOD_HEAD}t IN TXT \"x CNAME y\" ; CNAME z\nt2 IN TXT \"CNAME\"\n"),
+    ] {
+        if let Err(e) = parse_text(&text, None, FILE, "example.test.") {
+            panic!("{text:?}: {e}");
+        }
+    }
+}
