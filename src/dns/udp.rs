@@ -257,6 +257,147 @@ fn serve(
     mmsg::serve(sock, shared, stop, w, batch_wait)
 }
 
+/// When UDP GSO is tried. A refusal can come from one destination (its
+/// route's device cannot segment) or from the whole host (no kernel
+/// support): the refused message is sent unsegmented either way, and only
+/// a kernel without support, or refusals coming thick and fast, turn GSO
+/// off, for a while that doubles at each relapse (1 s to 5 min); it is then
+/// tried again.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[derive(Debug)]
+struct GsoPolicy {
+    off_until: Option<std::time::Instant>,
+    /// When GSO was last turned back on.
+    back_on: Option<std::time::Instant>,
+    backoff: Duration,
+    window_start: std::time::Instant,
+    recent: u32,
+}
+
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+impl GsoPolicy {
+    const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+    const MAX_BACKOFF: Duration = Duration::from_secs(300);
+    /// Refusals within a second that turn GSO off.
+    const BURST: u32 = 8;
+
+    fn new(now: std::time::Instant) -> GsoPolicy {
+        GsoPolicy {
+            off_until: None,
+            back_on: None,
+            backoff: Self::FIRST_BACKOFF,
+            window_start: now,
+            recent: 0,
+        }
+    }
+
+    /// Whether to segment this batch (reads the clock only while off).
+    fn enabled(&mut self) -> bool {
+        self.enabled_at(std::time::Instant::now)
+    }
+
+    fn enabled_at(&mut self, now: impl FnOnce() -> std::time::Instant) -> bool {
+        match self.off_until {
+            None => true,
+            Some(t) if now() >= t => {
+                self.off_until = None;
+                self.back_on = Some(t);
+                self.recent = 0;
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// A GSO send was refused with `errno`: returns how long GSO is now
+    /// off, or None if it stays on (the refusal looks like one client's).
+    fn refused(&mut self, errno: i32, now: std::time::Instant) -> Option<Duration> {
+        if self.off_until.is_some() {
+            return None;
+        }
+        if now.duration_since(self.window_start) > Duration::from_secs(1) {
+            self.window_start = now;
+            self.recent = 0;
+        }
+        self.recent += 1;
+        let unsupported = matches!(errno, libc::ENOPROTOOPT | libc::EOPNOTSUPP);
+        if !unsupported && self.recent < Self::BURST {
+            return None;
+        }
+        if self
+            .back_on
+            .is_some_and(|t| now.duration_since(t) > 2 * Self::MAX_BACKOFF)
+        {
+            // the last relapse was long ago: start small again
+            self.backoff = Self::FIRST_BACKOFF;
+        }
+        let off = self.backoff;
+        self.off_until = Some(now + off);
+        self.backoff = (off * 2).min(Self::MAX_BACKOFF);
+        Some(off)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn one_clients_refusals_keep_gso_on() {
+        let t0 = Instant::now();
+        let mut p = GsoPolicy::new(t0);
+        for i in 0..GsoPolicy::BURST - 1 {
+            assert_eq!(
+                p.refused(libc::EIO, t0 + Duration::from_millis(i.into())),
+                None
+            );
+            assert!(p.enabled_at(|| t0));
+        }
+        // a second later the count starts again
+        let t1 = t0 + Duration::from_millis(1500);
+        for _ in 0..GsoPolicy::BURST - 1 {
+            assert_eq!(p.refused(libc::EINVAL, t1), None);
+        }
+        assert!(p.enabled_at(|| t1));
+    }
+
+    #[test]
+    fn a_burst_or_no_kernel_support_turns_it_off_for_a_growing_while() {
+        let t0 = Instant::now();
+        let mut p = GsoPolicy::new(t0);
+        let mut off = None;
+        for _ in 0..GsoPolicy::BURST {
+            off = p.refused(libc::EIO, t0);
+        }
+        assert_eq!(off, Some(Duration::from_secs(1)));
+        assert!(!p.enabled_at(|| t0 + Duration::from_millis(999)));
+        // tried again after the backoff; no support: off for twice as long
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(p.enabled_at(|| t1));
+        assert_eq!(
+            p.refused(libc::EOPNOTSUPP, t1),
+            Some(Duration::from_secs(2))
+        );
+        assert!(!p.enabled_at(|| t1 + Duration::from_millis(1999)));
+        let mut t = t1 + Duration::from_secs(2);
+        let mut last = Duration::ZERO;
+        for _ in 0..20 {
+            assert!(p.enabled_at(|| t));
+            last = p.refused(libc::ENOPROTOOPT, t).unwrap();
+            t += last;
+        }
+        assert_eq!(last, GsoPolicy::MAX_BACKOFF, "the backoff is capped");
+        // after a long good spell a relapse starts small again
+        assert!(p.enabled_at(|| t));
+        let later = t + Duration::from_secs(3600);
+        assert_eq!(
+            p.refused(libc::EOPNOTSUPP, later),
+            Some(Duration::from_secs(1))
+        );
+    }
+}
+
 #[cfg(target_os = "linux")]
 mod mmsg {
     use std::os::fd::AsRawFd;
@@ -366,7 +507,10 @@ mod mmsg {
                 if c.cmsg_level == libc::IPPROTO_IP && c.cmsg_type == libc::IP_PKTINFO {
                     let pi =
                         std::ptr::read_unaligned(libc::CMSG_DATA(cm).cast::<libc::in_pktinfo>());
-                    return Local::V4(pi.ipi_addr.s_addr.to_ne_bytes());
+                    // ipi_spec_dst is the local address the datagram
+                    // reached (ipi_addr is the header's destination, which
+                    // for a broadcast is no address to answer from)
+                    return Local::V4(pi.ipi_spec_dst.s_addr.to_ne_bytes());
                 }
                 if c.cmsg_level == libc::IPPROTO_IPV6 && c.cmsg_type == libc::IPV6_PKTINFO {
                     let pi =
@@ -401,8 +545,8 @@ mod mmsg {
             resp: Vec::with_capacity(BATCH),
         };
         // UDP GSO (Linux 4.18+): answers to the same client of the same size
-        // leave as one send; switched off for good at the first refusal.
-        let mut gso = true;
+        // leave as one send.
+        let mut gso = GsoPolicy::new(std::time::Instant::now());
         if !batch_wait.is_zero() {
             // Short sleeps need a small timer slack (default 50 us).
             // SAFETY: PR_SET_TIMERSLACK only changes this thread's slack.
@@ -497,11 +641,8 @@ mod mmsg {
                     }
                 }
             }
-            let groups = group(&mut b, gso);
-            if !send(fd, &mut b, groups) {
-                tracing::info!("UDP GSO is not available here; sending answers one by one");
-                gso = false;
-            }
+            let groups = group(&mut b, gso.enabled());
+            send(fd, &mut b, groups, &mut gso);
             // Adaptive coalescing: more than one datagram was waiting, so
             // queries are arriving faster than one per wake-up; pausing a
             // moment lets the next batch fill, and each system call and
@@ -662,9 +803,10 @@ mod mmsg {
         }
     }
 
-    /// Sends `out_msgs[..count]`; false if the kernel refused a GSO send
-    /// (what was left has then been sent one datagram at a time).
-    fn send(fd: i32, b: &mut Bufs, count: usize) -> bool {
+    /// Sends `out_msgs[..count]`. A GSO message the kernel refuses (which
+    /// can come from one destination's route) is sent one datagram at a
+    /// time, and `gso` decides whether to keep segmenting.
+    fn send(fd: i32, b: &mut Bufs, count: usize, gso: &mut GsoPolicy) {
         let mut sent = 0;
         while sent < count {
             // SAFETY: out_msgs[sent..count] point at live buffers in `b`.
@@ -683,13 +825,24 @@ mod mmsg {
                 }
                 let gso_msg = b.out_msgs[sent].msg_hdr.msg_iovlen > 1;
                 if gso_msg
-                    && matches!(
-                        e.raw_os_error(),
-                        Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
-                    )
+                    && let Some(
+                        errno @ (libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP),
+                    ) = e.raw_os_error()
                 {
-                    send_unsegmented(fd, &b.out_msgs[sent..count], &b.group_locals[sent..count]);
-                    return false;
+                    send_unsegmented(
+                        fd,
+                        &b.out_msgs[sent..sent + 1],
+                        &b.group_locals[sent..sent + 1],
+                    );
+                    if let Some(off) = gso.refused(errno, std::time::Instant::now()) {
+                        tracing::info!(
+                            "UDP GSO refused ({e}); sending answers one by one for {off:?}"
+                        );
+                    } else {
+                        tracing::debug!("UDP GSO refused for one client ({e}); sent unsegmented");
+                    }
+                    sent += 1;
+                    continue;
                 }
                 // a bad destination fails only its own message: skip it
                 tracing::debug!("sendmmsg: {e}");
@@ -698,6 +851,5 @@ mod mmsg {
             }
             sent += r as usize;
         }
-        true
     }
 }
