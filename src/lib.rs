@@ -111,6 +111,26 @@ pub struct Signals {
     pub reload: mpsc::UnboundedReceiver<()>,
 }
 
+/// Reads a whole input file (configuration, zone, GeoIP database,
+/// state), refusing what is not a regular file: a device such as
+/// `/dev/zero` would never end and a FIFO would block the reader.
+pub fn read_input(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    std::fs::read(path)
+}
+
+/// [`read_input`] for text.
+pub fn read_input_text(path: &std::path::Path) -> std::io::Result<String> {
+    String::from_utf8(read_input(path)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 /// Hands memory freed by a large drop (a replaced configuration, a GeoIP
 /// compile's scratch space) back to the system. glibc's allocator keeps
 /// freed memory of its per-thread arenas otherwise, and a reload with a new

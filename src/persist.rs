@@ -68,7 +68,7 @@ impl Saved {
 
 /// Reads the state file; `None` (logged) when it is missing or unusable.
 pub fn load(path: &Path) -> Option<Saved> {
-    let text = match std::fs::read(path) {
+    let text = match crate::read_input(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::info!(

@@ -541,7 +541,7 @@ fn config_hash(config: &Config, geo: Option<&GeoTable>) -> String {
         h.update(z.name.as_bytes());
         // the zone files were just read whole; a file gone meanwhile
         // only changes the hash
-        h.update(std::fs::read(&z.file).unwrap_or_default());
+        h.update(crate::read_input(&z.file).unwrap_or_default());
     }
     if let Some(g) = geo {
         h.update(g.source.kind.as_bytes());

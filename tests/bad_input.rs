@@ -99,3 +99,27 @@ fn two_cnames_at_one_name_are_refused_with_both_lines() {
         ],
     );
 }
+
+#[test]
+fn devices_and_fifos_are_refused_as_input_files() {
+    // a zone "file" that is a device would never end; a FIFO would block
+    let dir = scratch("bad-input-devices");
+    std::fs::copy(GEOIP, dir.join("geo.mmdb")).unwrap();
+    let fifo = dir.join("fifo.zone");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for file in ["/dev/zero", fifo.to_str().unwrap()] {
+        write(
+            &dir.join("signpost.toml"),
+            &CONFIG.replace("example.test.zone", file),
+        );
+        refused(&dir, &[file, "not a regular file"]);
+    }
+    write(&dir.join("example.test.zone"), ZONE);
+    write(
+        &dir.join("signpost.toml"),
+        &CONFIG.replace("geo.mmdb", "/dev/zero"),
+    );
+    refused(&dir, &["/dev/zero", "not a regular file"]);
+}
