@@ -126,4 +126,56 @@ fn main() {
         let ns = best.as_nanos() as f64 / n as f64;
         println!("{name:<28} {ns:>10.1} {:>14.0}", 1e9 / ns);
     }
+    rrl_cases(&snap, &mut ctx, filter.as_deref());
+}
+
+/// Response rate limiting's share: the same geo answer, then the limiter's
+/// accounting of it (`rrl::Table::check`, as the UDP workers call it) from
+/// one client, and from 65,536 client networks in turn (a table far larger
+/// than the cache). The one client floods (millions of identical answers a
+/// second against a limit of 100,000), so most of its answers are limited;
+/// the 65,536 networks stay under the limit, which is the cost every
+/// answered query pays with `[server.rrl]` on.
+fn rrl_cases(snap: &Snapshot, ctx: &mut Ctx, filter: Option<&str>) {
+    use signpost::dns::rrl;
+    let limits = rrl::Limits {
+        responses: 100_000,
+        errors: 100_000,
+        window: Duration::from_secs(1),
+        slip: 2,
+        prefix: (24, 56),
+        exempt: Vec::new(),
+    };
+    let table = rrl::Table::new();
+    let pkt = query("www.example.test.", RecordType::A, Some(("193.0.6.0", 24)));
+    let mut out = [0u8; 1232];
+    for (name, clients, limit) in [
+        ("geo A, ECS EU /24, no RRL", 1u32, false),
+        ("  + RRL, 1 client flooding", 1, true),
+        ("  + RRL, 65536 networks", 65_536, true),
+    ] {
+        if filter.is_some_and(|f| !name.contains(f) && !f.contains("RRL")) {
+            continue;
+        }
+        let mut run = |n: u64| {
+            let start = Instant::now();
+            let now = table.now();
+            for i in 0..n {
+                let src = IpAddr::from(std::net::Ipv4Addr::from(
+                    0x0a00_0000 | ((i as u32 % clients) << 8),
+                ));
+                let len = respond(snap, black_box(&pkt), src, Transport::Udp, &mut out, ctx)
+                    .expect("answered");
+                if limit {
+                    black_box(table.check(&limits, now, src, &out[..len]));
+                }
+            }
+            start.elapsed()
+        };
+        run(100_000);
+        let n = (200_000_000 / run(100_000).as_nanos().max(1) as u64 * 100_000).max(10_000);
+        let best = (0..5).map(|_| run(n)).min().unwrap_or(Duration::MAX);
+        let ns = best.as_nanos() as f64 / n as f64;
+        println!("{name:<28} {ns:>10.1} {:>14.0}", 1e9 / ns);
+    }
 }
