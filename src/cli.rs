@@ -51,11 +51,7 @@ pub enum QType {
 #[derive(Subcommand, Debug, Clone)]
 pub enum CtlCommand {
     /// Regions, endpoints, health and drains.
-    Status {
-        /// Print the raw JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// Take a region (or with --endpoint, one address) out of answers.
     Drain {
         /// Region name.
@@ -67,6 +63,9 @@ pub enum CtlCommand {
         /// Undrain automatically after this long (e.g. 10m).
         #[arg(long = "for")]
         duration: Option<String>,
+        /// Drain even if it breaks a service's min_healthy_regions.
+        #[arg(long)]
+        force: bool,
     },
     /// Put a region (or endpoint) back.
     Undrain {
@@ -105,22 +104,41 @@ pub enum CtlCommand {
     },
     /// Reload the configuration of the running server; waits as long as
     /// the reload takes.
-    Reload {
-        /// Print the raw JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Reload,
+    /// The operator actions (drain, undrain, reload, lab), newest first.
+    Audit,
+}
+
+/// How log lines are written.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line of text per event.
+    Text,
+    /// One JSON object per event (timestamp, level, fields).
+    Json,
 }
 
 /// Logs to stderr; `SIGNPOST_LOG` sets the filter (default `info`).
-pub fn init_logging() {
+/// Colours only on a terminal, and never with `NO_COLOR` set
+/// (<https://no-color.org>).
+pub fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIGNPOST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(colour).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
 }
 
 fn runtime() -> Option<tokio::runtime::Runtime> {
@@ -278,12 +296,13 @@ pub fn demo(dns: SocketAddr, admin: SocketAddr) -> i32 {
         })
         .unwrap_or_else(|| "signpost".to_string());
     let config = dir.join("signpost.toml");
+    let shown = config.clone();
     let code = run_with_signals(RunOptions {
         config,
         listen: Some(vec![dns]),
         admin: Some(admin),
         lab: true,
-        on_ready: Some(Box::new(move |r: &Ready| print_demo_help(r, &exe))),
+        on_ready: Some(Box::new(move |r: &Ready| print_demo_help(r, &exe, &shown))),
     });
     if let Err(e) = std::fs::remove_dir_all(&dir) {
         tracing::debug!("removing {}: {e}", dir.display());
@@ -291,7 +310,7 @@ pub fn demo(dns: SocketAddr, admin: SocketAddr) -> i32 {
     code
 }
 
-fn print_demo_help(r: &Ready, exe: &str) {
+fn print_demo_help(r: &Ready, exe: &str, config: &Path) {
     let dns = r.dns.first().copied();
     let (host, port) = dns.map_or(("127.0.0.1".to_string(), 5353), |a| {
         (a.ip().to_string(), a.port())
@@ -302,6 +321,7 @@ fn print_demo_help(r: &Ready, exe: &str) {
     } else {
         format!(" --admin {admin}")
     };
+    let config = config.display();
     println!(
         r#"
 signpost demo is serving example.test. on {host} port {port} (udp+tcp); admin API on {admin}
@@ -329,27 +349,50 @@ Or take it out by hand (optionally for a while) and look at the state:
   {exe} ctl drain eu-west --for 5m{admin_flag}
   {exe} ctl undrain eu-west{admin_flag}
   {exe} ctl status{admin_flag}
+  {exe} ctl audit{admin_flag}
   {exe} explain www.example.test --client 193.0.6.1{admin_flag}
+  {exe} explain www.example.test --client 193.0.6.1 --down eu-west{admin_flag}   # what if eu-west went down?
   curl -s {admin}/metrics
+db.example.test keeps at least one region (min_healthy_regions = 1): after draining eu-west,
+`ctl drain us-east` is refused (409) unless you add --force.
+
+The demo serves a copy of its built-in configuration: {config}
+Edit that file and run `{exe} ctl reload{admin_flag}` to change the running demo
+(the signpost.toml in the source tree is not read).
 
 Stop with Ctrl-C.
 "#
     );
 }
 
+/// What `signpost explain` was asked.
+pub struct ExplainArgs<'a> {
+    /// Service name.
+    pub name: &'a str,
+    /// Client address.
+    pub client: IpAddr,
+    /// A or AAAA.
+    pub qtype: QType,
+    /// What-if: regions taken as down.
+    pub down: &'a [String],
+    /// Decide offline from this configuration.
+    pub config: Option<&'a Path>,
+    /// Raw JSON.
+    pub json: bool,
+}
+
 /// `signpost explain`.
-pub fn explain(
-    name: &str,
-    client: IpAddr,
-    qtype: QType,
-    config: Option<&Path>,
-    admin: &Admin,
-) -> i32 {
-    let family = match qtype {
+pub fn explain(a: &ExplainArgs<'_>, admin: &Admin) -> i32 {
+    let family = match a.qtype {
         QType::A => Family::V4,
         QType::Aaaa => Family::V6,
     };
-    if let Some(path) = config {
+    let down: Vec<String> = a
+        .down
+        .iter()
+        .flat_map(|d| crate::explain::parse_down(d))
+        .collect();
+    let v = if let Some(path) = a.config {
         let metrics = Metrics::new();
         let compiled = match state::load(path, &metrics) {
             Ok(c) => c,
@@ -359,27 +402,165 @@ pub fn explain(
             }
         };
         let snap = Snapshot::all_up(Arc::new(compiled), 0);
-        return match crate::explain::explain(&snap, name, family, client, "ecs") {
-            Ok(e) => print_json(&serde_json::to_value(e).unwrap_or(Value::Null)),
+        match crate::explain::explain_what_if(&snap, a.name, family, a.client, &down) {
+            Ok(e) => serde_json::to_value(e).unwrap_or(Value::Null),
             Err(e) => {
                 eprintln!("error: {e}");
-                1
+                return 1;
             }
+        }
+    } else {
+        let t = match a.qtype {
+            QType::A => "A",
+            QType::Aaaa => "AAAA",
         };
-    }
-    let t = match qtype {
-        QType::A => "A",
-        QType::Aaaa => "AAAA",
+        let what_if = if down.is_empty() {
+            String::new()
+        } else {
+            format!("&down={}", encode(&down.join(",")))
+        };
+        let url = format!(
+            "{}/v1/explain?name={}&type={t}&client={}{what_if}",
+            admin.url.trim_end_matches('/'),
+            encode(a.name),
+            a.client
+        );
+        match call(reqwest::Method::GET, &url, admin) {
+            Ok(v) => v,
+            Err(code) => return code,
+        }
     };
-    let url = format!(
-        "{}/v1/explain?name={}&type={t}&client={client}",
-        admin.url.trim_end_matches('/'),
-        encode(name)
-    );
-    match call(reqwest::Method::GET, &url, admin) {
-        Ok(v) => print_json(&v),
-        Err(code) => code,
+    if a.json {
+        print_json(&v)
+    } else {
+        print!("{}", render_explain(&v));
+        0
     }
+}
+
+/// An explanation, for people: the question, the client, the rule and
+/// the answer, then each candidate region in decision order.
+pub fn render_explain(v: &Value) -> String {
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
+    let mut out = String::new();
+    let c = v.get("client").cloned().unwrap_or(Value::Null);
+    let place: Vec<String> = [s(&c, "country"), s(&c, "continent")]
+        .into_iter()
+        .filter(|x| !x.is_empty())
+        .collect();
+    out.push_str(&format!(
+        "{} {} for client {} ({}{})\n",
+        s(v, "name"),
+        s(v, "type"),
+        s(&c, "address"),
+        if place.is_empty() {
+            "location unknown".to_string()
+        } else {
+            place.join(", ")
+        },
+        match s(&c, "network") {
+            n if n.is_empty() => String::new(),
+            n => format!("; GeoIP network {n}"),
+        }
+    ));
+    let down: Vec<&str> = v
+        .get("what_if_down")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !down.is_empty() {
+        out.push_str(&format!(
+            "what if down: {} (live state untouched)\n",
+            down.join(", ")
+        ));
+    }
+    out.push_str(&format!(
+        "policy {}, select {}; rule: {}\n",
+        s(v, "policy"),
+        s(v, "select"),
+        s(v, "rule")
+    ));
+    let answer: Vec<&str> = v
+        .get("answer")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    out.push_str(&format!(
+        "answer: {} (ttl {}, ECS scope /{})\n\n",
+        if answer.is_empty() {
+            "none (NODATA)".to_string()
+        } else {
+            answer.join(", ")
+        },
+        v.get("ttl").and_then(Value::as_u64).unwrap_or(0),
+        v.get("scope").and_then(Value::as_u64).unwrap_or(0)
+    ));
+    out.push_str(&format!(
+        "{:<5} {:<16} {:>10} {:<9} {:>6} {:>6} {:>9}  ENDPOINTS\n",
+        "RANK", "REGION", "DISTANCE", "STATE", "WEIGHT", "LOAD", "LATENCY"
+    ));
+    for r in v
+        .get("candidates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let b = |k: &str| r.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let state = if b("drained") {
+            "drained"
+        } else if b("healthy") {
+            "healthy"
+        } else if down.contains(&s(r, "region").as_str()) {
+            "down*"
+        } else {
+            "down"
+        };
+        let eps: Vec<String> = r
+            .get("endpoints")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                let eb = |k: &str| e.get(k).and_then(Value::as_bool).unwrap_or(false);
+                format!(
+                    "{} {}",
+                    s(e, "address"),
+                    if eb("drained") {
+                        "drained"
+                    } else if eb("healthy") {
+                        "up"
+                    } else {
+                        "down"
+                    }
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "{:<5} {:<16} {:>10} {:<9} {:>6} {:>6} {:>9}  {}\n",
+            r.get("rank")
+                .and_then(Value::as_u64)
+                .map_or("-".to_string(), |n| n.to_string()),
+            s(r, "region"),
+            f(r, "distance_km").map_or("-".to_string(), |d| format!("{d:.0} km")),
+            state,
+            r.get("weight").and_then(Value::as_u64).unwrap_or(0),
+            f(r, "utilisation").map_or_else(
+                || f(r, "load").map_or("-".to_string(), |l| format!("{l:.0}")),
+                |u| format!("{:.0}%", u * 100.0)
+            ),
+            f(r, "latency_ms").map_or("-".to_string(), |l| format!("{l:.1} ms")),
+            eps.join(", ")
+        ));
+    }
+    if !down.is_empty() {
+        out.push_str("* down in this what-if only\n");
+    }
+    out
 }
 
 fn encode(s: &str) -> String {
@@ -416,16 +597,18 @@ const RELOAD_PROGRESS: Duration = Duration::from_secs(2);
 
 /// One admin API call; `Err(exit code)` after printing why.
 fn call(method: reqwest::Method, url: &str, admin: &Admin) -> Result<Value, i32> {
-    call_with(method, url, admin, Some(CALL_TIMEOUT))
+    call_with(method, url, admin, Some(CALL_TIMEOUT), None)
 }
 
 /// [`call`] with a timeout of its own (`None`: wait for the answer, and
-/// say so on stderr every few seconds).
+/// say so on stderr every few seconds), and a line to add when the server
+/// refuses with 409 Conflict (a safety rule).
 fn call_with(
     method: reqwest::Method,
     url: &str,
     admin: &Admin,
     timeout: Option<Duration>,
+    conflict_hint: Option<&str>,
 ) -> Result<Value, i32> {
     crate::init_tls();
     let Some(rt) = tokio::runtime::Builder::new_current_thread()
@@ -496,25 +679,38 @@ fn call_with(
                     eprintln!("  {}", e.as_str().unwrap_or_default());
                 }
             }
+            if let (reqwest::StatusCode::CONFLICT, Some(hint)) = (status, conflict_hint) {
+                eprintln!("{hint}");
+            }
             Err(1)
         }
     })
 }
 
 /// `signpost ctl`.
-pub fn ctl(cmd: CtlCommand, admin: &Admin) -> i32 {
+pub fn ctl(cmd: CtlCommand, json: bool, admin: &Admin) -> i32 {
     let base = admin.url.trim_end_matches('/').to_string();
     let (method, path) = match &cmd {
-        CtlCommand::Status { .. } => (reqwest::Method::GET, "/v1/status".to_string()),
+        CtlCommand::Status => (reqwest::Method::GET, "/v1/status".to_string()),
+        CtlCommand::Audit => (reqwest::Method::GET, "/v1/audit".to_string()),
         CtlCommand::Drain {
             region,
             endpoint,
             duration,
+            force,
         } => {
-            let q = duration
-                .as_ref()
-                .map(|d| format!("?for={}", encode(d)))
-                .unwrap_or_default();
+            let mut q: Vec<String> = Vec::new();
+            if let Some(d) = duration {
+                q.push(format!("for={}", encode(d)));
+            }
+            if *force {
+                q.push("force=true".to_string());
+            }
+            let q = if q.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", q.join("&"))
+            };
             match (region, endpoint) {
                 (_, Some(e)) => (reqwest::Method::POST, format!("/v1/endpoints/{e}/drain{q}")),
                 (Some(r), None) => (
@@ -548,20 +744,42 @@ pub fn ctl(cmd: CtlCommand, admin: &Admin) -> i32 {
             reqwest::Method::POST,
             format!("/v1/lab/{}/slow?delay={}", encode(region), encode(delay)),
         ),
-        CtlCommand::Reload { .. } => (reqwest::Method::POST, "/v1/reload".to_string()),
+        CtlCommand::Reload => (reqwest::Method::POST, "/v1/reload".to_string()),
     };
     let timeout = match cmd {
-        CtlCommand::Reload { .. } => None,
+        CtlCommand::Reload => None,
         _ => Some(CALL_TIMEOUT),
     };
-    let v = match call_with(method, &format!("{base}{path}"), admin, timeout) {
+    let hint = "The drain was not made: the service would keep too few regions in answers. Check its other regions first (signpost ctl status), or add --force to drain anyway.";
+    let v = match call_with(method, &format!("{base}{path}"), admin, timeout, Some(hint)) {
         Ok(v) => v,
         Err(code) => return code,
     };
+    if json {
+        return print_json(&v);
+    }
     match cmd {
-        CtlCommand::Status { json: true } => print_json(&v),
-        CtlCommand::Status { json: false } => {
+        CtlCommand::Status => {
             print!("{}", render_status(&v));
+            0
+        }
+        CtlCommand::Audit => {
+            print!("{}", render_audit(&v));
+            0
+        }
+        CtlCommand::Drain { .. } => {
+            let what = render_target(v.get("drained"));
+            match v.get("for").and_then(Value::as_str) {
+                Some(d) => println!("drained {what} for {d}; it returns to answers by itself then"),
+                None => println!("drained {what} until undrained; answers move away now"),
+            }
+            0
+        }
+        CtlCommand::Undrain { .. } => {
+            println!(
+                "undrained {}; it returns to answers while its probes pass",
+                render_target(v.get("undrained"))
+            );
             0
         }
         CtlCommand::Load { region, value } => {
@@ -592,12 +810,54 @@ pub fn ctl(cmd: CtlCommand, admin: &Admin) -> i32 {
             );
             0
         }
-        CtlCommand::Reload { json: false } => {
+        CtlCommand::Reload => {
             print!("{}", render_reload(&v));
             0
         }
-        _ => print_json(&v),
     }
+}
+
+/// `{"region": R}` or `{"endpoint": A}` of a drain reply.
+fn render_target(v: Option<&Value>) -> String {
+    let v = v.unwrap_or(&Value::Null);
+    match (v.get("region"), v.get("endpoint")) {
+        (Some(r), _) => format!("region {}", r.as_str().unwrap_or_default()),
+        (None, Some(e)) => format!("endpoint {}", e.as_str().unwrap_or_default()),
+        _ => v.to_string(),
+    }
+}
+
+/// `/v1/audit`, one line per action.
+pub fn render_audit(v: &Value) -> String {
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let list = v.get("audit").and_then(Value::as_array);
+    let mut out = format!(
+        "{:<25} {:<9} {:<28} {:<8} {:<16} RESULT\n",
+        "AT", "ACTION", "TARGET", "FOR", "FROM"
+    );
+    for e in list.into_iter().flatten() {
+        let mut from = s(e, "from");
+        if let Some(n) = e.get("node").and_then(Value::as_str) {
+            from = format!("{from}@{n}");
+        }
+        out.push_str(&format!(
+            "{:<25} {:<9} {:<28} {:<8} {:<16} {}\n",
+            s(e, "at"),
+            s(e, "action"),
+            s(e, "target"),
+            e.get("for").and_then(Value::as_str).unwrap_or("-"),
+            if from.is_empty() {
+                "-".to_string()
+            } else {
+                from
+            },
+            s(e, "result")
+        ));
+    }
+    if list.is_none_or(|l| l.is_empty()) {
+        out.push_str("(no operator actions yet)\n");
+    }
+    out
 }
 
 fn usage(msg: &str) -> i32 {
@@ -635,19 +895,47 @@ pub fn render_reload(v: &Value) -> String {
     out
 }
 
-/// A human-readable table of `/v1/status`.
+/// A human-readable table of `/v1/status`: each region with its state,
+/// load and latency, then its endpoints with their state, since when, and
+/// their last probe; drains say until when on a line of their own.
 pub fn render_status(v: &Value) -> String {
     let mut out = String::new();
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let b = |v: &Value, k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
+    let load = |v: &Value| match (f(v, "utilisation"), f(v, "load")) {
+        (Some(u), _) => format!("{:.0}%", u * 100.0),
+        (None, Some(l)) => format!("{l:.0}"),
+        _ => "-".to_string(),
+    };
+    let latency = |v: &Value| f(v, "latency_ms").map_or("-".to_string(), |l| format!("{l:.1} ms"));
     out.push_str(&format!(
-        "generation {}  config {}\n\n",
+        "generation {}  config {}\n",
         v.get("generation").and_then(Value::as_u64).unwrap_or(0),
         s(v, "config")
     ));
+    if let Some(c) = v.get("cluster").filter(|c| !c.is_null()) {
+        let nodes = c.get("nodes").and_then(Value::as_array);
+        out.push_str(&format!(
+            "cluster: node {}, {}, {} nodes, down_quorum {}{}\n",
+            s(c, "node"),
+            if b(c, "connected") {
+                "connected"
+            } else {
+                "etcd unreachable"
+            },
+            nodes.map_or(0, Vec::len),
+            s(c, "down_quorum"),
+            if b(c, "diverged") {
+                ", configurations DIVERGED"
+            } else {
+                ""
+            }
+        ));
+    }
     out.push_str(&format!(
-        "{:<16} {:<8} {:<8} ENDPOINTS\n",
-        "REGION", "HEALTHY", "DRAINED"
+        "\n{:<16} {:<22} {:>6} {:>9}\n",
+        "REGION", "STATE", "LOAD", "LATENCY"
     ));
     for r in v
         .get("regions")
@@ -655,51 +943,70 @@ pub fn render_status(v: &Value) -> String {
         .into_iter()
         .flatten()
     {
-        let mut eps = Vec::new();
-        for e in r
+        let eps: Vec<&Value> = r
             .get("endpoints")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-        {
-            let state = if b(e, "drained") {
-                "drained"
-            } else if b(e, "healthy") {
-                "up"
-            } else {
-                "down"
+            .collect();
+        let passing = eps.iter().any(|e| b(e, "healthy"));
+        let state = match (b(r, "drained"), passing) {
+            (true, true) => "drained (probes pass)",
+            (true, false) => "drained (probes fail)",
+            (false, true) if eps.iter().all(|e| b(e, "healthy") || b(e, "drained")) => "up",
+            (false, true) => "up (some endpoints down)",
+            (false, false) => "DOWN",
+        };
+        out.push_str(&format!(
+            "{:<16} {:<22} {:>6} {:>9}\n",
+            s(r, "name"),
+            state,
+            load(r),
+            latency(r)
+        ));
+        if b(r, "drained") {
+            match r.get("drain_until").and_then(Value::as_str) {
+                Some(u) => out.push_str(&format!("  drained until {u}\n")),
+                None => out.push_str("  drained until undrained\n"),
+            }
+        }
+        for e in eps {
+            let state = match (b(e, "drained"), b(e, "healthy")) {
+                (true, true) => "drained (up)",
+                (true, false) => "drained (down)",
+                (false, true) => "up",
+                (false, false) => "DOWN",
+            };
+            let since = match s(e, "since") {
+                x if x.is_empty() => String::new(),
+                x => format!("  since {x}"),
             };
             let last = e
                 .get("last_probe")
                 .filter(|p| !p.is_null())
                 .map(|p| {
                     format!(
-                        " ({}, {}ms)",
+                        "  last probe: {}, {:.1} ms",
                         s(p, "reason"),
                         p.get("latency_ms").and_then(Value::as_f64).unwrap_or(0.0)
                     )
                 })
                 .unwrap_or_default();
-            eps.push(format!("{} {state}{last}", s(e, "address")));
+            let until = match e.get("drain_until").and_then(Value::as_str) {
+                Some(u) => format!("  drained until {u}"),
+                None => String::new(),
+            };
+            out.push_str(&format!(
+                "  {:<30} {:<15} {:>6} {:>9}{since}{last}{until}\n",
+                s(e, "address"),
+                state,
+                load(e),
+                latency(e)
+            ));
         }
-        let drained = if b(r, "drained") {
-            match r.get("drain_until").and_then(Value::as_str) {
-                Some(u) => format!("until {u}"),
-                None => "yes".to_string(),
-            }
-        } else {
-            "no".to_string()
-        };
-        out.push_str(&format!(
-            "{:<16} {:<8} {:<8} {}\n",
-            s(r, "name"),
-            if b(r, "healthy") { "yes" } else { "no" },
-            drained,
-            eps.join(", ")
-        ));
     }
     out.push_str(&format!(
-        "\n{:<28} {:<9} {:<5} REGIONS (healthy/total)\n",
+        "\n{:<28} {:<9} {:<5} REGIONS (usable/total)\n",
         "SERVICE", "POLICY", "TTL"
     ));
     for sv in v

@@ -22,6 +22,9 @@ pub enum ExplainError {
     /// Neither a service nor a CNAME to one.
     #[error("{0} is not a service")]
     NotAService(String),
+    /// A what-if names a region the configuration does not have.
+    #[error("down: no region named {0:?}")]
+    UnknownRegion(String),
 }
 
 /// Where the client is.
@@ -118,6 +121,67 @@ pub struct Explanation {
     pub ttl: u32,
     /// ECS scope for a query from this client's /32 or /128.
     pub scope: u8,
+    /// What-if: the regions taken as down for this answer (the live
+    /// state is untouched); absent for a real answer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub what_if_down: Vec<String>,
+}
+
+/// Parses a what-if list, `R1,R2` (spaces and empty items ignored).
+pub fn parse_down(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// What-if: a copy of `snap` in which every endpoint of the regions in
+/// `down` has failed its probes (as an outage would look, not a drain).
+/// The live snapshot is not touched.
+pub fn assume_down(snap: &Snapshot, down: &[String]) -> Result<Snapshot, ExplainError> {
+    let data = &snap.data;
+    let mut regions = Vec::with_capacity(down.len());
+    for r in down {
+        match data.region_index.get(r) {
+            Some(&i) => regions.push(i),
+            None => return Err(ExplainError::UnknownRegion(r.clone())),
+        }
+    }
+    let mut flags = snap.flags.clone();
+    for (f, slot) in flags.iter_mut().zip(&data.slots) {
+        if regions.contains(&slot.region) {
+            *f &= !steer::UP;
+        }
+    }
+    Ok(Snapshot {
+        generation: snap.generation,
+        data: data.clone(),
+        flags,
+        live: snap.live.clone(),
+        cluster: snap.cluster.clone(),
+    })
+}
+
+/// [`explain`] as if the regions in `down` were down.
+pub fn explain_what_if(
+    snap: &Snapshot,
+    name: &str,
+    family: Family,
+    client: IpAddr,
+    down: &[String],
+) -> Result<Explanation, ExplainError> {
+    if down.is_empty() {
+        return explain(snap, name, family, client, "ecs");
+    }
+    let assumed = assume_down(snap, down)?;
+    let mut e = explain(&assumed, name, family, client, "ecs")?;
+    for r in down {
+        if !e.what_if_down.contains(r) {
+            e.what_if_down.push(r.clone());
+        }
+    }
+    Ok(e)
 }
 
 fn policy_name(p: steer::Policy) -> &'static str {
@@ -342,5 +406,6 @@ pub fn explain(
         answer,
         ttl: svc.ttl,
         scope,
+        what_if_down: Vec::new(),
     })
 }

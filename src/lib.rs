@@ -310,6 +310,7 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
             metrics: metrics.clone(),
             token: admin_token.clone(),
             lab: lab.clone(),
+            shares: admin::dashboard::Shares::start(metrics.clone()),
         });
         admin_task = Some(tokio::spawn(admin::serve::serve(l, app, stop_rx.clone())));
         tracing::info!("admin listening on {addr}");

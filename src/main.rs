@@ -13,6 +13,10 @@ use signpost::cli::{self, Admin, CtlCommand, QType};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr: text (coloured only on a terminal without
+    /// NO_COLOR) or json (one object per line).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: cli::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -49,25 +53,51 @@ enum Command {
         /// A or AAAA.
         #[arg(long = "type", value_enum, default_value = "a")]
         qtype: QType,
+        /// What-if: answer as if these regions were down (comma-separated);
+        /// the live state is not touched.
+        #[arg(long, value_delimiter = ',', value_name = "REGION,...")]
+        down: Vec<String>,
         /// Decide from this configuration file (all endpoints up) instead
         /// of asking the running server.
         #[arg(long, conflicts_with = "admin")]
         config: Option<PathBuf>,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         admin: Admin,
+    },
+    /// Print shell completions for signpost (bash, zsh, fish, elvish,
+    /// powershell), e.g. `signpost completions bash > /etc/bash_completion.d/signpost`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// Operate a running server through its admin API.
     Ctl {
         #[command(subcommand)]
         command: CtlCommand,
+        /// Print the admin API's JSON reply as it is (for scripts).
+        #[arg(long, global = true)]
+        json: bool,
         #[command(flatten)]
         admin: Admin,
     },
 }
 
 fn main() {
-    let cli = Cli::parse();
-    cli::init_logging();
+    // SPEC §2: 1 for invalid input, usage errors included (clap's own
+    // code for them is 2, which here means a runtime failure)
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            // printing to a closed pipe is no reason to panic
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    cli::init_logging(cli.log_format);
     let code = match cli.command {
         Command::Serve { config } => cli::serve(config),
         Command::Check { config } => cli::check(&config),
@@ -76,10 +106,32 @@ fn main() {
             name,
             client,
             qtype,
+            down,
             config,
+            json,
             admin,
-        } => cli::explain(&name, client, qtype, config.as_deref(), &admin),
-        Command::Ctl { command, admin } => cli::ctl(command, &admin),
+        } => cli::explain(
+            &cli::ExplainArgs {
+                name: &name,
+                client,
+                qtype,
+                down: &down,
+                config: config.as_deref(),
+                json,
+            },
+            &admin,
+        ),
+        Command::Ctl {
+            command,
+            json,
+            admin,
+        } => cli::ctl(command, json, &admin),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "signpost", &mut std::io::stdout());
+            0
+        }
     };
     std::process::exit(code);
 }

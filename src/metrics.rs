@@ -124,7 +124,7 @@ pub struct EndpointLabels {
 pub struct ProbeLabels {
     /// Address probed.
     pub address: String,
-    /// Check type.
+    /// Check profile name, as configured.
     pub check: String,
 }
 
@@ -294,6 +294,13 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// Labels of `signpost_build_info`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    /// The crate version.
+    pub version: String,
+}
+
 /// Labels of per-region metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RegionLabels {
@@ -359,6 +366,33 @@ impl Metrics {
             "signpost_config_reloads",
             "configuration reloads, by result",
             reloads.clone(),
+        );
+        for result in ["ok", "error"] {
+            drop(reloads.get_or_create(&ResultLabels {
+                result: result.into(),
+            }));
+        }
+        let build_info = Family::<VersionLabels, Gauge>::default();
+        registry.register(
+            "signpost_build_info",
+            "1, labelled with the version of the running binary",
+            build_info.clone(),
+        );
+        build_info
+            .get_or_create(&VersionLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+            })
+            .set(1);
+        let start_time = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "process_start_time_seconds",
+            "start time of the process since the Unix epoch, in seconds",
+            start_time.clone(),
+        );
+        start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
         );
         let snapshot_generation = Gauge::default();
         registry.register(
@@ -476,6 +510,29 @@ impl Metrics {
             list.push(w.clone());
         }
         w
+    }
+
+    /// Answers so far by the region answered first, over all services
+    /// (what the dashboard's share of answers is computed from).
+    pub fn answers_by_region(&self) -> HashMap<String, u64> {
+        let names = self
+            .pool
+            .slots
+            .lock()
+            .map(|s| s.names.clone())
+            .unwrap_or_default();
+        let workers = self
+            .pool
+            .workers
+            .lock()
+            .map(|w| w.clone())
+            .unwrap_or_default();
+        let mut out: HashMap<String, u64> = HashMap::new();
+        for (i, (_, region)) in names.iter().enumerate() {
+            let v: u64 = workers.iter().map(|w| w.answer_count(i)).sum();
+            *out.entry(region.clone()).or_default() += v;
+        }
+        out
     }
 
     /// The counter slot of a (service, region) pair; stable across reloads.

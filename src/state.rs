@@ -43,6 +43,10 @@ pub struct Target {
     /// Source address of the probes (`[server] probe_source`, when it is
     /// of the probed address's family).
     pub source: Option<IpAddr>,
+    /// The name of the check profile, as configured (for metrics labels;
+    /// profiles that differ only in timing share a target, which keeps
+    /// the name of the one that probes).
+    pub profile: String,
 }
 
 impl Target {
@@ -245,6 +249,7 @@ impl Compiled {
                             .server
                             .probe_source
                             .filter(|s| s.is_ipv4() == e.probe.is_ipv4()),
+                        profile: r.check.clone().unwrap_or_default(),
                     };
                     match target_ids.get(&t.key()) {
                         // two profiles that differ only in timing: the

@@ -2,6 +2,7 @@
 //! Prometheus metrics and the demo lab. It reads snapshots and sends
 //! commands to the control loop; it never changes state itself.
 
+pub mod dashboard;
 pub mod serve;
 
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::{AuditEntry, now_rfc3339};
 use crate::control::{Command, ControlError, DrainTarget};
-use crate::explain::{ExplainError, explain};
+use crate::explain::{ExplainError, explain_what_if, parse_down};
 use crate::lab::{Lab, LabError};
 use crate::metrics::Metrics;
 use crate::state::Shared;
@@ -39,6 +40,8 @@ pub struct AdminState {
     pub token: Arc<arc_swap::ArcSwapOption<String>>,
     /// The demo lab, when running `signpost demo`.
     pub lab: Option<Arc<Lab>>,
+    /// The answer counters sampled for the dashboard's shares.
+    pub shares: Arc<dashboard::Shares>,
 }
 
 /// An error answered as `{"error": "..."}`.
@@ -63,6 +66,7 @@ impl From<ControlError> for ApiError {
             }
             ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
             ControlError::Stopped | ControlError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ControlError::Refused(_) => StatusCode::CONFLICT,
         };
         ApiError(code, e.to_string())
     }
@@ -71,6 +75,9 @@ impl From<ControlError> for ApiError {
 /// The router.
 pub fn router(state: AdminState) -> Router {
     Router::new()
+        .route("/", get(dashboard::page))
+        .route("/dashboard/land-110m.json", get(dashboard::land))
+        .route("/v1/shares", get(dashboard::shares))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/v1/status", get(status))
         .route(
@@ -179,12 +186,19 @@ async fn status(State(s): State<AdminState>) -> Result<Response, ApiError> {
     Ok(Json(st).into_response())
 }
 
+/// `force=true|false` of a drain (`true` overrides the safety rules).
+fn parse_force(q: &HashMap<String, String>) -> Result<bool, ApiError> {
+    match q.get("force").map(String::as_str) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(v) => Err(bad_request(format!("force={v:?}: write true or false"))),
+    }
+}
+
 fn parse_for(q: &HashMap<String, String>) -> Result<Option<Duration>, ApiError> {
     for k in q.keys() {
-        if k != "for" {
-            return Err(bad_request(format!(
-                "unknown parameter {k:?} (only \"for\" is accepted)"
-            )));
+        if k != "for" && k != "force" {
+            return Err(bad_request(format!("unknown parameter {k:?} (for, force)")));
         }
     }
     match q.get("for") {
@@ -263,12 +277,14 @@ async fn drain(
     caller: Caller,
     target: DrainTarget,
     duration: Option<Duration>,
+    force: bool,
 ) -> Result<Response, ApiError> {
     let what = target.clone();
     let r = async {
         ask(&s.clone(), |reply| Command::Drain {
             target,
             duration,
+            force,
             reply,
         })
         .await??;
@@ -279,7 +295,11 @@ async fn drain(
         s,
         &caller,
         "drain",
-        target_text(&what),
+        if force {
+            format!("{} (forced)", target_text(&what))
+        } else {
+            target_text(&what)
+        },
         duration,
         r.as_ref().copied(),
     )
@@ -335,7 +355,8 @@ async fn drain_region(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let d = parse_for(&q)?;
-    drain(&s, caller, DrainTarget::Region(region), d).await
+    let force = parse_force(&q)?;
+    drain(&s, caller, DrainTarget::Region(region), d, force).await
 }
 
 async fn undrain_region(
@@ -353,8 +374,9 @@ async fn drain_endpoint(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let d = parse_for(&q)?;
+    let force = parse_force(&q)?;
     let a = parse_address(&address)?;
-    drain(&s, caller, DrainTarget::Endpoint(a), d).await
+    drain(&s, caller, DrainTarget::Endpoint(a), d, force).await
 }
 
 async fn undrain_endpoint(
@@ -371,9 +393,9 @@ async fn explain_handler(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     for k in q.keys() {
-        if !matches!(k.as_str(), "name" | "type" | "client") {
+        if !matches!(k.as_str(), "name" | "type" | "client" | "down") {
             return Err(bad_request(format!(
-                "unknown parameter {k:?} (name, type, client)"
+                "unknown parameter {k:?} (name, type, client, down)"
             )));
         }
     }
@@ -393,10 +415,13 @@ async fn explain_handler(
         .get("client")
         .ok_or_else(|| bad_request("client= is required (an IP address)"))?;
     let client = parse_address(client)?;
+    let down = q.get("down").map(|d| parse_down(d)).unwrap_or_default();
     let snap = s.shared.load();
-    match explain(&snap, name, family, client, "ecs") {
+    match explain_what_if(&snap, name, family, client, &down) {
         Ok(e) => Ok(Json(e).into_response()),
-        Err(e @ ExplainError::BadName(_)) => Err(bad_request(e.to_string())),
+        Err(e @ (ExplainError::BadName(_) | ExplainError::UnknownRegion(_))) => {
+            Err(bad_request(e.to_string()))
+        }
         Err(e @ ExplainError::NotAService(_)) => {
             Err(ApiError(StatusCode::NOT_FOUND, e.to_string()))
         }

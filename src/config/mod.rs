@@ -435,6 +435,9 @@ pub struct Service {
     pub select: Select,
     /// Client network prefixes hashed by `hash` (IPv4, IPv6).
     pub hash_prefix: (u8, u8),
+    /// Safety rule: a drain that would leave fewer usable regions is
+    /// refused (409) unless forced; 0 = no rule.
+    pub min_healthy_regions: u32,
 }
 
 /// Reads and validates a configuration file.
@@ -1286,6 +1289,20 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
                 "a geo service needs [geoip] database",
             );
         }
+        let min_healthy_regions = match u32::try_from(sv.min_healthy_regions) {
+            Ok(n) if n as usize <= sv.regions.len() => n,
+            _ => {
+                errs.push(
+                    format!("{key}.min_healthy_regions"),
+                    format!(
+                        "{} must be 0 (no rule) to the service's {} regions",
+                        sv.min_healthy_regions,
+                        sv.regions.len()
+                    ),
+                );
+                0
+            }
+        };
         services.push(Service {
             name: n,
             zone: zone.unwrap_or_default(),
@@ -1297,6 +1314,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             map,
             select,
             hash_prefix,
+            min_healthy_regions,
         });
     }
 

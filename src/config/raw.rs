@@ -270,6 +270,8 @@ pub struct RawService {
     pub map: Option<BTreeMap<String, Vec<String>>>,
     pub select: Option<String>,
     pub hash_prefix: Option<Vec<i64>>,
+    #[serde(default)]
+    pub min_healthy_regions: i64,
 }
 
 fn default_policy() -> String {

@@ -52,6 +52,9 @@ pub enum ControlError {
     /// The cluster's store cannot be reached; nothing was changed.
     #[error("{0}")]
     Unavailable(String),
+    /// A safety rule (`min_healthy_regions`) refused the drain.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl DrainTarget {
@@ -72,6 +75,8 @@ pub enum Command {
         target: DrainTarget,
         /// How long; `None` = until undrained.
         duration: Option<Duration>,
+        /// Drain even against a service's `min_healthy_regions`.
+        force: bool,
         /// Outcome.
         reply: oneshot::Sender<Result<(), ControlError>>,
     },
@@ -385,7 +390,24 @@ impl Control {
             let id = self.next_id;
             self.next_id += 1;
             let key = target.key();
-            self.observe_latency(&key, &result);
+            // both outcomes and both transitions exported from the start
+            for result in ["pass", "fail"] {
+                drop(
+                    self.metrics
+                        .probes
+                        .get_or_create(&crate::metrics::ProbeResultLabels {
+                            address: key.probe.to_string(),
+                            result: result.into(),
+                        }),
+                );
+            }
+            for to in ["up", "down"] {
+                drop(self.metrics.transitions.get_or_create(&TransitionLabels {
+                    address: key.probe.to_string(),
+                    to: to.into(),
+                }));
+            }
+            self.observe_latency(&key, &target.profile, &result);
             let up = result.ok;
             tracing::info!(
                 "endpoint {} ({}:{}) starts {}: {}",
@@ -459,13 +481,20 @@ impl Control {
         }
     }
 
-    fn observe_latency(&self, key: &TargetKey, r: &ProbeResult) {
+    /// Records a probe's latency (labelled with the check profile's name)
+    /// and outcome.
+    fn observe_latency(&self, key: &TargetKey, profile: &str, r: &ProbeResult) {
         let address = key.probe.to_string();
+        let check = if profile.is_empty() {
+            kind_name(key.check.kind).to_string()
+        } else {
+            profile.to_string()
+        };
         self.metrics
             .probe_latency
             .get_or_create(&crate::metrics::ProbeLabels {
                 address: address.clone(),
-                check: kind_name(key.check.kind).to_string(),
+                check,
             })
             .observe(r.latency.as_secs_f64());
         self.metrics
@@ -543,7 +572,8 @@ impl Control {
             t.local_error = false;
         }
         let key = key.clone();
-        self.observe_latency(&key, &r.result);
+        let profile = t.target.profile.clone();
+        self.observe_latency(&key, &profile, &r.result);
         let Some(t) = self.targets.get_mut(&key) else {
             return false;
         };
@@ -590,8 +620,15 @@ impl Control {
             Command::Drain {
                 target,
                 duration,
+                force,
                 reply,
-            } => self.drain(target, duration, reply),
+            } => {
+                if !force && let Err(e) = self.safety(&target) {
+                    send(reply, Err(e));
+                    return false;
+                }
+                self.drain(target, duration, reply)
+            }
             Command::Undrain { target, reply } => self.undrain(target, reply),
             Command::Reload { from, reply } => {
                 self.pending_reloads.push((from, reply));
@@ -658,6 +695,68 @@ impl Control {
             }
             _ => Ok(()),
         }
+    }
+
+    /// The safety rule (AWS Route 53 ARC's assertion rules): a drain that
+    /// would leave a service with fewer usable regions (an endpoint up and
+    /// not drained) than its `min_healthy_regions` is refused, naming the
+    /// service; a drain that takes no usable region from it is not.
+    fn safety(&self, target: &DrainTarget) -> Result<(), ControlError> {
+        let snap = self.shared.load();
+        let data = &snap.data;
+        let usable = |r: &steer::Region, with_drain: bool| {
+            if with_drain && matches!(target, DrainTarget::Region(n) if **n == *r.name) {
+                return false;
+            }
+            r.endpoints.iter().any(|e| {
+                let f = snap.flags.get(e.slot as usize).copied().unwrap_or(0);
+                f & steer::UP != 0
+                    && f & steer::DRAINED == 0
+                    && !(with_drain && matches!(target, DrainTarget::Endpoint(a) if *a == e.addr))
+            })
+        };
+        let mut refused = Vec::new();
+        for svc in &data.config.services {
+            if svc.min_healthy_regions == 0 {
+                continue;
+            }
+            let regions: Vec<&steer::Region> = svc
+                .regions
+                .iter()
+                .filter_map(|n| data.region_index.get(n))
+                .filter_map(|&i| data.regions.get(usize::from(i)))
+                .collect();
+            let now: Vec<&str> = regions
+                .iter()
+                .filter(|r| usable(r, false))
+                .map(|r| &*r.name)
+                .collect();
+            let after = regions.iter().filter(|r| usable(r, true)).count();
+            if after < now.len() && after < svc.min_healthy_regions as usize {
+                refused.push(format!(
+                    "{} would have {after} usable region{} (min_healthy_regions = {}; usable now: {})",
+                    svc.name,
+                    if after == 1 { "" } else { "s" },
+                    svc.min_healthy_regions,
+                    if now.is_empty() {
+                        "none".to_string()
+                    } else {
+                        now.join(", ")
+                    }
+                ));
+            }
+        }
+        if refused.is_empty() {
+            return Ok(());
+        }
+        let what = match target {
+            DrainTarget::Region(r) => format!("region {r}"),
+            DrainTarget::Endpoint(a) => format!("endpoint {a}"),
+        };
+        Err(ControlError::Refused(format!(
+            "refused: draining {what} breaks a safety rule: {}; drain with force=true to override",
+            refused.join("; ")
+        )))
     }
 
     /// Drains here, or (in a cluster) in etcd, from where the change

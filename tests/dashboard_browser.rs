@@ -1,0 +1,218 @@
+//! The dashboard in a real browser (issue 9): headless Chromium driven
+//! over WebDriver (Debian's `chromium` and `chromium-driver`, through the
+//! fantoccini crate) loads the admin root, finds every region on the map
+//! and in the table, clicks Drain on one, and the DNS answers for that
+//! region's clients move. A screenshot is saved in the test's output
+//! directory. Skips, saying why, only where no browser is installed.
+
+mod common;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use fantoccini::{ClientBuilder, Locator};
+
+const EU: &str = "193.0.6.0/24";
+const WWW: &str = "www.example.test.";
+
+fn config() -> String {
+    format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+admin = "127.0.0.1:0"
+
+[geoip]
+database = "{GEOIP}"
+
+[zones."example.test."]
+file = "example.test.zone"
+
+[regions.us-east]
+location = {{ lat = 39.04, lon = -77.49 }}
+endpoints = [{{ address = "192.0.2.1" }}]
+
+[regions.eu-west]
+location = {{ lat = 53.35, lon = -6.26 }}
+endpoints = [{{ address = "192.0.2.2" }}]
+
+[regions.ap-south]
+location = {{ lat = 19.08, lon = 72.88 }}
+endpoints = [{{ address = "192.0.2.3" }}]
+
+[services."www.example.test."]
+regions = ["us-east", "eu-west", "ap-south"]
+min_healthy_regions = 1
+"#
+    )
+}
+
+fn find(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path).chain(["/usr/bin".into(), "/usr/lib/chromium".into()]) {
+        for n in names {
+            let p = dir.join(n);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_drain_button_moves_dns_answers() {
+    let (Some(chromium), Some(driver)) = (
+        find(&["chromium", "chromium-browser", "google-chrome"]),
+        find(&["chromedriver"]),
+    ) else {
+        println!(
+            "SKIPPED: no Chromium and chromedriver here (apt-get install chromium chromium-driver); .ci/run installs them"
+        );
+        return;
+    };
+    let s = Server::start(
+        "dashboard-browser",
+        &config(),
+        &[("example.test.zone", ZONE)],
+    );
+    let a = s.admin_url();
+    let eu_client: IpAddr = "192.0.2.2".parse().unwrap();
+    assert_eq!(s.a(WWW, Some(EU)), vec![eu_client]);
+
+    let port = free_port();
+    let _driver = Driver(
+        Command::new(&driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver"),
+    );
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,1100", "--no-proxy-server"],
+        }),
+    );
+    // chromedriver takes a moment to listen
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let c = loop {
+        let http = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(http)
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("cannot start a browser session: {e}"),
+        }
+    };
+
+    c.goto(&format!("{a}/")).await.expect("open the dashboard");
+    // every region, in the table and on the map
+    for r in ["us-east", "eu-west", "ap-south"] {
+        c.wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(&format!("tr.region[data-region='{r}']")))
+            .await
+            .unwrap_or_else(|e| panic!("row of {r}: {e}"));
+        c.find(Locator::Css(&format!("#map circle[data-region='{r}']")))
+            .await
+            .unwrap_or_else(|e| panic!("map marker of {r}: {e}"));
+    }
+    let land = c
+        .find_all(Locator::Css("#map path.land"))
+        .await
+        .expect("land");
+    assert!(!land.is_empty(), "the vendored map is drawn");
+    let state = c
+        .find(Locator::Css("tr.region[data-region='eu-west'] td.state"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(state.starts_with("up"), "eu-west before: {state:?}");
+
+    // drain eu-west with its button
+    c.find(Locator::Css("button.drain[data-region='eu-west']"))
+        .await
+        .expect("drain button")
+        .click()
+        .await
+        .expect("click");
+
+    // the DNS answers of Amsterdam move
+    wait_until(Duration::from_secs(10), || {
+        s.a(WWW, Some(EU)) != vec![eu_client]
+    })
+    .expect("an EU client's answer moves off the drained region");
+    let moved = s.a(WWW, Some(EU));
+    assert!(
+        !moved.is_empty() && !moved.contains(&eu_client),
+        "{moved:?}"
+    );
+    // and the page shows it (next refresh)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = c
+            .find(Locator::Css("tr.region[data-region='eu-west'] td.state"))
+            .await
+            .expect("state cell")
+            .text()
+            .await
+            .unwrap_or_default();
+        if t.starts_with("drained") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page shows eu-west drained: {t:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.find(Locator::Css("button.undrain[data-region='eu-west']"))
+        .await
+        .expect("the button turns into Undrain");
+    let audit = get_json(&format!("{a}/v1/audit"));
+    assert!(
+        audit["audit"][0]["action"] == "drain" && audit["audit"][0]["target"] == "region eu-west",
+        "{audit}"
+    );
+
+    let png = c.screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("dashboard-drained.png");
+    std::fs::write(&path, &png).unwrap();
+    println!("screenshot: {}", path.display());
+    c.close().await.expect("close the session");
+}
