@@ -1441,6 +1441,7 @@ fn cli_explain_from_config_and_from_admin() {
             "193.0.6.1",
             "--config",
             "signpost.toml",
+            "--json",
         ],
         &[],
     );
@@ -1463,6 +1464,7 @@ fn cli_explain_from_config_and_from_admin() {
             "193.0.6.1",
             "--admin",
             &a,
+            "--json",
         ],
         &[],
     );
@@ -1470,6 +1472,26 @@ fn cli_explain_from_config_and_from_admin() {
     let v: Value =
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("explain JSON ({e}): {out}"));
     assert_eq!(v["answer"], serde_json::json!(["192.0.2.1"]), "{v}");
+    // without --json, for people: the answer and the drained region
+    let (code, out, err) = run(
+        &dir,
+        &[
+            "explain",
+            "www.example.test",
+            "--client",
+            "193.0.6.1",
+            "--admin",
+            &a,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("answer: 192.0.2.1"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("eu-west") && l.contains("drained")),
+        "{out}"
+    );
 
     // errors
     let (code, _, err) = run(

@@ -137,7 +137,7 @@ fn demo_end_to_end() {
         .lines()
         .find(|l| l.starts_with("eu-west"))
         .unwrap_or_default();
-    assert!(line.contains("no"), "eu-west is not healthy: {line:?}");
+    assert!(line.contains("DOWN"), "eu-west is not healthy: {line:?}");
     // db (failover, eu-west first) moves too; api (weighted) only us-east.
     assert_eq!(s.a("db.example.test.", None), vec![ip("127.0.1.1")]);
     for _ in 0..20 {
@@ -153,6 +153,7 @@ fn demo_end_to_end() {
             "193.0.6.1",
             "--admin",
             &admin,
+            "--json",
         ],
         &[],
     );
@@ -180,6 +181,36 @@ fn demo_end_to_end() {
     let (code, _, err) = run(&dir, &["ctl", "drain", "eu-west", "--admin", &admin], &[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(s.a(WWW, Some(EU)), vec![ip("127.0.1.1")]);
+    // what would happen next: explain --down, live state untouched
+    let (code, out, err) = run(
+        &dir,
+        &[
+            "explain",
+            "www.example.test",
+            "--client",
+            "193.0.6.1",
+            "--down",
+            "us-east",
+            "--admin",
+            &admin,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("what if down: us-east"), "{out}");
+    assert!(
+        !out.contains("answer: 127.0.1.1"),
+        "us-east is down in the what-if: {out}"
+    );
+    assert_eq!(s.a(WWW, Some(EU)), vec![ip("127.0.1.1")]);
+    // the demo protects db (min_healthy_regions = 1): its last region stays
+    let (code, _, err) = run(&dir, &["ctl", "drain", "us-east", "--admin", &admin], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("409") && err.contains("db.example.test."),
+        "{err}"
+    );
+    assert_eq!(s.a("db.example.test.", None), vec![ip("127.0.1.1")]);
     let (code, _, err) = run(&dir, &["ctl", "undrain", "eu-west", "--admin", &admin], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(is_eu_west(&s.a(WWW, Some(EU))));

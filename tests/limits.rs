@@ -320,11 +320,11 @@ fn an_admin_request_body_or_head_too_large_is_refused() {
     let mut c = TcpStream::connect(admin).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let big = "x".repeat(40 * 1024);
-    write!(
+    // the server may refuse and close before all of it is written (EPIPE)
+    let _ = write!(
         c,
         "GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n"
-    )
-    .unwrap();
+    );
     let mut resp = String::new();
     let _ = c.read_to_string(&mut resp);
     assert!(
