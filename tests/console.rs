@@ -530,3 +530,73 @@ fn systemd_unit_verifies() {
         "a bad value is reported: {err}"
     );
 }
+
+#[test]
+fn metrics_are_exported_from_the_start_with_configured_names() {
+    // one checked region behind a real HTTP load balancer, profile "lb-health"
+    let lb = FakeLb::start("127.98.1.1:0".parse().unwrap());
+    let cfg = format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+admin = "127.0.0.1:0"
+
+[geoip]
+database = "{GEOIP}"
+
+[zones."example.test."]
+file = "example.test.zone"
+
+[checks.lb-health]
+type = "http"
+port = {port}
+path = "/health"
+interval = "1s"
+timeout = "500ms"
+
+[regions.eu-west]
+location = {{ lat = 53.35, lon = -6.26 }}
+check = "lb-health"
+endpoints = [{{ address = "127.98.1.1" }}]
+
+[services."www.example.test."]
+regions = ["eu-west"]
+"#,
+        port = lb.addr.port()
+    );
+    let s = Server::start("metrics-start", &cfg, &[("example.test.zone", ZONE)]);
+    let (code, text) = http("GET", &format!("{}/metrics", s.admin_url()), None);
+    assert_eq!(code, 200);
+    for line in [
+        "signpost_config_reloads_total{result=\"ok\"} 0",
+        "signpost_config_reloads_total{result=\"error\"} 0",
+        "signpost_health_transitions_total{address=\"127.98.1.1\",to=\"down\"} 0",
+        "signpost_health_transitions_total{address=\"127.98.1.1\",to=\"up\"} 0",
+        &format!(
+            "signpost_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} exported before any reload or transition:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("signpost_health_probe_duration_seconds_count{address=\"127.98.1.1\",check=\"lb-health\"}"),
+        "probe durations carry the profile's name:\n{text}"
+    );
+    let start: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("process_start_time_seconds "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("process_start_time_seconds:\n{text}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        start <= now && now - start < 120.0,
+        "started {start}, now {now}"
+    );
+}
