@@ -22,7 +22,10 @@ What runs (all on loopback):
 It checks, and exits 1 unless all hold:
   * dnsperf lost no query and saw no SERVFAIL (nor any rcode but NOERROR);
   * no watcher answer contains an endpoint of a failed region later than the failover bound
-    (fall x interval x 1.1 jitter + timeout + 0.5 s to publish) after the failure began;
+    (fall x interval x 1.1 jitter + timeout + 0.5 s to publish) after the failure began, and
+    every watcher answer has an address;
+  * a recovered region is answered again within rise x interval x 1.1 + timeout + 0.5 s;
+  * every reload succeeded (signpost_config_reloads_total);
   * RSS after the first minute stays within 10% of the RSS at the first minute;
   * the open descriptors after the first minute vary by at most 4.
 
@@ -51,8 +54,9 @@ REGIONS = {  # name: (lat, lon, endpoint addresses, a watcher ECS /24 that regio
     "ap-south": (19.08, 72.88, ["127.0.13.1", "127.0.13.2"], "117.192.0.0"),
     "sa-east": (-23.55, -46.63, ["127.0.14.1", "127.0.14.2"], "200.160.0.0"),
 }
-INTERVAL, TIMEOUT, FALL = 1.0, 0.5, 2
+INTERVAL, TIMEOUT, FALL, RISE = 1.0, 0.5, 2, 2
 BOUND = FALL * INTERVAL * 1.1 + TIMEOUT + 0.5
+RECOVERY_BOUND = RISE * INTERVAL * 1.1 + TIMEOUT + 0.5
 
 ZONE = """$ORIGIN example.test.
 $TTL 300
@@ -85,7 +89,7 @@ def config(a, dns_port, admin_port, hc_port, variant):
         'path = "/health"',
         f'interval = "{int(INTERVAL * 1000)}ms"',
         f'timeout = "{int(TIMEOUT * 1000)}ms"',
-        "rise = 2",
+        f"rise = {RISE}",
         f"fall = {FALL}",
         "",
     ]
@@ -293,9 +297,10 @@ def main():
                 if failing is None:
                     failing = names[n_fail % len(names)]
                     mode = "503" if n_fail % 2 == 0 else "refuse"
+                    at = time.monotonic()  # before the listeners are closed
                     for lb in lbs[failing]:
                         lb.set("fail" if mode == "503" else "refuse")
-                    events.append((time.monotonic(), failing, "fail", mode))
+                    events.append((at, failing, "fail", mode))
                     n_fail += 1
                 else:
                     for lb in lbs[failing]:
@@ -356,7 +361,8 @@ def main():
                 failed_spans.append((t, end, r, mode))
         late, failover_times, recovery_times, watcher_errors = [], [], [], 0
         for r, answers in seen.items():
-            watcher_errors += sum(1 for _, rc, _ in answers if rc != 0)
+            # no answer, an error rcode, or NOERROR without an address
+            watcher_errors += sum(1 for _, rc, x in answers if rc != 0 or not x)
         for (f, rec, r, mode) in failed_spans:
             addrs = set(REGIONS[r][2])
             answers = seen[r]
@@ -372,9 +378,19 @@ def main():
             back = next((t for t, rc, x in answers if t >= rec and addrs & set(x)), None)
             if back is not None:
                 recovery_times.append(back - rec)
+            # a recovered region must be answered again (rise 2: two passing
+            # probes), unless the run ended first
+            if rec < t_end - RECOVERY_BOUND - 1 and (back is None or back - rec > RECOVERY_BOUND):
+                failures.append(f"{r} recovered at +{rec - t0:.1f} s but was not answered again "
+                                f"within {RECOVERY_BOUND:.1f} s")
         failures += late
         if watcher_errors:
-            failures.append(f"{watcher_errors} watcher queries got no answer or an error rcode")
+            failures.append(f"{watcher_errors} watcher queries got no answer, an error rcode or no address")
+        ok_reloads = metric_sum(metrics, "signpost_config_reloads_total", 'result="ok"')
+        if not metrics:
+            failures.append("the admin API's /metrics could not be read at the end")
+        elif ok_reloads < reloads:
+            failures.append(f"only {ok_reloads:.0f} of {reloads} reloads succeeded")
 
         # memory and descriptors after the first minute
         after = [s for s in samples if s[0] >= 60]

@@ -827,9 +827,18 @@ fn render_target(v: Option<&Value>) -> String {
     }
 }
 
+/// Text from the server made safe for a terminal: control characters
+/// (escape sequences a caller could have planted in a drain target) shown
+/// as `?`.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// `/v1/audit`, one line per action.
 pub fn render_audit(v: &Value) -> String {
-    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let s = |v: &Value, k: &str| printable(v.get(k).and_then(Value::as_str).unwrap_or(""));
     let list = v.get("audit").and_then(Value::as_array);
     let mut out = format!(
         "{:<25} {:<9} {:<28} {:<8} {:<16} RESULT\n",
@@ -926,10 +935,15 @@ pub fn render_status(v: &Value) -> String {
             },
             nodes.map_or(0, Vec::len),
             s(c, "down_quorum"),
-            if b(c, "diverged") {
-                ", configurations DIVERGED"
-            } else {
-                ""
+            match c.get("diverged").and_then(Value::as_array) {
+                Some(d) if !d.is_empty() => format!(
+                    "; nodes with another configuration: {}",
+                    d.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => String::new(),
             }
         ));
     }
@@ -949,13 +963,25 @@ pub fn render_status(v: &Value) -> String {
             .into_iter()
             .flatten()
             .collect();
+        // `healthy` of a region: an endpoint up and not drained (usable);
+        // of an endpoint: its probes pass, drained or not
         let passing = eps.iter().any(|e| b(e, "healthy"));
-        let state = match (b(r, "drained"), passing) {
-            (true, true) => "drained (probes pass)",
-            (true, false) => "drained (probes fail)",
-            (false, true) if eps.iter().all(|e| b(e, "healthy") || b(e, "drained")) => "up",
-            (false, true) => "up (some endpoints down)",
-            (false, false) => "DOWN",
+        let state = if b(r, "drained") {
+            if passing {
+                "drained (probes pass)"
+            } else {
+                "drained (probes fail)"
+            }
+        } else if !b(r, "healthy") {
+            if passing {
+                "out (endpoints drained)"
+            } else {
+                "DOWN"
+            }
+        } else if eps.iter().all(|e| b(e, "healthy") && !b(e, "drained")) {
+            "up"
+        } else {
+            "up (some endpoints out)"
         };
         out.push_str(&format!(
             "{:<16} {:<22} {:>6} {:>9}\n",

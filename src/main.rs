@@ -98,6 +98,16 @@ fn main() {
         }
     };
     cli::init_logging(cli.log_format);
+    if !matches!(cli.command, Command::Serve { .. } | Command::Demo { .. }) {
+        // a command whose output is piped into `head` ends quietly when the
+        // pipe closes, as other command-line tools do, instead of panicking
+        // in println!; the server keeps ignoring SIGPIPE (it writes to
+        // sockets whose peers may be gone)
+        // SAFETY: setting a signal disposition before any thread starts
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let code = match cli.command {
         Command::Serve { config } => cli::serve(config),
         Command::Check { config } => cli::check(&config),

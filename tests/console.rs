@@ -600,3 +600,137 @@ regions = ["eu-west"]
         "started {start}, now {now}"
     );
 }
+
+/// Raw HTTP with extra header lines: the status code.
+fn http_with(method: &str, url: &str, extra: &str) -> u16 {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut c = std::net::TcpStream::connect(host).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        c,
+        "{method} {path} HTTP/1.1\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = c.read_to_string(&mut resp);
+    resp.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn changes_from_other_sites_or_rebound_names_are_refused() {
+    let s = start("csrf");
+    let a = s.admin_url();
+    let host = a.strip_prefix("http://").unwrap().to_string();
+    let url = format!("{a}/v1/regions/ap-south/drain");
+    // a page of another site (the browser says so), an Origin that is not
+    // this server, a name in Host without a token (DNS rebinding)
+    for extra in [
+        format!("Host: {host}\r\nSec-Fetch-Site: cross-site\r\n"),
+        format!("Host: {host}\r\nOrigin: http://evil.example\r\n"),
+        "Host: rebound.example:9053\r\n".to_string(),
+    ] {
+        assert_eq!(http_with("POST", &url, &extra), 403, "{extra:?}");
+    }
+    let st = get_json(&format!("{a}/v1/status"));
+    assert!(
+        st["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["drained"] == false),
+        "nothing was drained: {st}"
+    );
+    // reads are never refused; the same origin and localhost are fine
+    assert_eq!(
+        http_with(
+            "GET",
+            &format!("{a}/v1/status"),
+            "Host: rebound.example\r\n"
+        ),
+        200
+    );
+    assert_eq!(
+        http_with(
+            "POST",
+            &url,
+            &format!("Host: {host}\r\nOrigin: http://{host}\r\nSec-Fetch-Site: same-origin\r\n")
+        ),
+        200
+    );
+    assert_eq!(
+        http_with(
+            "DELETE",
+            &url,
+            &format!("Host: localhost:{}\r\n", host.rsplit(':').next().unwrap())
+        ),
+        200
+    );
+    // with a token, names are fine (a rebound page has no token)
+    let cfg = config("admin_token = \"s3cret\"");
+    write(&s.dir.join("signpost.toml"), &cfg);
+    assert_eq!(
+        http_with(
+            "POST",
+            &format!("{a}/v1/reload"),
+            &format!("Host: {host}\r\n")
+        ),
+        200
+    );
+    assert_eq!(
+        http_with(
+            "POST",
+            &url,
+            "Host: ns1.example:9053\r\nAuthorization: Bearer s3cret\r\n"
+        ),
+        200
+    );
+    // force= with no value is not a yes
+    let (code, _) = http("POST", &format!("{url}?force="), Some("s3cret"));
+    assert_eq!(code, 400);
+}
+
+#[test]
+fn the_safety_rule_holds_each_address_family() {
+    let cfg = config("").replace(
+        "[services.\"api.example.test.\"]",
+        r#"[regions.dual]
+location = { lat = 50.1, lon = 8.7 }
+endpoints = [{ address = "192.0.2.50" }, { address = "2001:db8::50" }]
+
+[regions.v6only]
+location = { lat = 48.9, lon = 2.4 }
+endpoints = [{ address = "2001:db8::51" }]
+
+[services."dual.example.test."]
+regions = ["dual", "v6only"]
+min_healthy_regions = 1
+
+[services."api.example.test."]"#,
+    );
+    let s = Server::start("safety-family", &cfg, &[("example.test.zone", ZONE)]);
+    let a = s.admin_url();
+    // dual's IPv4 endpoint is the service's only IPv4 region left
+    let (code, body) = http("POST", &format!("{a}/v1/endpoints/192.0.2.50/drain"), None);
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body.contains("dual.example.test.") && body.contains("IPv4"),
+        "{body}"
+    );
+    // v6only may go: IPv6 keeps dual, IPv4 is not touched
+    let (code, body) = http("POST", &format!("{a}/v1/regions/v6only/drain"), None);
+    assert_eq!(code, 200, "{body}");
+    // now dual's IPv6 endpoint is the last for IPv6
+    let (code, body) = http(
+        "POST",
+        &format!("{a}/v1/endpoints/2001:db8::50/drain"),
+        None,
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("IPv6"), "{body}");
+}

@@ -141,6 +141,9 @@ async fn auth(
         Method::POST | Method::DELETE | Method::PUT | Method::PATCH
     );
     let token = s.token.load_full();
+    if mutating && let Some(why) = foreign_request(&headers, token.is_none()) {
+        return ApiError(StatusCode::FORBIDDEN, why.into()).into_response();
+    }
     if let (true, Some(token)) = (mutating, token) {
         // the auth scheme is case-insensitive (RFC 7235 §2.1)
         let given = headers
@@ -163,6 +166,43 @@ async fn auth(
         }
     }
     next.run(req).await
+}
+
+/// Why a change request looks like it comes from a web page of another
+/// site (which a browser would send on an operator's behalf: cross-site
+/// request forgery) or through DNS rebinding, if it does. Without a token,
+/// changes are only taken for a `Host` that is an IP address or localhost,
+/// since a rebound name would carry its own.
+fn foreign_request(headers: &HeaderMap, no_token: bool) -> Option<&'static str> {
+    let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+    if let Some(site) = get("sec-fetch-site")
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Some("refused: a change requested by a page of another site");
+    }
+    let host = get("host").unwrap_or("");
+    if let Some(origin) = get("origin") {
+        let origin_host = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .unwrap_or("");
+        if !origin_host.eq_ignore_ascii_case(host) {
+            return Some("refused: a change requested by a page of another site");
+        }
+    }
+    if no_token && !host.is_empty() {
+        let name = match host.rsplit_once(':') {
+            Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => host,
+        };
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        if !name.eq_ignore_ascii_case("localhost") && name.parse::<IpAddr>().is_err() {
+            return Some(
+                "refused: without server.admin_token, changes are taken only for an IP address or localhost in Host (a name could be DNS rebinding); set admin_token to use names",
+            );
+        }
+    }
+    None
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -190,7 +230,7 @@ async fn status(State(s): State<AdminState>) -> Result<Response, ApiError> {
 fn parse_force(q: &HashMap<String, String>) -> Result<bool, ApiError> {
     match q.get("force").map(String::as_str) {
         None | Some("false") | Some("0") => Ok(false),
-        Some("true") | Some("1") | Some("") => Ok(true),
+        Some("true") | Some("1") => Ok(true),
         Some(v) => Err(bad_request(format!("force={v:?}: write true or false"))),
     }
 }

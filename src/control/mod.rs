@@ -238,11 +238,17 @@ pub struct Control {
     loaded_rx: mpsc::UnboundedReceiver<Loaded>,
     /// The admin token, which a reload may change.
     admin_token: Arc<arc_swap::ArcSwapOption<String>>,
+    /// Drains taken in the last [`RECENT_DRAIN`], for the safety rule.
+    recent_drains: Vec<(DrainTarget, Instant)>,
     /// `[geoip] watch`: what the file watcher has seen.
     geo_watch: GeoWatch,
     geo_tx: mpsc::UnboundedSender<GeoLoaded>,
     geo_rx: mpsc::UnboundedReceiver<GeoLoaded>,
 }
+
+/// How long a drain just taken counts for the safety rule before the
+/// state shows it (a cluster's view takes a round trip through etcd).
+const RECENT_DRAIN: Duration = Duration::from_secs(5);
 
 /// Where a reload's outcome goes.
 type ReloadReply = oneshot::Sender<Result<ReloadSummary, ControlError>>;
@@ -360,6 +366,7 @@ impl Control {
             loaded_rx,
             admin_token,
             geo_watch: GeoWatch::default(),
+            recent_drains: Vec::new(),
             geo_tx,
             geo_rx,
         };
@@ -627,9 +634,15 @@ impl Control {
                     send(reply, Err(e));
                     return false;
                 }
+                if self.known(&target).is_ok() {
+                    self.recent_drains.push((target.clone(), Instant::now()));
+                }
                 self.drain(target, duration, reply)
             }
-            Command::Undrain { target, reply } => self.undrain(target, reply),
+            Command::Undrain { target, reply } => {
+                self.recent_drains.retain(|(t, _)| *t != target);
+                self.undrain(target, reply)
+            }
             Command::Reload { from, reply } => {
                 self.pending_reloads.push((from, reply));
                 if !self.reloading {
@@ -701,18 +714,28 @@ impl Control {
     /// would leave a service with fewer usable regions (an endpoint up and
     /// not drained) than its `min_healthy_regions` is refused, naming the
     /// service; a drain that takes no usable region from it is not.
-    fn safety(&self, target: &DrainTarget) -> Result<(), ControlError> {
+    fn safety(&mut self, target: &DrainTarget) -> Result<(), ControlError> {
         let snap = self.shared.load();
         let data = &snap.data;
-        let usable = |r: &steer::Region, with_drain: bool| {
-            if with_drain && matches!(target, DrainTarget::Region(n) if **n == *r.name) {
-                return false;
-            }
+        // drains taken in the last seconds count as made: in a cluster the
+        // view shows them only once etcd has sent them back
+        let now_t = Instant::now();
+        self.recent_drains
+            .retain(|(_, at)| now_t.duration_since(*at) < RECENT_DRAIN);
+        let recent = &self.recent_drains;
+        let drained_by = |r: &steer::Region, e: &steer::Endpoint, t: &DrainTarget| match t {
+            DrainTarget::Region(n) => **n == *r.name,
+            DrainTarget::Endpoint(a) => *a == e.addr,
+        };
+        // usable for one family: an endpoint of it up and not drained
+        let usable = |r: &steer::Region, fam: steer::Family, with_drain: bool| {
             r.endpoints.iter().any(|e| {
                 let f = snap.flags.get(e.slot as usize).copied().unwrap_or(0);
-                f & steer::UP != 0
+                e.family() == fam
+                    && f & steer::UP != 0
                     && f & steer::DRAINED == 0
-                    && !(with_drain && matches!(target, DrainTarget::Endpoint(a) if *a == e.addr))
+                    && !recent.iter().any(|(t, _)| drained_by(r, e, t))
+                    && !(with_drain && drained_by(r, e, target))
             })
         };
         let mut refused = Vec::new();
@@ -726,24 +749,40 @@ impl Control {
                 .filter_map(|n| data.region_index.get(n))
                 .filter_map(|&i| data.regions.get(usize::from(i)))
                 .collect();
-            let now: Vec<&str> = regions
-                .iter()
-                .filter(|r| usable(r, false))
-                .map(|r| &*r.name)
+            // each family the service answers is held to the minimum
+            let families: Vec<steer::Family> = [steer::Family::V4, steer::Family::V6]
+                .into_iter()
+                .filter(|&f| {
+                    regions
+                        .iter()
+                        .any(|r| r.endpoints.iter().any(|e| e.family() == f))
+                })
                 .collect();
-            let after = regions.iter().filter(|r| usable(r, true)).count();
-            if after < now.len() && after < svc.min_healthy_regions as usize {
-                refused.push(format!(
-                    "{} would have {after} usable region{} (min_healthy_regions = {}; usable now: {})",
-                    svc.name,
-                    if after == 1 { "" } else { "s" },
-                    svc.min_healthy_regions,
-                    if now.is_empty() {
-                        "none".to_string()
-                    } else {
-                        now.join(", ")
-                    }
-                ));
+            for &fam in &families {
+                let now: Vec<&str> = regions
+                    .iter()
+                    .filter(|r| usable(r, fam, false))
+                    .map(|r| &*r.name)
+                    .collect();
+                let after = regions.iter().filter(|r| usable(r, fam, true)).count();
+                if after < now.len() && after < svc.min_healthy_regions as usize {
+                    refused.push(format!(
+                        "{} would have {after} usable region{}{} (min_healthy_regions = {}; usable now: {})",
+                        svc.name,
+                        if after == 1 { "" } else { "s" },
+                        match (families.len(), fam) {
+                            (1, _) => "",
+                            (_, steer::Family::V4) => " for IPv4",
+                            (_, steer::Family::V6) => " for IPv6",
+                        },
+                        svc.min_healthy_regions,
+                        if now.is_empty() {
+                            "none".to_string()
+                        } else {
+                            now.join(", ")
+                        }
+                    ));
+                }
             }
         }
         if refused.is_empty() {
