@@ -144,6 +144,21 @@ pub fn release_memory() {
     }
 }
 
+/// Large allocations (1 MiB and more: a GeoIP table's arrays, a compile's
+/// scratch) get pages of their own, which go back to the system when they
+/// are freed. glibc otherwise raises this threshold after each such free
+/// (up to 32 MiB), after which a GeoIP recompile's big arrays come from
+/// the heap, interleave with long-lived data and stay resident after the
+/// old table is dropped (docs/performance.md, "Soak"). Only the control
+/// plane makes allocations this large.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's allocation parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 /// Open files kept aside from DNS TCP connections: listening and UDP
 /// sockets, the admin API's connections, etcd, files (plus two per
 /// endpoint for its probes).
@@ -194,6 +209,7 @@ pub fn init_tls() {
 
 /// Runs signpost until `signals.shutdown` turns true.
 pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError> {
+    tune_allocator();
     init_tls();
     let metrics = Arc::new(Metrics::new());
     let path = opts.config.clone();

@@ -124,7 +124,7 @@ pub async fn shares(State(s): State<AdminState>) -> Response {
         })
         .collect();
     Json(json!({
-        "window_seconds": secs.min(WINDOW.as_secs_f64()).round(),
+        "window_seconds": secs.round(),
         "answers": total,
         "regions": regions,
     }))
