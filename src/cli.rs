@@ -464,13 +464,7 @@ pub fn render_explain(v: &Value) -> String {
             n => format!("; GeoIP network {n}"),
         }
     ));
-    let down: Vec<&str> = v
-        .get("what_if_down")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let down: Vec<&str> = strings(v, "what_if_down");
     if !down.is_empty() {
         out.push_str(&format!(
             "what if down: {} (live state untouched)\n",
@@ -483,13 +477,7 @@ pub fn render_explain(v: &Value) -> String {
         s(v, "select"),
         s(v, "rule")
     ));
-    let answer: Vec<&str> = v
-        .get("answer")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let answer: Vec<&str> = strings(v, "answer");
     out.push_str(&format!(
         "answer: {} (ttl {}, ECS scope /{})\n\n",
         if answer.is_empty() {
@@ -504,12 +492,7 @@ pub fn render_explain(v: &Value) -> String {
         "{:<5} {:<16} {:>10} {:<9} {:>6} {:>6} {:>9}  ENDPOINTS\n",
         "RANK", "REGION", "DISTANCE", "STATE", "WEIGHT", "LOAD", "LATENCY"
     ));
-    for r in v
-        .get("candidates")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for r in items(v, "candidates") {
         let b = |k: &str| r.get(k).and_then(Value::as_bool).unwrap_or(false);
         let state = if b("drained") {
             "drained"
@@ -520,11 +503,7 @@ pub fn render_explain(v: &Value) -> String {
         } else {
             "down"
         };
-        let eps: Vec<String> = r
-            .get("endpoints")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+        let eps: Vec<String> = items(r, "endpoints")
             .map(|e| {
                 let eb = |k: &str| e.get(k).and_then(Value::as_bool).unwrap_or(false);
                 format!(
@@ -874,6 +853,17 @@ fn usage(msg: &str) -> i32 {
     1
 }
 
+/// The members of the JSON array `v[key]` (none if it is missing or not an
+/// array).
+fn items<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
+    v.get(key).and_then(Value::as_array).into_iter().flatten()
+}
+
+/// The strings of the JSON array `v[key]`.
+fn strings<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
+    items(v, key).filter_map(Value::as_str).collect()
+}
+
 /// A reload's reply, for people: what changed, then each warning.
 pub fn render_reload(v: &Value) -> String {
     let v = v.get("summary").unwrap_or(v);
@@ -893,12 +883,7 @@ pub fn render_reload(v: &Value) -> String {
             ""
         }
     );
-    for w in v
-        .get("warnings")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for w in items(v, "warnings") {
         out.push_str(&format!("warning: {}\n", w.as_str().unwrap_or_default()));
     }
     out
@@ -951,18 +936,8 @@ pub fn render_status(v: &Value) -> String {
         "\n{:<16} {:<22} {:>6} {:>9}\n",
         "REGION", "STATE", "LOAD", "LATENCY"
     ));
-    for r in v
-        .get("regions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let eps: Vec<&Value> = r
-            .get("endpoints")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .collect();
+    for r in items(v, "regions") {
+        let eps: Vec<&Value> = items(r, "endpoints").collect();
         // `healthy` of a region: an endpoint up and not drained (usable);
         // of an endpoint: its probes pass, drained or not
         let passing = eps.iter().any(|e| b(e, "healthy"));
@@ -1035,19 +1010,8 @@ pub fn render_status(v: &Value) -> String {
         "\n{:<28} {:<9} {:<5} REGIONS (usable/total)\n",
         "SERVICE", "POLICY", "TTL"
     ));
-    for sv in v
-        .get("services")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let regions: Vec<&str> = sv
-            .get("regions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+    for sv in items(v, "services") {
+        let regions: Vec<&str> = strings(sv, "regions");
         out.push_str(&format!(
             "{:<28} {:<9} {:<5} {} ({}/{})\n",
             s(sv, "name"),
@@ -1061,4 +1025,70 @@ pub fn render_status(v: &Value) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ep(address: &str, healthy: bool, drained: bool) -> Value {
+        json!({ "address": address, "healthy": healthy, "drained": drained, "capacity": 100.0 })
+    }
+
+    #[test]
+    fn status_keeps_drained_out_and_down_apart() {
+        let v = json!({
+            "generation": 7,
+            "config": "/etc/signpost/signpost.toml",
+            "cluster": { "node": "ns1", "connected": true, "down_quorum": "majority",
+                         "nodes": [{}, {}, {}], "diverged": ["ns3"] },
+            "regions": [
+                { "name": "a", "healthy": false, "drained": true,
+                  "drain_until": "2026-12-04T23:59:59Z",
+                  "endpoints": [ep("192.0.2.1", true, true)] },
+                { "name": "b", "healthy": false, "drained": false,
+                  "endpoints": [ep("192.0.2.2", true, true)] },
+                { "name": "c", "healthy": false, "drained": false,
+                  "endpoints": [ep("192.0.2.3", false, false)] },
+                { "name": "d", "healthy": true, "drained": false, "utilisation": 0.42,
+                  "latency_ms": 3.25,
+                  "endpoints": [ep("192.0.2.4", true, false), ep("192.0.2.5", false, false)] },
+            ],
+            "services": [],
+        });
+        let out = render_status(&v);
+        let line = |r: &str| {
+            out.lines()
+                .find(|l| l.starts_with(&format!("{r} ")))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(line("a").contains("drained (probes pass)"), "{out}");
+        assert!(
+            out.contains("  drained until 2026-12-04T23:59:59Z"),
+            "{out}"
+        );
+        assert!(line("b").contains("out (endpoints drained)"), "{out}");
+        assert!(line("c").contains("DOWN"), "{out}");
+        let d = line("d");
+        assert!(
+            d.contains("up (some endpoints out)") && d.contains("42%") && d.contains("3.2 ms"),
+            "{d}"
+        );
+        assert!(
+            out.contains("3 nodes") && out.contains("another configuration: ns3"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn audit_lines_cannot_carry_terminal_escapes() {
+        let v = json!({ "audit": [{ "at": "2026-12-04T22:00:00Z", "action": "drain",
+            "target": "region \u{1b}[2Jevil", "from": "127.0.0.1", "result": "404 unknown" }] });
+        let out = render_audit(&v);
+        assert!(!out.contains('\u{1b}'), "{out:?}");
+        assert!(out.contains("region ?[2Jevil"), "{out}");
+        assert!(render_audit(&json!({ "audit": [] })).contains("no operator actions"));
+    }
 }
