@@ -238,10 +238,13 @@ impl Compiled {
         let mut region_index = HashMap::new();
         for (ri, r) in config.regions.iter().enumerate() {
             region_index.insert(r.name.clone(), ri as u16);
-            let check = r.check.as_ref().and_then(|c| config.checks.get(c));
+            let check = r
+                .check
+                .as_ref()
+                .and_then(|n| config.checks.get(n).map(|c| (n, c)));
             let mut endpoints = Vec::new();
             for (ei, e) in r.endpoints.iter().enumerate() {
-                let target = check.map(|c| {
+                let target = check.map(|(c_name, c)| {
                     let t = Target {
                         probe: e.probe,
                         check: c.clone(),
@@ -249,7 +252,7 @@ impl Compiled {
                             .server
                             .probe_source
                             .filter(|s| s.is_ipv4() == e.probe.is_ipv4()),
-                        profile: r.check.clone().unwrap_or_default(),
+                        profile: c_name.to_string(),
                     };
                     match target_ids.get(&t.key()) {
                         // two profiles that differ only in timing: the

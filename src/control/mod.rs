@@ -492,11 +492,7 @@ impl Control {
     /// and outcome.
     fn observe_latency(&self, key: &TargetKey, profile: &str, r: &ProbeResult) {
         let address = key.probe.to_string();
-        let check = if profile.is_empty() {
-            kind_name(key.check.kind).to_string()
-        } else {
-            profile.to_string()
-        };
+        let check = profile.to_string();
         self.metrics
             .probe_latency
             .get_or_create(&crate::metrics::ProbeLabels {
@@ -1627,15 +1623,7 @@ async fn first_probes(targets: Vec<Target>) -> Vec<FirstProbe> {
             let prober = Prober::new(target.clone());
             let result = match &prober {
                 Ok(p) => p.probe().await,
-                Err(e) => ProbeResult {
-                    ok: false,
-                    local: false,
-                    load: None,
-                    load_missing: None,
-                    reason: e.to_string(),
-                    latency: Duration::ZERO,
-                    at: SystemTime::now(),
-                },
+                Err(e) => ProbeResult::not_probed(e.to_string()),
             };
             (
                 i,

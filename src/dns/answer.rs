@@ -70,15 +70,7 @@ pub fn respond(
             error_header(&mut w, packet, question_end, rcode::FORMERR)?;
             if opt {
                 // the query's OPT was there but wrong: ours, without options
-                let edns = Edns {
-                    payload: wire::MAX_UDP_PAYLOAD,
-                    version: 0,
-                    dnssec_ok: false,
-                    ecs: None,
-                    nsid: false,
-                    keepalive: false,
-                };
-                write_opt(&mut w, &edns, 0, 0, None, None).ok()?;
+                write_opt(&mut w, &Edns::PLAIN, 0, 0, None, None).ok()?;
                 w.set_u16(10, 1);
             }
             return Some(w.len());
@@ -497,15 +489,15 @@ fn error_header(w: &mut Writer<'_>, packet: &[u8], question_end: usize, code: u8
 fn badvers_response(packet: &[u8], question_end: usize, out: &mut [u8]) -> Option<usize> {
     let mut w = Writer::new(out, 512);
     error_header(&mut w, packet, question_end, 0)?;
-    let edns = Edns {
-        payload: wire::MAX_UDP_PAYLOAD,
-        version: 0,
-        dnssec_ok: false,
-        ecs: None,
-        nsid: false,
-        keepalive: false,
-    };
-    write_opt(&mut w, &edns, (rcode::BADVERS >> 4) as u8, 0, None, None).ok()?;
+    write_opt(
+        &mut w,
+        &Edns::PLAIN,
+        (rcode::BADVERS >> 4) as u8,
+        0,
+        None,
+        None,
+    )
+    .ok()?;
     w.set_u16(10, 1);
     Some(w.len())
 }

@@ -80,6 +80,19 @@ pub struct Edns {
     pub keepalive: bool,
 }
 
+impl Edns {
+    /// The server's own OPT without options, for error responses whose
+    /// query's OPT could not be used (FORMERR, BADVERS).
+    pub const PLAIN: Edns = Edns {
+        payload: MAX_UDP_PAYLOAD,
+        version: 0,
+        dnssec_ok: false,
+        ecs: None,
+        nsid: false,
+        keepalive: false,
+    };
+}
+
 /// A parsed query.
 pub struct Query<'a> {
     /// The whole packet.

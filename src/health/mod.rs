@@ -146,15 +146,7 @@ pub fn spawn_target(
             }
             let result = match &prober {
                 Ok(p) => p.probe().await,
-                Err(e) => ProbeResult {
-                    ok: false,
-                    local: false,
-                    load: None,
-                    load_missing: None,
-                    reason: e.to_string(),
-                    latency: Duration::ZERO,
-                    at: std::time::SystemTime::now(),
-                },
+                Err(e) => ProbeResult::not_probed(e.to_string()),
             };
             // a probe this host could not make says nothing of the endpoint
             let changed = !result.local && tracker.observe(result.ok);

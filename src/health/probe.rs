@@ -38,6 +38,23 @@ pub struct ProbeResult {
     pub at: SystemTime,
 }
 
+impl ProbeResult {
+    /// A failure without a probe (the prober could not be built): it
+    /// counts against the endpoint, which stays down until it can be
+    /// probed (fail closed).
+    pub fn not_probed(reason: String) -> ProbeResult {
+        ProbeResult {
+            ok: false,
+            local: false,
+            load: None,
+            load_missing: None,
+            reason,
+            latency: Duration::ZERO,
+            at: SystemTime::now(),
+        }
+    }
+}
+
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
 }
