@@ -24,11 +24,25 @@ pub struct Etcd {
     token: String,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// `n` distinct free ports, none handed out before in this process: the
+/// listeners are held until all are picked (a port closed at once can be
+/// the kernel's next pick, which once gave two members the same port),
+/// and tests starting clusters at the same time never share one.
+fn free_ports(n: usize) -> Vec<u16> {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let l = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = l.local_addr().expect("its address").port();
+        if !given.contains(&port) {
+            given.push(port);
+            ports.push(port);
+        }
+        held.push(l);
+    }
+    ports
 }
 
 /// The etcd binary, if installed.
@@ -45,11 +59,12 @@ impl Etcd {
     pub fn start(n: usize, name: &str) -> Option<Etcd> {
         etcd_binary()?;
         let dir = super::scratch(&format!("etcd-{name}"));
+        let ports = free_ports(2 * n);
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
                 name: format!("m{i}"),
-                client: format!("http://127.0.0.1:{}", free_port()),
-                peer: format!("http://127.0.0.1:{}", free_port()),
+                client: format!("http://127.0.0.1:{}", ports[2 * i]),
+                peer: format!("http://127.0.0.1:{}", ports[2 * i + 1]),
                 data: dir.join(format!("m{i}")),
                 child: None,
             })
