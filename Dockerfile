@@ -14,9 +14,6 @@
 # inside a container, so port 53 needs no capability here.
 
 FROM rust:1-bookworm AS build
-RUN apt-get update \
- && apt-get install -y --no-install-recommends protobuf-compiler \
- && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin signpost \
