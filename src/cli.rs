@@ -589,7 +589,7 @@ fn call_with(
     timeout: Option<Duration>,
     conflict_hint: Option<&str>,
 ) -> Result<Value, i32> {
-    crate::init_tls();
+    crate::os::init_tls();
     let Some(rt) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -11,6 +11,7 @@ use crate::config::normalize_name;
 use crate::geo::{self, Located};
 use crate::state::Snapshot;
 use crate::steer::{self, Client, Family, Rng, Rule};
+use crate::text::{known, round3};
 use crate::zone::text_wire;
 
 /// Why there is nothing to explain.
@@ -206,35 +207,31 @@ fn select_name(s: steer::Select) -> &'static str {
     }
 }
 
-fn round3(v: f64) -> f64 {
-    (v * 1e3).round() / 1e3
-}
-
-/// A measurement for JSON: null while unknown, else rounded to 0.001.
-fn known(v: f32) -> Option<f64> {
-    (!v.is_nan()).then(|| (f64::from(v) * 1e3).round() / 1e3)
-}
-
-/// Each live node's verdict on the target behind a slot (clusters).
+/// Each live node's verdict on the target behind a slot (clusters): the
+/// other live nodes' as the quorum counts them ([`crate::view::View::others`]),
+/// and this node's own as etcd has it (or, before it has, as decided).
 fn node_verdicts(snap: &Snapshot, slot: u32) -> Option<std::collections::BTreeMap<String, bool>> {
     let (view, me) = snap.cluster.as_ref()?;
     let data = &snap.data;
     let ti = data.slots.get(slot as usize)?.target?;
-    let target = data.targets.get(ti as usize)?;
-    let id = crate::cluster::target_id(&target.key());
+    let id = data.targets.get(ti as usize)?.key().cluster_id();
     let mut out: std::collections::BTreeMap<String, bool> = view
-        .verdicts
-        .get(&id)
-        .into_iter()
-        .flatten()
-        .filter(|(n, _)| view.nodes.contains_key(*n) || *n == me)
+        .others(me, &id)
         .map(|(n, v)| (n.clone(), v.healthy))
         .collect();
-    out.entry(me.clone()).or_insert_with(|| {
-        snap.flags
-            .get(slot as usize)
-            .is_some_and(|f| f & steer::UP != 0)
-    });
+    let mine = view
+        .verdicts
+        .get(&id)
+        .and_then(|v| v.get(me))
+        .map(|v| v.healthy);
+    out.insert(
+        me.clone(),
+        mine.unwrap_or_else(|| {
+            snap.flags
+                .get(slot as usize)
+                .is_some_and(|f| f & steer::UP != 0)
+        }),
+    );
     Some(out)
 }
 
@@ -248,38 +245,10 @@ pub fn explain(
 ) -> Result<Explanation, ExplainError> {
     let n = normalize_name(name).ok_or_else(|| ExplainError::BadName(name.to_string()))?;
     let data = &snap.data;
-    // the service itself, or a static CNAME that leads to one
-    let mut wire = text_wire(&n);
-    let mut si = None;
-    for _ in 0..8 {
-        let Some(node) = data.table.get(&wire) else {
-            break;
-        };
-        if let Some(s) = node.service {
-            si = Some(s);
-            break;
-        }
-        match &node.cname {
-            Some(t) => wire = t.to_vec(),
-            None => break,
-        }
-    }
-    let si = si.ok_or_else(|| ExplainError::NotAService(n.clone()))?;
+    let si = find_service(snap, &n).ok_or_else(|| ExplainError::NotAService(n.clone()))?;
     let svc = &data.services[si as usize];
     let client_ip = client.to_canonical();
-    let located = match &data.geo {
-        Some(t) => {
-            let hit = t.lookup(client_ip, None);
-            Located {
-                location: t.location(hit.class).copied(),
-                prefix: hit.prefix,
-            }
-        }
-        None => Located {
-            location: None,
-            prefix: 0,
-        },
-    };
+    let located = locate(snap, client_ip);
     let c = Client {
         addr: Some(client_ip),
         located,
@@ -294,71 +263,18 @@ pub fn explain(
         r => r.name().to_string(),
     };
     let loc = located.location;
-    let mut candidates: Vec<Candidate> = Vec::new();
     let order = d.order.as_slice();
+    // the regions in the order tried, then those the policy left out
     let mut positions: Vec<usize> = order.iter().map(|&p| p as usize).collect();
     positions.extend((0..svc.regions.len()).filter(|p| !order.contains(&(*p as u8))));
-    for pos in positions {
-        let r = &data.regions[svc.regions[pos] as usize];
-        let fam_eps: Vec<&steer::Endpoint> = r
-            .endpoints
-            .iter()
-            .filter(|e| e.family() == family)
-            .collect();
-        let flag = |e: &steer::Endpoint| snap.flags.get(e.slot as usize).copied().unwrap_or(0);
-        let live = |e: &steer::Endpoint| {
-            snap.live
-                .get(e.slot as usize)
-                .copied()
-                .unwrap_or(steer::Live::UNKNOWN)
-        };
-        let inp = snap.inputs();
-        let usable_load = steer::dynamic::region_load(
-            r,
-            family,
-            |e| flag(e) & steer::UP != 0 && flag(e) & steer::DRAINED == 0,
-            &snap.live,
-        );
-        let best_latency = fam_eps
-            .iter()
-            .filter(|e| flag(e) & steer::UP != 0 && flag(e) & steer::DRAINED == 0)
-            .map(|e| live(e).latency_ms)
-            .filter(|l| !l.is_nan())
-            .fold(f32::NAN, f32::min);
-        let utilisation = steer::utilisation(r, family, &inp);
-        candidates.push(Candidate {
-            region: r.name.to_string(),
-            distance_km: loc
-                .and_then(|l| l.coords.map(|_| l.unit))
-                .map(|u| (geo::distance_km(&u, &r.unit) * 10.0).round() / 10.0),
-            healthy: fam_eps
-                .iter()
-                .any(|e| flag(e) & steer::UP != 0 && flag(e) & steer::DRAINED == 0),
-            drained: !r.endpoints.is_empty()
-                && r.endpoints.iter().all(|e| flag(e) & steer::DRAINED != 0),
-            weight: r.weight,
-            rank: order.iter().position(|&p| p as usize == pos).map(|i| i + 1),
-            load: usable_load.map(|(l, _)| round3(l)),
-            capacity: usable_load.map(|(_, c)| round3(c)),
-            utilisation: utilisation.map(round3),
-            latency_ms: known(best_latency),
-            shed_ratio: r.shed.map(|(low, high)| {
-                round3(utilisation.map_or(0.0, |u| steer::dynamic::shed_ratio(u, low, high)))
-            }),
-            endpoints: fam_eps
-                .iter()
-                .map(|e| EndpointInfo {
-                    address: e.addr.to_string(),
-                    healthy: flag(e) & steer::UP != 0,
-                    drained: flag(e) & steer::DRAINED != 0,
-                    load: known(live(e).load),
-                    capacity: f64::from(e.capacity),
-                    latency_ms: known(live(e).latency_ms),
-                    nodes: node_verdicts(snap, e.slot),
-                })
-                .collect(),
-        });
-    }
+    let candidates: Vec<Candidate> = positions
+        .into_iter()
+        .map(|pos| {
+            let r = &data.regions[svc.regions[pos] as usize];
+            let rank = order.iter().position(|&p| p as usize == pos).map(|i| i + 1);
+            candidate(snap, r, family, loc.as_ref(), rank)
+        })
+        .collect();
     let answer = d
         .picks
         .as_slice()
@@ -410,4 +326,97 @@ pub fn explain(
         scope,
         what_if_down: Vec::new(),
     })
+}
+
+/// The service behind a name: the name itself, or a static CNAME chain
+/// (at most 8 links) that leads to one.
+fn find_service(snap: &Snapshot, n: &str) -> Option<u32> {
+    let mut wire = text_wire(n);
+    for _ in 0..8 {
+        let node = snap.data.table.get(&wire)?;
+        if let Some(s) = node.service {
+            return Some(s);
+        }
+        wire = node.cname.as_ref()?.to_vec();
+    }
+    None
+}
+
+/// Where the GeoIP database puts a client.
+fn locate(snap: &Snapshot, client: IpAddr) -> Located {
+    match &snap.data.geo {
+        Some(t) => {
+            let hit = t.lookup(client, None);
+            Located {
+                location: t.location(hit.class).copied(),
+                prefix: hit.prefix,
+            }
+        }
+        None => Located {
+            location: None,
+            prefix: 0,
+        },
+    }
+}
+
+/// One region as the decision saw it: distance, health, drains, load,
+/// latency and its endpoints of `family`.
+fn candidate(
+    snap: &Snapshot,
+    r: &steer::Region,
+    family: Family,
+    loc: Option<&geo::Location>,
+    rank: Option<usize>,
+) -> Candidate {
+    let fam_eps: Vec<&steer::Endpoint> = r
+        .endpoints
+        .iter()
+        .filter(|e| e.family() == family)
+        .collect();
+    let flag = |e: &steer::Endpoint| snap.flags.get(e.slot as usize).copied().unwrap_or(0);
+    let usable = |e: &steer::Endpoint| flag(e) & steer::UP != 0 && flag(e) & steer::DRAINED == 0;
+    let live = |e: &steer::Endpoint| {
+        snap.live
+            .get(e.slot as usize)
+            .copied()
+            .unwrap_or(steer::Live::UNKNOWN)
+    };
+    let usable_load = steer::dynamic::region_load(r, family, usable, &snap.live);
+    let best_latency = fam_eps
+        .iter()
+        .filter(|e| usable(e))
+        .map(|e| live(e).latency_ms)
+        .filter(|l| !l.is_nan())
+        .fold(f32::NAN, f32::min);
+    let utilisation = steer::utilisation(r, family, &snap.inputs());
+    Candidate {
+        region: r.name.to_string(),
+        distance_km: loc
+            .and_then(|l| l.coords.map(|_| l.unit))
+            .map(|u| (geo::distance_km(&u, &r.unit) * 10.0).round() / 10.0),
+        healthy: fam_eps.iter().any(|e| usable(e)),
+        drained: !r.endpoints.is_empty()
+            && r.endpoints.iter().all(|e| flag(e) & steer::DRAINED != 0),
+        weight: r.weight,
+        rank,
+        load: usable_load.map(|(l, _)| round3(l)),
+        capacity: usable_load.map(|(_, c)| round3(c)),
+        utilisation: utilisation.map(round3),
+        latency_ms: known(best_latency),
+        shed_ratio: r.shed.map(|(low, high)| {
+            round3(utilisation.map_or(0.0, |u| steer::dynamic::shed_ratio(u, low, high)))
+        }),
+        endpoints: fam_eps
+            .iter()
+            .map(|e| EndpointInfo {
+                address: e.addr.to_string(),
+                healthy: flag(e) & steer::UP != 0,
+                drained: flag(e) & steer::DRAINED != 0,
+                load: known(live(e).load),
+                capacity: f64::from(e.capacity),
+                latency_ms: known(live(e).latency_ms),
+                nodes: node_verdicts(snap, e.slot),
+            })
+            .collect(),
+    }
 }

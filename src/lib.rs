@@ -16,14 +16,17 @@
 //! - [`dns`]: the data plane: UDP workers, TCP, wire in -> snapshot -> wire out.
 //! - [`health`]: probes (http, https, tcp) and the rise/fall tracker.
 //! - [`control`]: the control loop: health reports, drains and reloads in,
-//!   snapshots out.
+//!   snapshots out; a room per concern (probes, operator actions and the
+//!   state file, reloads, the cluster link, publishing, status).
+//! - [`view`]: what this node knows of its cluster (nodes, verdicts,
+//!   drains, audit) and the one quorum rule.
+//! - [`text`]: how times, durations and measurements are written.
 //! - [`cluster`]: etcd: this node's liveness and verdicts out, the
 //!   cluster's drains, verdicts and audit in (SPEC §8).
-//! - [`persist`]: the `[server] state` file that keeps drains across
-//!   restarts.
 //! - [`admin`]: the HTTP admin API and `/metrics`.
 //! - [`explain`]: the decision trace of one answer.
 //! - [`metrics`]: every exported metric, in one place.
+//! - [`os`]: input files, the allocator, the open-files limit, TLS.
 //! - [`lab`]: the demo's simulated regional load balancers.
 //! - [`cli`]: the command line's subcommands.
 
@@ -38,9 +41,11 @@ pub mod geo;
 pub mod health;
 pub mod lab;
 pub mod metrics;
-pub mod persist;
+pub mod os;
 pub mod state;
 pub mod steer;
+pub mod text;
+pub mod view;
 pub mod zone;
 
 use std::net::SocketAddr;
@@ -111,106 +116,15 @@ pub struct Signals {
     pub reload: mpsc::UnboundedReceiver<()>,
 }
 
-/// Reads a whole input file (configuration, zone, GeoIP database,
-/// state), refusing what is not a regular file: a device such as
-/// `/dev/zero` would never end and a FIFO would block the reader.
-pub fn read_input(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    std::fs::read(path)
-}
-
-/// [`read_input`] for text.
-pub fn read_input_text(path: &std::path::Path) -> std::io::Result<String> {
-    String::from_utf8(read_input(path)?)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
-}
-
-/// Hands memory freed by a large drop (a replaced configuration, a GeoIP
-/// compile's scratch space) back to the system. glibc's allocator keeps
-/// freed memory of its per-thread arenas otherwise, and a reload with a new
-/// GeoIP database would leave its peak in the resident set for good
-/// (docs/performance.md). Call it off the answer path: it walks the heap.
-pub fn release_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages of glibc's own heaps.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// Large allocations (1 MiB and more: a GeoIP table's arrays, a compile's
-/// scratch) get pages of their own, which go back to the system when they
-/// are freed. glibc otherwise raises this threshold after each such free
-/// (up to 32 MiB), after which a GeoIP recompile's big arrays come from
-/// the heap, interleave with long-lived data and stay resident after the
-/// old table is dropped (docs/performance.md, "Soak"). Only the control
-/// plane makes allocations this large.
-pub fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes glibc's allocation parameters.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
-}
-
 /// Open files kept aside from DNS TCP connections: listening and UDP
 /// sockets, the admin API's connections, etcd, files (plus two per
 /// endpoint for its probes).
 const FD_RESERVE: usize = 192;
 
-/// Raises the soft open-files limit to the hard limit (at most 1 M);
-/// returns the soft limit in force.
-pub fn raise_nofile_limit() -> u64 {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write `rl`.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
-            return 1024;
-        }
-        let want = rl.rlim_max.min(1 << 20);
-        if rl.rlim_cur < want {
-            let raised = libc::rlimit {
-                rlim_cur: want,
-                rlim_max: rl.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                tracing::debug!("open-files limit raised from {} to {want}", rl.rlim_cur);
-                rl.rlim_cur = want;
-            } else {
-                tracing::warn!(
-                    "cannot raise the open-files limit from {} to {want}",
-                    rl.rlim_cur
-                );
-            }
-        }
-    }
-    rl.rlim_cur
-}
-
-/// Installs the process-wide TLS crypto provider (ring) for the HTTPS
-/// health checks; harmless when called twice.
-pub fn init_tls() {
-    if rustls::crypto::ring::default_provider()
-        .install_default()
-        .is_err()
-    {
-        tracing::debug!("a rustls crypto provider was already installed");
-    }
-}
-
 /// Runs signpost until `signals.shutdown` turns true.
 pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError> {
-    tune_allocator();
-    init_tls();
+    os::tune_allocator();
+    os::init_tls();
     let metrics = Arc::new(Metrics::new());
     let path = opts.config.clone();
     let mut config = config::load(&path).map_err(RunError::Config)?;
@@ -220,27 +134,7 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
     if let Some(a) = opts.admin {
         config.server.admin = Some(a);
     }
-    // Open files: the soft limit up to the hard one, and the TCP
-    // connection limit cut to what fits beside everything else, so that
-    // clients holding connections can never starve the health probes.
-    let nofile = raise_nofile_limit();
-    let reserve = FD_RESERVE
-        + 2 * config
-            .regions
-            .iter()
-            .map(|r| r.endpoints.len())
-            .sum::<usize>();
-    let fits = usize::try_from(nofile)
-        .unwrap_or(usize::MAX)
-        .saturating_sub(reserve)
-        .max(1);
-    if config.server.tcp_max_connections > fits {
-        tracing::warn!(
-            "server.tcp_max_connections {} does not fit the open-files limit {nofile} (with {reserve} kept for sockets, probes and the admin API): using {fits}; raise the limit (systemd: LimitNOFILE=) to allow more",
-            config.server.tcp_max_connections
-        );
-        config.server.tcp_max_connections = fits;
-    }
+    fit_open_files(&mut config);
     let server = config.server.clone();
 
     // Admin first: a taken admin port fails before anything else starts.
@@ -265,7 +159,7 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
     let build_metrics = metrics.clone();
     let compiled = tokio::task::spawn_blocking(move || {
         let c = Compiled::build(config, &build_metrics, None);
-        release_memory();
+        os::release_memory();
         c
     })
     .await
@@ -287,6 +181,86 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
     .await;
 
     let stop_flag = Arc::new(AtomicBool::new(false));
+    let listeners = start_dns(&server, &shared, &metrics, &stop_flag, &stop_rx)?;
+
+    let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
+    let admin = match admin_listener {
+        Some(l) => {
+            let state = admin::AdminState {
+                shared: shared.clone(),
+                commands: cmd_tx.clone(),
+                metrics: metrics.clone(),
+                token: admin_token.clone(),
+                lab: lab.clone(),
+                shares: admin::dashboard::Shares::start(metrics.clone()),
+            };
+            Some(start_admin(l, state, &server, &stop_rx)?)
+        }
+        None => None,
+    };
+    let control_task = tokio::spawn(control.run(cmd_rx, stop_rx.clone()));
+
+    if let Some(f) = opts.on_ready {
+        f(&Ready {
+            dns: listeners.addrs.clone(),
+            admin: admin.as_ref().map(|a| a.0),
+        });
+    }
+
+    serve_signals(&mut signals, &cmd_tx).await;
+
+    tracing::info!("shutting down");
+    stop_flag.store(true, Ordering::SeqCst);
+    if stop_tx.send(true).is_err() {
+        tracing::debug!("no listener left to stop");
+    }
+    join_dns(listeners.threads).await;
+    if let Err(e) = control_task.await {
+        tracing::error!("control loop: {e}");
+    }
+    if let Some((_, t)) = admin
+        && let Err(e) = t.await
+    {
+        tracing::error!("admin server task: {e}");
+    }
+    if let Some(lab) = lab {
+        lab.stop().await;
+    }
+    Ok(())
+}
+
+/// Open files: the soft limit up to the hard one, and the TCP connection
+/// limit cut to what fits beside everything else, so that clients holding
+/// connections can never starve the health probes.
+fn fit_open_files(config: &mut config::Config) {
+    let nofile = os::raise_nofile_limit();
+    let reserve = FD_RESERVE
+        + 2 * config
+            .regions
+            .iter()
+            .map(|r| r.endpoints.len())
+            .sum::<usize>();
+    let fits = usize::try_from(nofile)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(reserve)
+        .max(1);
+    if config.server.tcp_max_connections > fits {
+        tracing::warn!(
+            "server.tcp_max_connections {} does not fit the open-files limit {nofile} (with {reserve} kept for sockets, probes and the admin API): using {fits}; raise the limit (systemd: LimitNOFILE=) to allow more",
+            config.server.tcp_max_connections
+        );
+        config.server.tcp_max_connections = fits;
+    }
+}
+
+/// Opens the DNS listeners (UDP workers and TCP) on `server.listen`.
+fn start_dns(
+    server: &config::Server,
+    shared: &state::Shared,
+    metrics: &Arc<Metrics>,
+    stop_flag: &Arc<AtomicBool>,
+    stop_rx: &watch::Receiver<bool>,
+) -> Result<dns::Listeners, RunError> {
     let tcp = dns::tcp::TcpSettings {
         idle_timeout: server.tcp_idle_timeout,
         max_connections: server.tcp_max_connections,
@@ -301,55 +275,46 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
         workers: server.workers,
         batch_wait: server.udp_batch_wait,
     };
-    let listeners = dns::start(
+    dns::start(
         &server.listen,
         udp,
         shared.clone(),
-        &metrics,
+        metrics,
         tcp,
         stop_flag.clone(),
         stop_rx.clone(),
     )
-    .map_err(|e| RunError::Runtime(format!("dns: cannot listen: {e}")))?;
+    .map_err(|e| RunError::Runtime(format!("dns: cannot listen: {e}")))
+}
 
-    let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
-    let mut admin_addr = None;
-    let mut admin_task = None;
-    if let Some(l) = admin_listener {
-        let addr = l
-            .local_addr()
-            .map_err(|e| RunError::Runtime(e.to_string()))?;
-        admin_addr = Some(addr);
-        let app = admin::router(admin::AdminState {
-            shared: shared.clone(),
-            commands: cmd_tx.clone(),
-            metrics: metrics.clone(),
-            token: admin_token.clone(),
-            lab: lab.clone(),
-            shares: admin::dashboard::Shares::start(metrics.clone()),
-        });
-        admin_task = Some(tokio::spawn(admin::serve::serve(l, app, stop_rx.clone())));
-        tracing::info!("admin listening on {addr}");
-        if !addr.ip().is_loopback() && server.admin_token.is_none() {
-            tracing::warn!(
-                "the admin API on {addr} is reachable beyond this host and has no admin_token: anyone who reaches it can drain regions"
-            );
-        }
+/// Serves the admin API on `listener`; returns its address and task.
+fn start_admin(
+    listener: TcpListener,
+    state: admin::AdminState,
+    server: &config::Server,
+    stop_rx: &watch::Receiver<bool>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), RunError> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| RunError::Runtime(e.to_string()))?;
+    let app = admin::router(state);
+    let task = tokio::spawn(admin::serve::serve(listener, app, stop_rx.clone()));
+    tracing::info!("admin listening on {addr}");
+    if !addr.ip().is_loopback() && server.admin_token.is_none() {
+        tracing::warn!(
+            "the admin API on {addr} is reachable beyond this host and has no admin_token: anyone who reaches it can drain regions"
+        );
     }
-    let control_task = tokio::spawn(control.run(cmd_rx, stop_rx.clone()));
+    Ok((addr, task))
+}
 
-    if let Some(f) = opts.on_ready {
-        f(&Ready {
-            dns: listeners.addrs.clone(),
-            admin: admin_addr,
-        });
-    }
-
+/// Waits for the stop signal, passing reload requests (SIGHUP) on.
+async fn serve_signals(signals: &mut Signals, cmd_tx: &mpsc::Sender<Command>) {
     loop {
         tokio::select! {
             r = signals.shutdown.changed() => {
                 if r.is_err() || *signals.shutdown.borrow() {
-                    break;
+                    return;
                 }
             }
             Some(()) = signals.reload.recv() => {
@@ -364,13 +329,10 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
             }
         }
     }
+}
 
-    tracing::info!("shutting down");
-    stop_flag.store(true, Ordering::SeqCst);
-    if stop_tx.send(true).is_err() {
-        tracing::debug!("no listener left to stop");
-    }
-    let threads = listeners.threads;
+/// Waits for the DNS worker threads to finish their last batch.
+async fn join_dns(threads: Vec<std::thread::JoinHandle<()>>) {
     if let Err(e) = tokio::task::spawn_blocking(move || {
         for t in threads {
             if t.join().is_err() {
@@ -382,16 +344,4 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
     {
         tracing::error!("joining dns workers: {e}");
     }
-    if let Err(e) = control_task.await {
-        tracing::error!("control loop: {e}");
-    }
-    if let Some(t) = admin_task
-        && let Err(e) = t.await
-    {
-        tracing::error!("admin server task: {e}");
-    }
-    if let Some(lab) = lab {
-        lab.stop().await;
-    }
-    Ok(())
 }

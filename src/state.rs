@@ -33,6 +33,13 @@ pub struct TargetKey {
     pub check: CheckId,
 }
 
+impl TargetKey {
+    /// Its id across the cluster ([`crate::view::target_id`]).
+    pub fn cluster_id(&self) -> String {
+        crate::view::target_id(self.probe, &self.check)
+    }
+}
+
 /// A probe target as run: its address and full check profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -115,7 +122,7 @@ pub struct Snapshot {
     pub live: Box<[steer::Live]>,
     /// In a cluster: the view the flags were decided from, and this
     /// node's name (for explain; the answer path does not look).
-    pub cluster: Option<(Arc<crate::cluster::View>, String)>,
+    pub cluster: Option<(Arc<crate::view::View>, String)>,
 }
 
 impl Snapshot {
@@ -416,7 +423,7 @@ impl Compiled {
                     "ECS scope maps of {total} geo services ready in {:.1?}",
                     start.elapsed()
                 );
-                crate::release_memory();
+                crate::os::release_memory();
             });
         if let Err(e) = spawned {
             tracing::error!("cannot start the scope map thread ({e}); computing them here");
@@ -549,7 +556,7 @@ fn config_hash(config: &Config, geo: Option<&GeoTable>) -> String {
         h.update(z.name.as_bytes());
         // the zone files were just read whole; a file gone meanwhile
         // only changes the hash
-        h.update(crate::read_input(&z.file).unwrap_or_default());
+        h.update(crate::os::read_input(&z.file).unwrap_or_default());
     }
     if let Some(g) = geo {
         h.update(g.source.kind.as_bytes());

@@ -19,13 +19,14 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::cluster::{AuditEntry, now_rfc3339};
-use crate::control::{Command, ControlError, DrainTarget};
+use crate::control::{Command, ControlError};
 use crate::explain::{ExplainError, explain_what_if, parse_down};
 use crate::lab::{Lab, LabError};
 use crate::metrics::Metrics;
 use crate::state::Shared;
 use crate::steer::Family;
+use crate::text::now_rfc3339;
+use crate::view::{AuditEntry, DrainKey};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -305,17 +306,10 @@ async fn audit(
     }
 }
 
-fn target_text(t: &DrainTarget) -> String {
-    match t {
-        DrainTarget::Region(r) => format!("region {r}"),
-        DrainTarget::Endpoint(a) => format!("endpoint {a}"),
-    }
-}
-
 async fn drain(
     s: &AdminState,
     caller: Caller,
-    target: DrainTarget,
+    target: DrainKey,
     duration: Option<Duration>,
     force: bool,
 ) -> Result<Response, ApiError> {
@@ -336,9 +330,9 @@ async fn drain(
         &caller,
         "drain",
         if force {
-            format!("{} (forced)", target_text(&what))
+            format!("{what} (forced)")
         } else {
-            target_text(&what)
+            what.to_string()
         },
         duration,
         r.as_ref().copied(),
@@ -352,11 +346,7 @@ async fn drain(
     .into_response())
 }
 
-async fn undrain(
-    s: &AdminState,
-    caller: Caller,
-    target: DrainTarget,
-) -> Result<Response, ApiError> {
+async fn undrain(s: &AdminState, caller: Caller, target: DrainKey) -> Result<Response, ApiError> {
     let what = target.clone();
     let r = async {
         ask(s, |reply| Command::Undrain { target, reply }).await??;
@@ -367,7 +357,7 @@ async fn undrain(
         s,
         &caller,
         "undrain",
-        target_text(&what),
+        what.to_string(),
         None,
         r.as_ref().copied(),
     )
@@ -381,10 +371,10 @@ async fn audit_log(State(s): State<AdminState>) -> Result<Response, ApiError> {
     Ok(Json(json!({ "audit": list })).into_response())
 }
 
-fn describe(t: &DrainTarget) -> serde_json::Value {
+fn describe(t: &DrainKey) -> serde_json::Value {
     match t {
-        DrainTarget::Region(r) => json!({ "region": r }),
-        DrainTarget::Endpoint(a) => json!({ "endpoint": a.to_string() }),
+        DrainKey::Region(r) => json!({ "region": r }),
+        DrainKey::Endpoint(a) => json!({ "endpoint": a.to_string() }),
     }
 }
 
@@ -396,7 +386,7 @@ async fn drain_region(
 ) -> Result<Response, ApiError> {
     let d = parse_for(&q)?;
     let force = parse_force(&q)?;
-    drain(&s, caller, DrainTarget::Region(region), d, force).await
+    drain(&s, caller, DrainKey::Region(region), d, force).await
 }
 
 async fn undrain_region(
@@ -404,7 +394,7 @@ async fn undrain_region(
     caller: Caller,
     Path(region): Path<String>,
 ) -> Result<Response, ApiError> {
-    undrain(&s, caller, DrainTarget::Region(region)).await
+    undrain(&s, caller, DrainKey::Region(region)).await
 }
 
 async fn drain_endpoint(
@@ -416,7 +406,7 @@ async fn drain_endpoint(
     let d = parse_for(&q)?;
     let force = parse_force(&q)?;
     let a = parse_address(&address)?;
-    drain(&s, caller, DrainTarget::Endpoint(a), d, force).await
+    drain(&s, caller, DrainKey::Endpoint(a), d, force).await
 }
 
 async fn undrain_endpoint(
@@ -425,7 +415,7 @@ async fn undrain_endpoint(
     Path(address): Path<String>,
 ) -> Result<Response, ApiError> {
     let a = parse_address(&address)?;
-    undrain(&s, caller, DrainTarget::Endpoint(a)).await
+    undrain(&s, caller, DrainKey::Endpoint(a)).await
 }
 
 async fn explain_handler(

@@ -22,8 +22,7 @@
 //! lease, publishes its node key and verdicts again, reads everything
 //! anew and watches from there.
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -35,11 +34,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Cluster as ClusterConfig;
+use crate::text::now_rfc3339;
+use crate::view::{AUDIT_KEEP, AuditEntry, DrainKey, DrainRecord, NodeInfo, Verdict, View};
 
 /// A node's lease time-to-live: how long a dead node's verdicts count.
 pub const NODE_TTL: i64 = 5;
-/// Newest audit entries kept in etcd and in the view.
-pub const AUDIT_KEEP: usize = 1000;
 /// Deadline of one etcd request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest pause between reconnection attempts.
@@ -54,72 +53,6 @@ pub enum ClusterError {
     /// etcd cannot be reached; nothing was changed.
     #[error("etcd is unreachable ({0}); the drain was not applied on any node")]
     Unavailable(String),
-}
-
-/// This node's liveness record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeInfo {
-    /// Hash of the configuration it serves (without its own `[server]`
-    /// and `[cluster]` sections).
-    pub config_hash: String,
-    /// signpost version.
-    pub version: String,
-    /// When it (re)joined.
-    pub since: String,
-}
-
-/// One node's verdict on one probe target.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Verdict {
-    /// The node's decided state.
-    pub healthy: bool,
-    /// The last probe's reason.
-    pub reason: String,
-    /// Since when the state is what it is (RFC 3339).
-    pub since: String,
-    /// The last probe's latency.
-    #[serde(default)]
-    pub latency_ms: Option<f64>,
-}
-
-/// A drain as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DrainRecord {
-    /// When it ends (RFC 3339), if it does.
-    pub until: Option<String>,
-    /// When it was made.
-    pub at: String,
-    /// The node whose API made it.
-    pub node: String,
-}
-
-/// One operator action (SPEC §6 `GET /v1/audit`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    /// When (RFC 3339, milliseconds).
-    pub at: String,
-    /// drain, undrain, reload, lab-fail, lab-recover.
-    pub action: String,
-    /// What it applied to (`region eu-west`, `endpoint 192.0.2.1`, ...).
-    pub target: String,
-    /// The drain's duration, if any.
-    #[serde(rename = "for")]
-    pub duration: Option<String>,
-    /// The caller's address.
-    pub from: Option<String>,
-    /// `ok`, or what went wrong.
-    pub result: String,
-    /// The node that took the call.
-    pub node: Option<String>,
-}
-
-/// What a drain applies to, as keyed in etcd.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DrainKey {
-    /// A region by name.
-    Region(String),
-    /// An endpoint address.
-    Endpoint(IpAddr),
 }
 
 /// Requests to the cluster task.
@@ -156,55 +89,6 @@ pub enum ToCluster {
     },
     /// Record an operator action.
     Audit(AuditEntry),
-}
-
-/// Everything this node knows of the cluster.
-#[derive(Debug, Clone, Default)]
-pub struct View {
-    /// etcd is reachable and the view is current.
-    pub connected: bool,
-    /// Live nodes (their lease holds), by name.
-    pub nodes: BTreeMap<String, NodeInfo>,
-    /// Verdicts by target id, then node.
-    pub verdicts: HashMap<String, BTreeMap<String, Verdict>>,
-    /// Drains.
-    pub drains: BTreeMap<DrainKey, DrainRecord>,
-    /// Operator actions, newest first.
-    pub audit: Vec<AuditEntry>,
-}
-
-/// The stable id of a probe target across nodes: what is probed, in one
-/// line (`http://192.0.2.1:8080/health`, with `host`, `expect`, `body`
-/// and `insecure` appended when set).
-pub fn target_id(key: &crate::state::TargetKey) -> String {
-    let c = &key.check;
-    let scheme = match c.kind {
-        crate::config::CheckKind::Http => "http",
-        crate::config::CheckKind::Https => "https",
-        crate::config::CheckKind::Tcp => "tcp",
-    };
-    let addr = match key.probe {
-        IpAddr::V4(a) => a.to_string(),
-        IpAddr::V6(a) => format!("[{a}]"),
-    };
-    let mut id = format!("{scheme}://{addr}:{}", c.port);
-    if c.kind != crate::config::CheckKind::Tcp {
-        id.push_str(&c.path);
-    }
-    if let Some(h) = &c.host {
-        id.push_str(&format!(" host={h}"));
-    }
-    if !c.expect.is_empty() {
-        let codes: Vec<String> = c.expect.iter().map(u16::to_string).collect();
-        id.push_str(&format!(" expect={}", codes.join(",")));
-    }
-    if let Some(b) = &c.body {
-        id.push_str(&format!(" body={b:?}"));
-    }
-    if c.insecure {
-        id.push_str(" insecure");
-    }
-    id
 }
 
 /// Escapes a key segment ('/' and '%' and spaces) so it stays one segment.
@@ -807,66 +691,15 @@ fn parse<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Option<T> {
     }
 }
 
-/// Now, as RFC 3339 with milliseconds.
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CheckId, CheckKind};
 
     #[test]
-    fn target_ids_are_readable_and_distinct() {
-        let key = |kind, path: &str, host: Option<&str>| crate::state::TargetKey {
-            probe: "192.0.2.1".parse().unwrap(),
-            check: CheckId {
-                kind,
-                port: 8080,
-                path: path.into(),
-                host: host.map(str::to_string),
-                expect: vec![],
-                body: None,
-                insecure: false,
-            },
-        };
-        assert_eq!(
-            target_id(&key(CheckKind::Http, "/health", None)),
-            "http://192.0.2.1:8080/health"
-        );
-        assert_eq!(
-            target_id(&key(CheckKind::Tcp, "/", None)),
-            "tcp://192.0.2.1:8080"
-        );
-        assert_ne!(
-            target_id(&key(CheckKind::Http, "/health", Some("a.test"))),
-            target_id(&key(CheckKind::Http, "/health", None))
-        );
-        let id = target_id(&key(CheckKind::Http, "/a b/%c", None));
-        assert_eq!(unescape(&escape(&id)), id);
-        assert!(!escape(&id).contains('/'));
-    }
-
-    #[test]
-    fn quorums() {
-        use crate::config::Quorum::*;
-        // (quorum, down, voters, is down)
-        let cases = [
-            (Majority, 0, 3, false),
-            (Majority, 1, 3, false),
-            (Majority, 2, 3, true),
-            (Majority, 1, 2, false), // a tie is up
-            (Majority, 2, 2, true),
-            (Majority, 1, 1, true),
-            (Any, 1, 3, true),
-            (Any, 0, 3, false),
-            (All, 2, 3, false),
-            (All, 3, 3, true),
-            (All, 0, 0, false),
-        ];
-        for (q, down, voters, want) in cases {
-            assert_eq!(q.is_down(down, voters), want, "{q:?} {down}/{voters}");
-        }
+    fn escaped_target_ids_stay_one_key_segment() {
+        let id = "http://192.0.2.1:8080/a b/%c host=x";
+        assert_eq!(unescape(&escape(id)), id);
+        assert!(!escape(id).contains('/'));
+        assert!(!escape(id).contains(' '));
     }
 }

@@ -443,7 +443,7 @@ pub struct Service {
 /// Reads and validates a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let display = path.display().to_string();
-    let text = crate::read_input_text(path).map_err(|e| {
+    let text = crate::os::read_input_text(path).map_err(|e| {
         ConfigErrors(vec![ConfigError::Read {
             file: display.clone(),
             reason: e.to_string(),

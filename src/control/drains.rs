@@ -1,13 +1,13 @@
 //! The drains this node applies: set through its own API (a single node),
 //! or as the cluster's view has them; kept across restarts in the
-//! `[server] state` file ([`crate::persist`]).
+//! `[server] state` file ([`super::persist`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use crate::cluster::{DrainKey, DrainRecord};
-use crate::persist::Saved;
+use super::persist::Saved;
+use crate::view::{DrainKey, DrainRecord};
 
 /// One drain.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -151,7 +151,7 @@ impl std::fmt::Debug for GeoDb {
 impl GeoDb {
     /// Opens and checks a database file.
     pub fn open(path: &Path, display: &str) -> Result<GeoDb, GeoError> {
-        let buf = crate::read_input(path).map_err(|source| GeoError::Read {
+        let buf = crate::os::read_input(path).map_err(|source| GeoError::Read {
             path: display.to_string(),
             source,
         })?;

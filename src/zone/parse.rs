@@ -23,7 +23,7 @@ pub struct ParsedRRset {
 
 /// Reads a zone file for `origin`.
 pub fn parse_file(path: &Path, display: &str, origin: &str) -> Result<Vec<ParsedRRset>, ZoneError> {
-    let text = crate::read_input_text(path)
+    let text = crate::os::read_input_text(path)
         .map_err(|e| ZoneError::new(display, None, format!("cannot read: {e}")))?;
     parse_text(&text, Some(path), display, origin)
 }

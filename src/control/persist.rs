@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::cluster::{DrainKey, DrainRecord};
+use crate::view::{DrainKey, DrainRecord};
 
 /// The file's contents.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +68,7 @@ impl Saved {
 
 /// Reads the state file; `None` (logged) when it is missing or unusable.
 pub fn load(path: &Path) -> Option<Saved> {
-    let text = match crate::read_input(path) {
+    let text = match crate::os::read_input(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::info!(

@@ -1,0 +1,158 @@
+//! The control loop's side of the cluster task (SPEC §8): this node's
+//! verdicts go out, the cluster's view comes in. A view replaces this
+//! node's drains with the cluster's and changes health by quorum at the
+//! next publish.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::drains::Drains;
+use super::{Control, ControlError, send};
+use crate::cluster::{self, ClusterError, ToCluster};
+use crate::config::Quorum;
+use crate::state::TargetKey;
+use crate::view::View;
+
+/// The control loop's side of the cluster task.
+pub(super) struct ClusterLink {
+    /// This node's name.
+    pub node: String,
+    /// `down_quorum`.
+    pub quorum: Quorum,
+    /// Requests to the cluster task.
+    pub tx: mpsc::UnboundedSender<ToCluster>,
+    views: watch::Receiver<Arc<View>>,
+    /// The latest view.
+    pub view: Arc<View>,
+    /// Nodes last seen serving another configuration (logged on change).
+    pub diverged: BTreeSet<String>,
+}
+
+impl ClusterLink {
+    /// Starts the cluster task.
+    pub fn start(
+        cfg: crate::config::Cluster,
+        config_hash: String,
+        drains: &Drains,
+        stop: watch::Receiver<bool>,
+    ) -> ClusterLink {
+        let h = cluster::start(cfg.clone(), config_hash, drains.records(&cfg.node), stop);
+        let view = h.view.borrow().clone();
+        ClusterLink {
+            node: cfg.node,
+            quorum: cfg.down_quorum,
+            tx: h.tx,
+            views: h.view,
+            view,
+            diverged: BTreeSet::new(),
+        }
+    }
+
+    /// Whether the cluster holds a target down, by the quorum of this
+    /// node's verdict (`mine_up`) and the other live nodes'.
+    pub fn holds_down(&self, mine_up: bool, id: &str) -> bool {
+        self.view
+            .tally(&self.node, mine_up, id)
+            .is_down(self.quorum)
+    }
+
+    /// Sends a request; the cluster task is gone only at shutdown.
+    pub fn tell(&self, msg: ToCluster) {
+        if self.tx.send(msg).is_err() {
+            tracing::debug!("cluster task is gone");
+        }
+    }
+}
+
+impl Control {
+    /// Publishes this node's verdict on a target to the cluster.
+    pub(super) fn tell_verdict(&self, key: &TargetKey) {
+        let (Some(c), Some(p)) = (&self.cluster, self.probes.get(key)) else {
+            return;
+        };
+        c.tell(ToCluster::Verdict {
+            id: p.cluster_id.clone(),
+            verdict: p.verdict(),
+        });
+    }
+
+    /// Takes in a new cluster view: its drains replace this node's, and
+    /// its verdicts change health by quorum at the next publish.
+    pub(super) fn apply_view(&mut self, view: Arc<View>) -> bool {
+        let Some(c) = &mut self.cluster else {
+            return false;
+        };
+        self.metrics
+            .cluster_connected
+            .set(i64::from(view.connected));
+        self.metrics.cluster_nodes.set(view.nodes.len() as i64);
+        let mine = &self.compiled.config_hash;
+        let diverged: BTreeSet<String> = view
+            .nodes
+            .iter()
+            .filter(|(_, n)| &n.config_hash != mine)
+            .map(|(name, _)| name.clone())
+            .collect();
+        if diverged != c.diverged && !diverged.is_empty() {
+            tracing::warn!(
+                "cluster: nodes {} serve a configuration other than this node's ({mine}); answers may differ between nameservers",
+                diverged.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        c.diverged = diverged;
+        c.view = view;
+        let drains = Drains::from_records(&c.view.drains, SystemTime::now());
+        let current = &self.operator.drains;
+        if drains != *current {
+            for k in current.records("").keys() {
+                if !drains.records("").contains_key(k) {
+                    tracing::info!("{k} undrained (cluster)");
+                }
+            }
+            for k in drains.records("").keys() {
+                if !current.records("").contains_key(k) {
+                    tracing::info!("{k} drained (cluster)");
+                }
+            }
+            self.operator.drains = drains;
+            self.persist();
+        }
+        true
+    }
+}
+
+/// Hands a drain to the cluster task; the caller hears back when etcd has
+/// it, or that etcd cannot be reached.
+pub(super) fn forward(
+    tx: &mpsc::UnboundedSender<ToCluster>,
+    cmd: ToCluster,
+    rx: oneshot::Receiver<Result<(), ClusterError>>,
+    reply: oneshot::Sender<Result<(), ControlError>>,
+) {
+    if tx.send(cmd).is_err() {
+        send(reply, Err(ControlError::Stopped));
+        return;
+    }
+    tokio::spawn(async move {
+        let r = match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ControlError::Unavailable(e.to_string())),
+            Err(_) => Err(ControlError::Stopped),
+        };
+        send(reply, r);
+    });
+}
+
+/// The next cluster view, if this node is in a cluster.
+pub(super) async fn next_view(c: &mut Option<ClusterLink>) -> Option<Arc<View>> {
+    match c {
+        Some(c) => match c.views.changed().await {
+            Ok(()) => Some(c.views.borrow_and_update().clone()),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}

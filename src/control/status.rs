@@ -1,0 +1,349 @@
+//! `GET /v1/status`: a view of what was last published (the snapshot's
+//! flags and measurements) with what only the loop knows beside it (each
+//! endpoint's last probe, the drains' ends, each node's verdict).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::Control;
+use super::probes::Probed;
+use crate::config::WhenAllDown;
+use crate::health::ProbeResult;
+use crate::state::{Compiled, Snapshot};
+use crate::steer::{self, Endpoint, Family, Region};
+use crate::text::{kind_name, known, rfc3339, round3};
+use crate::view::Verdict;
+
+impl Control {
+    /// Reports everything.
+    pub(super) fn status(&self) -> Status {
+        let c = &self.compiled;
+        let snap = self.shared.load();
+        let regions: Vec<RegionStatus> = c
+            .regions
+            .iter()
+            .enumerate()
+            .map(|(ri, r)| self.region_status(&snap, ri, r))
+            .collect();
+        let services = c
+            .config
+            .services
+            .iter()
+            .map(|s| ServiceStatus {
+                name: s.name.clone(),
+                zone: s.zone.clone(),
+                policy: s.policy.as_str().to_string(),
+                ttl: s.ttl,
+                answers: s.answers,
+                when_all_down: match s.when_all_down {
+                    WhenAllDown::All => "all",
+                    WhenAllDown::Nodata => "nodata",
+                }
+                .to_string(),
+                regions: s.regions.clone(),
+                healthy_regions: s
+                    .regions
+                    .iter()
+                    .filter(|r| regions.iter().any(|x| &x.name == *r && x.healthy))
+                    .count(),
+            })
+            .collect();
+        Status {
+            generation: snap.generation,
+            cluster: self.cluster_status(),
+            config: c.config.path.display().to_string(),
+            zones: c
+                .table
+                .zones
+                .iter()
+                .map(|z| ZoneStatus {
+                    name: z.name.clone(),
+                    rrsets: z.rrsets,
+                })
+                .collect(),
+            regions,
+            services,
+        }
+    }
+
+    fn region_status(&self, snap: &Snapshot, ri: usize, r: &Region) -> RegionStatus {
+        let c = &self.compiled;
+        let endpoints: Vec<EndpointStatus> = c
+            .slots
+            .iter()
+            .filter(|s| s.region as usize == ri)
+            .map(|s| self.endpoint_status(snap, c, r, s))
+            .collect();
+        let usable = |e: &Endpoint| {
+            let f = snap.flags.get(e.slot as usize).copied().unwrap_or(0);
+            f & steer::UP != 0 && f & steer::DRAINED == 0
+        };
+        let fam = if r.has_family(Family::V4) {
+            Family::V4
+        } else {
+            Family::V6
+        };
+        let load = steer::dynamic::region_load(r, fam, usable, &snap.live);
+        let latency = r
+            .endpoints
+            .iter()
+            .filter(|e| usable(e))
+            .map(|e| {
+                snap.live
+                    .get(e.slot as usize)
+                    .map_or(f32::NAN, |l| l.latency_ms)
+            })
+            .filter(|l| !l.is_nan())
+            .fold(f32::NAN, f32::min);
+        let drain = self.operator.drains.regions.get(r.name.as_ref());
+        RegionStatus {
+            name: r.name.to_string(),
+            load: load.map(|(l, _)| round3(l)),
+            capacity: load.map(|(_, c)| round3(c)),
+            utilisation: steer::utilisation(r, fam, &snap.inputs()).map(round3),
+            latency_ms: known(latency),
+            healthy: r.endpoints.iter().any(usable),
+            drained: drain.is_some(),
+            drain_until: drain.and_then(|d| d.until).map(rfc3339),
+            location: [r.lat, r.lon],
+            weight: r.weight,
+            endpoints,
+        }
+    }
+
+    fn endpoint_status(
+        &self,
+        snap: &Snapshot,
+        c: &Compiled,
+        r: &Region,
+        s: &crate::state::Slot,
+    ) -> EndpointStatus {
+        let target = s.target.and_then(|t| self.probed(t));
+        let e = &r.endpoints[s.endpoint as usize];
+        let f = snap.flags.get(e.slot as usize).copied().unwrap_or(0);
+        let l = snap
+            .live
+            .get(e.slot as usize)
+            .copied()
+            .unwrap_or(steer::Live::UNKNOWN);
+        EndpointStatus {
+            address: s.address.to_string(),
+            weight: e.weight,
+            healthy: f & steer::UP != 0,
+            drained: f & steer::DRAINED != 0,
+            drain_until: self
+                .operator
+                .drains
+                .endpoints
+                .get(&s.address)
+                .and_then(|d| d.until)
+                .map(rfc3339),
+            probe: s
+                .target
+                .and_then(|t| c.targets.get(t as usize))
+                .map(|k| ProbeTarget {
+                    address: k.probe.to_string(),
+                    kind: kind_name(k.check.kind).to_string(),
+                    port: k.check.port,
+                }),
+            last_probe: target.and_then(|t| t.last.clone()),
+            since: target.map(|t| rfc3339(t.since)),
+            load: known(l.load),
+            capacity: f64::from(e.capacity),
+            latency_ms: known(l.latency_ms),
+            nodes: target.and_then(|t| self.node_verdicts(t)),
+        }
+    }
+
+    /// Each live node's verdict on a target, this node's own included.
+    fn node_verdicts(&self, p: &Probed) -> Option<BTreeMap<String, Verdict>> {
+        let c = self.cluster.as_ref()?;
+        let mut out: BTreeMap<String, Verdict> = c
+            .view
+            .others(&c.node, &p.cluster_id)
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        out.insert(c.node.clone(), p.verdict());
+        Some(out)
+    }
+
+    fn cluster_status(&self) -> Option<ClusterStatus> {
+        let c = self.cluster.as_ref()?;
+        let mut nodes: Vec<NodeStatus> = c
+            .view
+            .nodes
+            .iter()
+            .map(|(name, n)| NodeStatus {
+                name: name.clone(),
+                config_hash: n.config_hash.clone(),
+                alive: c.view.connected || *name == c.node,
+                version: n.version.clone(),
+            })
+            .collect();
+        if !c.view.nodes.contains_key(&c.node) {
+            nodes.push(NodeStatus {
+                name: c.node.clone(),
+                config_hash: self.compiled.config_hash.clone(),
+                alive: true,
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            });
+            nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        Some(ClusterStatus {
+            node: c.node.clone(),
+            connected: c.view.connected,
+            down_quorum: c.quorum.as_str().to_string(),
+            config_hash: self.compiled.config_hash.clone(),
+            nodes,
+            diverged: c.diverged.iter().cloned().collect(),
+        })
+    }
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Snapshot generation.
+    pub generation: u64,
+    /// In a cluster: this node, etcd, and the other nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStatus>,
+    /// Configuration file.
+    pub config: String,
+    /// Zones.
+    pub zones: Vec<ZoneStatus>,
+    /// Regions.
+    pub regions: Vec<RegionStatus>,
+    /// Services.
+    pub services: Vec<ServiceStatus>,
+}
+
+/// A zone in the status.
+#[derive(Debug, Clone, Serialize)]
+pub struct ZoneStatus {
+    /// Name.
+    pub name: String,
+    /// RRsets loaded.
+    pub rrsets: usize,
+}
+
+/// A region in the status.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegionStatus {
+    /// Name.
+    pub name: String,
+    /// At least one non-drained endpoint is up.
+    pub healthy: bool,
+    /// Drained by an operator.
+    pub drained: bool,
+    /// When the drain ends, if it does.
+    pub drain_until: Option<String>,
+    /// [lat, lon].
+    pub location: [f64; 2],
+    /// `weighted` share.
+    pub weight: u32,
+    /// Sum of the known loads of its usable endpoints (null: none known).
+    pub load: Option<f64>,
+    /// Sum of those endpoints' capacities.
+    pub capacity: Option<f64>,
+    /// load / capacity.
+    pub utilisation: Option<f64>,
+    /// Its best usable endpoint's smoothed latency.
+    pub latency_ms: Option<f64>,
+    /// Endpoints.
+    pub endpoints: Vec<EndpointStatus>,
+}
+
+/// An endpoint in the status.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointStatus {
+    /// Address answered.
+    pub address: String,
+    /// Share within the region.
+    pub weight: u32,
+    /// Health is up.
+    pub healthy: bool,
+    /// Drained (this address).
+    pub drained: bool,
+    /// When the drain ends.
+    pub drain_until: Option<String>,
+    /// What is probed.
+    pub probe: Option<ProbeTarget>,
+    /// The last probe.
+    pub last_probe: Option<ProbeResult>,
+    /// Since when the health is what it is.
+    pub since: Option<String>,
+    /// The load its load balancer reported (null: unknown).
+    pub load: Option<f64>,
+    /// Its capacity.
+    pub capacity: f64,
+    /// Smoothed latency of its passing probes (null: unknown).
+    pub latency_ms: Option<f64>,
+    /// In a cluster: each live node's verdict (SPEC §8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<BTreeMap<String, Verdict>>,
+}
+
+/// `/v1/status` `cluster` (SPEC §8).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterStatus {
+    /// This node's name.
+    pub node: String,
+    /// etcd is reachable.
+    pub connected: bool,
+    /// `down_quorum`.
+    pub down_quorum: String,
+    /// This node's configuration hash.
+    pub config_hash: String,
+    /// The nodes, this one included.
+    pub nodes: Vec<NodeStatus>,
+    /// Nodes serving another configuration than this one.
+    pub diverged: Vec<String>,
+}
+
+/// One node in the cluster status.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    /// Name.
+    pub name: String,
+    /// Hash of the configuration it serves.
+    pub config_hash: String,
+    /// Its lease holds (as of the last view, while etcd is away).
+    pub alive: bool,
+    /// signpost version.
+    pub version: String,
+}
+
+/// The probe target of an endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeTarget {
+    /// Address probed.
+    pub address: String,
+    /// http, https or tcp.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// A service in the status.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    /// Name.
+    pub name: String,
+    /// Zone.
+    pub zone: String,
+    /// Policy.
+    pub policy: String,
+    /// TTL.
+    pub ttl: u32,
+    /// Addresses per answer.
+    pub answers: u32,
+    /// All-down behaviour.
+    pub when_all_down: String,
+    /// Regions in order.
+    pub regions: Vec<String>,
+    /// Regions currently healthy.
+    pub healthy_regions: usize,
+}
