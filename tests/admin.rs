@@ -947,6 +947,64 @@ fn reload_carries_health_state_over() {
     assert!(s.stop().success());
 }
 
+/// A reload that removes a probe address drops its metric series (probe
+/// counts, transitions, latency histogram, endpoint gauges): deployments
+/// whose load balancers' addresses rotate must not grow without bound.
+#[test]
+fn reload_drops_the_metric_series_of_removed_probe_addresses() {
+    let n = 4;
+    let eu = FakeLb::start(lb_addr(n, 1, 0));
+    let port = eu.addr.port();
+    let _us = FakeLb::start(lb_addr(n, 2, port));
+    let cfg = format!(
+        "{}{}{}",
+        head(""),
+        web_check(port, ""),
+        checked_regions(n, WWW_SERVICE)
+    );
+    let s = start("reload-metrics", &cfg);
+    let a = s.admin_url();
+    let eu_addr = format!("127.92.{n}.1");
+    let us_addr = format!("127.92.{n}.2");
+    let series = |text: &str, addr: &str| {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && l.contains(&format!("address=\"{addr}\"")))
+            .count()
+    };
+    let before = metrics(&s);
+    assert!(
+        series(&before, &eu_addr) >= 6,
+        "eu-west's probe series are exported:\n{before}"
+    );
+    // eu-west leaves the configuration
+    let cfg = cfg
+        .replace(
+            &format!(
+                "[regions.eu-west]\nlocation = {{ lat = 53.35, lon = -6.26 }}\ncheck = \"web\"\nendpoints = [{{ address = \"{eu_addr}\" }}]\n"
+            ),
+            "",
+        )
+        .replace(
+            "regions = [\"us-east\", \"eu-west\"]",
+            "regions = [\"us-east\"]",
+        );
+    assert!(!cfg.contains(&eu_addr), "{cfg}");
+    write(&s.dir.join("signpost.toml"), &cfg);
+    let v = call("POST", &format!("{a}/v1/reload"), None, 200);
+    assert_eq!(v["summary"]["targets_removed"], 1, "{v}");
+    let after = metrics(&s);
+    assert_eq!(
+        series(&after, &eu_addr),
+        0,
+        "no series of the removed address is left:\n{after}"
+    );
+    assert!(
+        series(&after, &us_addr) >= 6,
+        "the kept address keeps its series:\n{after}"
+    );
+    assert!(s.stop().success());
+}
+
 #[test]
 fn reload_bad_configs_keep_the_old_one() {
     let s = start("reload-bad", &static_config(""));

@@ -342,12 +342,45 @@ impl Probes {
         updated
     }
 
-    /// Stops probing these targets.
+    /// Stops probing these targets, and drops the metric series of probe
+    /// addresses (and address and profile pairs) that no running target
+    /// uses any more: deployments whose load balancers' addresses rotate
+    /// must not grow the scrape without bound.
     pub fn remove(&mut self, keys: &[TargetKey]) {
+        let mut gone = Vec::new();
         for k in keys {
             if let Some(t) = self.targets.remove(k) {
                 t.task.abort();
                 self.by_id.remove(&t.id);
+                gone.push((k.probe, t.target.profile));
+            }
+        }
+        for (addr, profile) in gone {
+            let in_use = |same_profile: bool| {
+                self.targets.values().any(|t| {
+                    t.target.probe == addr && (!same_profile || t.target.profile == profile)
+                })
+            };
+            let address = addr.to_string();
+            if !in_use(true) {
+                self.metrics.probe_latency.remove(&ProbeLabels {
+                    address: address.clone(),
+                    check: profile.clone(),
+                });
+            }
+            if !in_use(false) {
+                for result in ["pass", "fail"] {
+                    self.metrics.probes.remove(&ProbeResultLabels {
+                        address: address.clone(),
+                        result: result.into(),
+                    });
+                }
+                for to in ["up", "down"] {
+                    self.metrics.transitions.remove(&TransitionLabels {
+                        address: address.clone(),
+                        to: to.into(),
+                    });
+                }
             }
         }
     }
