@@ -130,7 +130,10 @@ async fn body_limit(req: Request, next: Next) -> Response {
     next.run(Request::from_parts(parts, body)).await
 }
 
-/// Mutating calls need the bearer token when one is configured.
+/// Mutating calls need the bearer token when one is configured. Without
+/// a token, no call but `/healthz` is answered for a `Host` that is a name
+/// (DNS rebinding: a page of another site whose name now points here would
+/// read the topology and the audit, or drain).
 async fn auth(
     State(s): State<AdminState>,
     headers: HeaderMap,
@@ -142,7 +145,13 @@ async fn auth(
         Method::POST | Method::DELETE | Method::PUT | Method::PATCH
     );
     let token = s.token.load_full();
-    if mutating && let Some(why) = foreign_request(&headers, token.is_none()) {
+    if token.is_none()
+        && req.uri().path() != "/healthz"
+        && let Some(why) = rebindable_host(&headers)
+    {
+        return ApiError(StatusCode::FORBIDDEN, why.into()).into_response();
+    }
+    if mutating && let Some(why) = foreign_request(&headers) {
         return ApiError(StatusCode::FORBIDDEN, why.into()).into_response();
     }
     if let (true, Some(token)) = (mutating, token) {
@@ -171,10 +180,8 @@ async fn auth(
 
 /// Why a change request looks like it comes from a web page of another
 /// site (which a browser would send on an operator's behalf: cross-site
-/// request forgery) or through DNS rebinding, if it does. Without a token,
-/// changes are only taken for a `Host` that is an IP address or localhost,
-/// since a rebound name would carry its own.
-fn foreign_request(headers: &HeaderMap, no_token: bool) -> Option<&'static str> {
+/// request forgery), if it does.
+fn foreign_request(headers: &HeaderMap) -> Option<&'static str> {
     let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
     if let Some(site) = get("sec-fetch-site")
         && !matches!(site, "same-origin" | "none")
@@ -191,19 +198,31 @@ fn foreign_request(headers: &HeaderMap, no_token: bool) -> Option<&'static str> 
             return Some("refused: a change requested by a page of another site");
         }
     }
-    if no_token && !host.is_empty() {
-        let name = match host.rsplit_once(':') {
-            Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) => n,
-            _ => host,
-        };
-        let name = name.trim_start_matches('[').trim_end_matches(']');
-        if !name.eq_ignore_ascii_case("localhost") && name.parse::<IpAddr>().is_err() {
-            return Some(
-                "refused: without server.admin_token, changes are taken only for an IP address or localhost in Host (a name could be DNS rebinding); set admin_token to use names",
-            );
-        }
-    }
     None
+}
+
+/// Why a request's `Host` could be DNS rebinding, if it could: a name
+/// other than localhost (a rebound name carries its own, an address or
+/// localhost cannot be rebound). Asked only without a token.
+fn rebindable_host(headers: &HeaderMap) -> Option<&'static str> {
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if host.is_empty() {
+        return None;
+    }
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    if name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok() {
+        return None;
+    }
+    Some(
+        "refused: without server.admin_token, the admin API answers only for an IP address or localhost in Host (a name could be DNS rebinding); set admin_token to use names",
+    )
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
