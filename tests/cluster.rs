@@ -518,3 +518,87 @@ policy = "failover"
     );
     assert!(s.stop().success());
 }
+
+/// A prefix larger than one gRPC response may be (4 MiB) is read in pages:
+/// a node still joins, and drains work (issue 16: a restarted node used to
+/// stay disconnected for good once etcd held that much).
+#[test]
+fn a_node_joins_a_prefix_larger_than_one_grpc_response() {
+    let Some(etcd) = Etcd::start(1, "large") else {
+        eprintln!("SKIPPED: etcd is not installed (apt-get install etcd-server)");
+        return;
+    };
+    let prefix = format!("/signpost-test-large-{}", std::process::id());
+    // 520 verdicts of a node long gone, 11 KiB each: 5.7 MB in all
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = etcd_client::Client::connect([etcd.client_url()], None)
+            .await
+            .expect("connect to etcd");
+        let reason = "x".repeat(11 * 1024);
+        for batch in 0..52 {
+            let ops: Vec<etcd_client::TxnOp> = (0..10)
+                .map(|i| {
+                    let v = serde_json::json!({
+                        "healthy": false,
+                        "reason": reason,
+                        "since": "2026-01-01T00:00:00Z",
+                    });
+                    etcd_client::TxnOp::put(
+                        format!("{prefix}/health/ghost/http:%2F%2F192.0.2.{batch}:{i}"),
+                        v.to_string(),
+                        None,
+                    )
+                })
+                .collect();
+            c.txn(etcd_client::Txn::new().and_then(ops))
+                .await
+                .expect("fill etcd");
+        }
+        let all = c
+            .get(
+                format!("{prefix}/"),
+                Some(
+                    etcd_client::GetOptions::new()
+                        .with_prefix()
+                        .with_count_only(),
+                ),
+            )
+            .await
+            .expect("count");
+        assert_eq!(all.count(), 520);
+    });
+    let eu = FakeLb::start(format!("{EU}:0").parse().unwrap());
+    let _asia = FakeLb::start(format!("{ASIA}:{}", eu.addr.port()).parse().unwrap());
+    let dir = scratch("large-ns1");
+    write(&dir.join("example.test.zone"), ZONE);
+    let cfg = node_config(
+        &etcd.toml_endpoints(),
+        "ns1",
+        "127.0.0.21",
+        eu.addr.port(),
+        &prefix,
+        5,
+    );
+    write(&dir.join("signpost.toml"), &cfg);
+    let s = Server::start_in(dir, &["serve", "--config", "signpost.toml"]);
+    assert!(
+        wait_fast(Duration::from_secs(15), || metric(
+            &s,
+            "signpost_cluster_connected"
+        ) == 1.0)
+        .is_some(),
+        "the node never connected to an etcd holding more than 4 MiB:\n{}",
+        s.log().join("\n")
+    );
+    let (code, body) = drain(&s, "POST", "eu-west", "");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        wait_fast(BOUND, || s.a(WWW, None) == vec![ip(US)]).is_some(),
+        "the drain reached the answers"
+    );
+    assert!(s.stop().success());
+}

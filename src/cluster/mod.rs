@@ -39,6 +39,10 @@ use crate::view::{AUDIT_KEEP, AuditEntry, DrainKey, DrainRecord, NodeInfo, Verdi
 
 /// A node's lease time-to-live: how long a dead node's verdicts count.
 pub const NODE_TTL: i64 = 5;
+/// Keys per read of the prefix: a page of verdicts and audit entries
+/// (under 2 KB each) stays far below gRPC's 4 MiB response limit; a page
+/// that does not is read again in halves.
+const READ_PAGE: i64 = 200;
 /// Deadline of one etcd request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest pause between reconnection attempts.
@@ -89,6 +93,20 @@ pub enum ToCluster {
     },
     /// Record an operator action.
     Audit(AuditEntry),
+}
+
+/// The end of the key range holding every key that starts with `prefix`
+/// (the prefix with its last byte below 0xff incremented), as etcd's
+/// `WithPrefix` makes it.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0] // every key
 }
 
 /// Escapes a key segment ('/' and '%' and spaces) so it stays one segment.
@@ -339,6 +357,54 @@ impl Task {
         }
     }
 
+    /// Reads every key under `prefix` into `view`, in pages of at most
+    /// [`READ_PAGE`] keys all read at the revision of the first, so that no
+    /// size of the prefix (tens of thousands of verdicts, a long audit)
+    /// meets the 4 MiB limit of one gRPC response and locks a node out.
+    /// Returns that revision, from which the watch starts.
+    async fn read_prefix(
+        &self,
+        s: &mut Session,
+        prefix: &str,
+        view: &mut View,
+    ) -> Result<i64, etcd_client::Error> {
+        let end = prefix_end(prefix.as_bytes());
+        let mut from = prefix.as_bytes().to_vec();
+        let mut rev = 0;
+        let mut limit = READ_PAGE;
+        loop {
+            let mut opts = GetOptions::new().with_range(end.clone()).with_limit(limit);
+            if rev > 0 {
+                opts = opts.with_revision(rev);
+            }
+            let page = match s.client.get(from.clone(), Some(opts)).await {
+                Ok(page) => page,
+                // a page of unusually large values: the same page, halved
+                Err(etcd_client::Error::GRpcStatus(st))
+                    if st.code() == tonic::Code::OutOfRange && limit > 1 =>
+                {
+                    limit /= 2;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if rev == 0 {
+                rev = page.header().map_or(0, |h| h.revision());
+            }
+            for kv in page.kvs() {
+                self.apply(view, kv.key(), Some(kv.value()));
+            }
+            match page.kvs().last() {
+                Some(last) if page.more() => {
+                    // the next page starts just after the last key read
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok(rev),
+            }
+        }
+    }
+
     async fn session_inner(&mut self, s: &mut Session) -> Result<(), etcd_client::Error> {
         let lease = PutOptions::new().with_lease(s.lease);
         let info = NodeInfo {
@@ -376,18 +442,11 @@ impl Task {
 
         // everything, then every change after it
         let prefix = self.key("");
-        let all = s
-            .client
-            .get(prefix.clone(), Some(GetOptions::new().with_prefix()))
-            .await?;
-        let rev = all.header().map_or(0, |h| h.revision());
         let mut view = View {
             connected: true,
             ..View::default()
         };
-        for kv in all.kvs() {
-            self.apply(&mut view, kv.key(), Some(kv.value()));
-        }
+        let rev = self.read_prefix(s, &prefix, &mut view).await?;
         view.audit.sort_by(|a, b| b.at.cmp(&a.at));
         view.audit.truncate(AUDIT_KEEP);
         self.view = view;
@@ -694,6 +753,13 @@ fn parse<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefix_ends() {
+        assert_eq!(prefix_end(b"/p/"), b"/p0".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
+    }
 
     #[test]
     fn escaped_target_ids_stay_one_key_segment() {

@@ -21,6 +21,21 @@ use crate::view::{AUDIT_KEEP, AuditEntry, DrainKey};
 /// state shows it (a cluster's view takes a round trip through etcd).
 const RECENT_DRAIN: Duration = Duration::from_secs(5);
 
+/// Longest audited field, in bytes (a longer one ends in "…").
+const AUDIT_FIELD_MAX: usize = 256;
+
+/// Cuts a field to [`AUDIT_FIELD_MAX`] bytes, on a character boundary.
+fn cap(field: &mut String) {
+    if field.len() > AUDIT_FIELD_MAX {
+        let mut end = AUDIT_FIELD_MAX - '…'.len_utf8();
+        while !field.is_char_boundary(end) {
+            end -= 1;
+        }
+        field.truncate(end);
+        field.push('…');
+    }
+}
+
 /// Operator state: drains, the drains just taken, a single node's audit,
 /// and the state file's writer.
 pub(super) struct Operator {
@@ -199,8 +214,16 @@ impl Control {
         self.operator.persist(node);
     }
 
-    /// Logs an operator action and keeps it (in etcd, in a cluster).
+    /// Logs an operator action and keeps it (in etcd, in a cluster). Its
+    /// fields are cut to [`AUDIT_FIELD_MAX`] bytes: a caller's input (a
+    /// region name in a path) must not fill the log or etcd.
     pub(super) fn record(&mut self, mut entry: AuditEntry) {
+        for field in [&mut entry.action, &mut entry.target, &mut entry.result] {
+            cap(field);
+        }
+        for field in [&mut entry.duration, &mut entry.from].into_iter().flatten() {
+            cap(field);
+        }
         tracing::info!(
             "audit: {} {}{} from {}: {}",
             entry.action,
@@ -232,5 +255,22 @@ impl Control {
             Some(c) => c.view.audit.clone(),
             None => self.operator.audit.iter().cloned().collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audited_fields_are_capped_on_a_character_boundary() {
+        let mut short = "region eu-west".to_string();
+        cap(&mut short);
+        assert_eq!(short, "region eu-west");
+        let mut long = format!("region {}", "é".repeat(10_000));
+        cap(&mut long);
+        assert!(long.len() <= AUDIT_FIELD_MAX, "{}", long.len());
+        assert!(long.ends_with('…'));
+        assert!(long.starts_with("region éé"));
     }
 }

@@ -123,6 +123,11 @@ impl Etcd {
         m.child = Some(child);
     }
 
+    /// The first member's client URL.
+    pub fn client_url(&self) -> String {
+        self.members[0].client.clone()
+    }
+
     /// Client URLs, as a TOML array.
     pub fn toml_endpoints(&self) -> String {
         let urls: Vec<String> = self
