@@ -186,26 +186,6 @@ pub fn explain_what_if(
     Ok(e)
 }
 
-fn policy_name(p: steer::Policy) -> &'static str {
-    match p {
-        steer::Policy::Geo => "geo",
-        steer::Policy::Weighted => "weighted",
-        steer::Policy::Failover => "failover",
-        steer::Policy::Hash => "hash",
-        steer::Policy::LeastLoaded => "least-loaded",
-        steer::Policy::Fastest => "fastest",
-    }
-}
-
-fn select_name(s: steer::Select) -> &'static str {
-    match s {
-        steer::Select::Weighted => "weighted",
-        steer::Select::Hash => "hash",
-        steer::Select::LeastLoaded => "least-loaded",
-        steer::Select::Fastest => "fastest",
-    }
-}
-
 fn round3(v: f64) -> f64 {
     (v * 1e3).round() / 1e3
 }
@@ -392,8 +372,8 @@ pub fn explain(
             Family::V6 => "AAAA",
         }
         .to_string(),
-        policy: policy_name(svc.policy).to_string(),
-        select: select_name(svc.select).to_string(),
+        policy: svc.policy.as_str().to_string(),
+        select: svc.select.as_str().to_string(),
         client: ClientInfo {
             address: client_ip.to_string(),
             source: source.to_string(),

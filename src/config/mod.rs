@@ -15,6 +15,8 @@ use ipnet::IpNet;
 
 pub use raw::RawConfig;
 
+use crate::model::{Limits, MAX_DEBT, MAX_NSID, MAX_RATE, Policy, Select};
+
 /// Most regions one service may list (keeps per-query ordering on the stack).
 pub const MAX_SERVICE_REGIONS: usize = 64;
 /// Most endpoints one region may have.
@@ -138,7 +140,7 @@ pub struct Server {
     /// A DNS TCP connection ends after this many queries.
     pub tcp_max_queries: u32,
     /// Response rate limiting of UDP answers (`[server.rrl]`).
-    pub rrl: Option<crate::dns::rrl::Limits>,
+    pub rrl: Option<Limits>,
 }
 
 /// How many live nodes must see an endpoint down for it to be down.
@@ -322,62 +324,6 @@ pub struct Endpoint {
     pub capacity: f64,
 }
 
-/// Answer-ordering policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
-    /// Nearest region first.
-    Geo,
-    /// Random by region weight.
-    Weighted,
-    /// List order.
-    Failover,
-    /// Weighted rendezvous hashing of the client network.
-    Hash,
-    /// Random by spare capacity.
-    LeastLoaded,
-    /// Lowest smoothed probe latency first.
-    Fastest,
-}
-
-impl Policy {
-    /// The name used in the config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Policy::Geo => "geo",
-            Policy::Weighted => "weighted",
-            Policy::Failover => "failover",
-            Policy::Hash => "hash",
-            Policy::LeastLoaded => "least-loaded",
-            Policy::Fastest => "fastest",
-        }
-    }
-}
-
-/// How endpoints are drawn inside a region (`select`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Select {
-    /// By weight, without replacement.
-    Weighted,
-    /// Weighted rendezvous hashing of the client network.
-    Hash,
-    /// By weight times spare capacity.
-    LeastLoaded,
-    /// Those within the latency tolerance of the fastest, by weight.
-    Fastest,
-}
-
-impl Select {
-    /// The name used in the config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Select::Weighted => "weighted",
-            Select::Hash => "hash",
-            Select::LeastLoaded => "least-loaded",
-            Select::Fastest => "fastest",
-        }
-    }
-}
-
 /// What to answer when every region is down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WhenAllDown {
@@ -551,8 +497,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// `[server.rrl]`; errors name the key.
-fn validate_rrl(r: &raw::RawRrl, errs: &mut Errs<'_>) -> crate::dns::rrl::Limits {
-    use crate::dns::rrl::{MAX_DEBT, MAX_RATE};
+fn validate_rrl(r: &raw::RawRrl, errs: &mut Errs<'_>) -> Limits {
     let window = match parse_duration(&r.window) {
         Ok(d) if d < Duration::from_secs(1) || d > Duration::from_secs(3600) => {
             errs.push("server.rrl.window", "must be between 1s and 1h");
@@ -617,7 +562,7 @@ fn validate_rrl(r: &raw::RawRrl, errs: &mut Errs<'_>) -> crate::dns::rrl::Limits
             ),
         }
     }
-    crate::dns::rrl::Limits {
+    Limits {
         responses: r.responses_per_second,
         errors,
         window,
@@ -749,14 +694,11 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
         );
     }
     if let Some(n) = &s.nsid
-        && (n.is_empty() || n.len() > crate::dns::wire::MAX_NSID)
+        && (n.is_empty() || n.len() > MAX_NSID)
     {
         errs.push(
             "server.nsid",
-            format!(
-                "must be 1 to {} bytes (e.g. the node's name)",
-                crate::dns::wire::MAX_NSID
-            ),
+            format!("must be 1 to {} bytes (e.g. the node's name)", MAX_NSID),
         );
     }
     if s.tcp_per_source == 0 {
@@ -1136,37 +1078,27 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
                 format!("{n} is not inside any configured zone"),
             );
         }
-        let policy = match sv.policy.as_str() {
-            "geo" => Policy::Geo,
-            "weighted" => Policy::Weighted,
-            "failover" => Policy::Failover,
-            "hash" => Policy::Hash,
-            "least-loaded" => Policy::LeastLoaded,
-            "fastest" => Policy::Fastest,
-            other => {
-                errs.push(
-                    format!("{key}.policy"),
-                    format!(
-                        "unknown policy {other:?} (expected geo, weighted, failover, hash, least-loaded or fastest)"
-                    ),
-                );
-                Policy::Geo
-            }
-        };
+        let policy = Policy::from_name(&sv.policy).unwrap_or_else(|| {
+            errs.push(
+                format!("{key}.policy"),
+                format!(
+                    "unknown policy {:?} (expected geo, weighted, failover, hash, least-loaded or fastest)",
+                    sv.policy
+                ),
+            );
+            Policy::Geo
+        });
         let select = match sv.select.as_deref() {
-            None | Some("weighted") => Select::Weighted,
-            Some("hash") => Select::Hash,
-            Some("least-loaded") => Select::LeastLoaded,
-            Some("fastest") => Select::Fastest,
-            Some(other) => {
+            None => Select::Weighted,
+            Some(name) => Select::from_name(name).unwrap_or_else(|| {
                 errs.push(
                     format!("{key}.select"),
                     format!(
-                        "unknown select {other:?} (expected weighted, hash, least-loaded or fastest)"
+                        "unknown select {name:?} (expected weighted, hash, least-loaded or fastest)"
                     ),
                 );
                 Select::Weighted
-            }
+            }),
         };
         let hash_prefix = match sv.hash_prefix.as_deref() {
             None => (24, 56),

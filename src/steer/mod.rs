@@ -15,6 +15,7 @@ use crate::geo::table::GeoTable;
 pub mod dynamic;
 
 use crate::geo::{Located, Location};
+use crate::model::{Policy, Select};
 pub use dynamic::Live;
 use dynamic::{below_f64, near_fastest, region_load, rendezvous, shed_ratio, spare};
 
@@ -182,36 +183,6 @@ impl Region {
     pub fn has_family(&self, fam: Family) -> bool {
         self.endpoints.iter().any(|e| e.family() == fam)
     }
-}
-
-/// Answer-ordering policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
-    /// Nearest first.
-    Geo,
-    /// Random by region weight.
-    Weighted,
-    /// List order.
-    Failover,
-    /// Weighted rendezvous hashing of the client network.
-    Hash,
-    /// Random by spare capacity.
-    LeastLoaded,
-    /// Lowest smoothed latency first.
-    Fastest,
-}
-
-/// How endpoints are drawn inside a region.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Select {
-    /// By weight, without replacement.
-    Weighted,
-    /// Weighted rendezvous hashing of the client network.
-    Hash,
-    /// By weight times spare capacity.
-    LeastLoaded,
-    /// Within the latency tolerance of the fastest first, by weight.
-    Fastest,
 }
 
 /// A precomputed geo `map`.
