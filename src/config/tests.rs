@@ -1,4 +1,9 @@
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
 use super::*;
+use crate::model::Policy;
 
 const FILE: &str = "signpost.toml";
 
