@@ -17,11 +17,10 @@ mod order;
 mod select;
 
 pub use dynamic::Live;
-use dynamic::{near_fastest, rendezvous, spare};
 pub use geo::{GeoHit, GeoIndex, GeoMap, GeoMeta, GeoOrder, GeoView, geo_order, geo_order_into};
 pub use order::utilisation;
 use order::{order, shed};
-use select::{best, draw, draw_f64};
+use select::pick_endpoints;
 
 use crate::geo::Located;
 use crate::model::{Policy, Select};
@@ -341,6 +340,10 @@ impl Inputs<'_> {
             .unwrap_or(Live::UNKNOWN)
     }
 
+    fn not_drained(&self, e: &Endpoint) -> bool {
+        self.flag(e) & DRAINED == 0
+    }
+
     fn usable(&self, e: &Endpoint) -> bool {
         let f = self.flag(e);
         f & UP != 0 && f & DRAINED == 0
@@ -390,8 +393,44 @@ pub fn decide_view(
     net: u64,
     rng: &mut Rng,
 ) -> Decision {
-    let not_drained = |e: &Endpoint| inp.flag(e) & DRAINED == 0;
+    let mut decision = Decision {
+        picks: Stack::default(),
+        order: Stack::default(),
+        rule: Rule::AllDown,
+        fail_open: false,
+        hashed: false,
+    };
+    let (cands, fail_open) = match candidates(svc, inp, fam) {
+        Ok(c) => c,
+        Err(rule) => {
+            decision.rule = rule;
+            return decision;
+        }
+    };
 
+    let (mut order, mut rule) = order(svc, inp, fam, cands, geo, net, rng);
+    if svc.policy == Policy::Geo && !fail_open && shed(svc, inp, fam, &mut order, net) {
+        rule = Rule::Shed;
+        decision.hashed = true;
+    }
+    decision.order = order;
+    decision.rule = if fail_open { Rule::AllDown } else { rule };
+    decision.fail_open = fail_open;
+    decision.hashed |= svc.hashes();
+
+    pick_endpoints(svc, inp, fam, net, &mut decision, rng);
+    decision
+}
+
+/// The candidate regions (positions in the service's list, in list
+/// order) and whether they are fail-open: those with a usable endpoint
+/// of the family; when there is none and the service fails open, those
+/// with a non-drained one. `Err` is the rule of an empty answer.
+fn candidates(
+    svc: &Service,
+    inp: &Inputs<'_>,
+    fam: Family,
+) -> Result<(Stack<u8, MAX_REGIONS>, bool), Rule> {
     let mut cands: Stack<u8, MAX_REGIONS> = Stack::default();
     let mut any_family = false;
     for (pos, &ri) in svc.regions.iter().enumerate() {
@@ -407,132 +446,28 @@ pub fn decide_view(
             cands.push(pos as u8);
         }
     }
-    let mut fail_open = false;
-    let mut decision = Decision {
-        picks: Stack::default(),
-        order: Stack::default(),
-        rule: Rule::AllDown,
-        fail_open: false,
-        hashed: false,
-    };
     if !any_family {
-        decision.rule = Rule::NoEndpoints;
-        return decision;
+        return Err(Rule::NoEndpoints);
+    }
+    if !cands.is_empty() {
+        return Ok((cands, false));
+    }
+    if svc.when_all_down == WhenAllDown::Nodata {
+        return Err(Rule::AllDown);
+    }
+    for (pos, &ri) in svc.regions.iter().enumerate() {
+        let r = &inp.regions[ri as usize];
+        if r.endpoints
+            .iter()
+            .any(|e| e.family() == fam && inp.not_drained(e))
+        {
+            cands.push(pos as u8);
+        }
     }
     if cands.is_empty() {
-        if svc.when_all_down == WhenAllDown::Nodata {
-            return decision;
-        }
-        for (pos, &ri) in svc.regions.iter().enumerate() {
-            let r = &inp.regions[ri as usize];
-            if r.endpoints
-                .iter()
-                .any(|e| e.family() == fam && not_drained(e))
-            {
-                cands.push(pos as u8);
-            }
-        }
-        if cands.is_empty() {
-            return decision;
-        }
-        fail_open = true;
+        return Err(Rule::AllDown);
     }
-
-    let (mut order, mut rule) = order(svc, inp, fam, cands, geo, net, rng);
-    if svc.policy == Policy::Geo && !fail_open && shed(svc, inp, fam, &mut order, net) {
-        rule = Rule::Shed;
-        decision.hashed = true;
-    }
-    decision.order = order;
-    decision.rule = if fail_open { Rule::AllDown } else { rule };
-    decision.fail_open = fail_open;
-    decision.hashed |= svc.hashes();
-
-    let want = (svc.answers as usize).clamp(1, MAX_ANSWERS);
-    for &pos in order.as_slice() {
-        if decision.picks.len() >= want {
-            break;
-        }
-        let ri = svc.regions[pos as usize];
-        let region = &inp.regions[ri as usize];
-        // usable endpoints of the family, positive weights preferred
-        let ok = |e: &Endpoint| {
-            e.family() == fam
-                && if fail_open {
-                    not_drained(e)
-                } else {
-                    inp.usable(e)
-                }
-        };
-        let mut pool: Stack<u8, MAX_ENDPOINTS> = Stack::default();
-        for (i, e) in region.endpoints.iter().enumerate() {
-            if ok(e) && e.weight > 0 {
-                pool.push(i as u8);
-            }
-        }
-        let weighted = !pool.is_empty();
-        if !weighted {
-            for (i, e) in region.endpoints.iter().enumerate() {
-                if ok(e) {
-                    pool.push(i as u8);
-                }
-            }
-        }
-        let ep = |i: u8| &region.endpoints[i as usize];
-        while decision.picks.len() < want && !pool.is_empty() {
-            let idx = if !weighted {
-                rng.below(pool.len() as u64) as usize
-            } else {
-                match svc.select {
-                    Select::Weighted => draw(pool.as_slice(), |i| u64::from(ep(i).weight), rng),
-                    Select::Hash => best(pool.as_slice(), |i| {
-                        rendezvous(ep(i).seed, net, f64::from(ep(i).weight))
-                    }),
-                    Select::LeastLoaded => {
-                        let spares = |i: u8| spare(ep(i), inp.live(ep(i)));
-                        if pool.as_slice().iter().any(|&i| spares(i) > 0.0) {
-                            draw_f64(pool.as_slice(), spares, rng)
-                        } else {
-                            // all full: by weight
-                            draw(pool.as_slice(), |i| u64::from(ep(i).weight), rng)
-                        }
-                    }
-                    Select::Fastest => {
-                        let lat = |i: u8| inp.live(ep(i)).latency_ms;
-                        let fastest = pool
-                            .as_slice()
-                            .iter()
-                            .map(|&i| lat(i))
-                            .filter(|l| !l.is_nan())
-                            .fold(f32::INFINITY, f32::min);
-                        if fastest.is_finite() {
-                            let w = |i: u8| {
-                                if near_fastest(lat(i), fastest) {
-                                    u64::from(ep(i).weight)
-                                } else {
-                                    0
-                                }
-                            };
-                            if pool.as_slice().iter().any(|&i| w(i) > 0) {
-                                draw(pool.as_slice(), w, rng)
-                            } else {
-                                best(pool.as_slice(), |i| -f64::from(lat(i)))
-                            }
-                        } else {
-                            draw(pool.as_slice(), |i| u64::from(ep(i).weight), rng)
-                        }
-                    }
-                }
-            };
-            let ei = pool.remove(idx);
-            decision.picks.push(Pick {
-                region: ri,
-                position: pos,
-                endpoint: ei,
-            });
-        }
-    }
-    decision
+    Ok((cands, true))
 }
 
 #[cfg(test)]
