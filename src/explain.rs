@@ -187,26 +187,6 @@ pub fn explain_what_if(
     Ok(e)
 }
 
-fn policy_name(p: steer::Policy) -> &'static str {
-    match p {
-        steer::Policy::Geo => "geo",
-        steer::Policy::Weighted => "weighted",
-        steer::Policy::Failover => "failover",
-        steer::Policy::Hash => "hash",
-        steer::Policy::LeastLoaded => "least-loaded",
-        steer::Policy::Fastest => "fastest",
-    }
-}
-
-fn select_name(s: steer::Select) -> &'static str {
-    match s {
-        steer::Select::Weighted => "weighted",
-        steer::Select::Hash => "hash",
-        steer::Select::LeastLoaded => "least-loaded",
-        steer::Select::Fastest => "fastest",
-    }
-}
-
 /// Each live node's verdict on the target behind a slot (clusters): the
 /// other live nodes' as the quorum counts them ([`crate::view::View::others`]),
 /// and this node's own as etcd has it (or, before it has, as decided).
@@ -308,8 +288,8 @@ pub fn explain(
             Family::V6 => "AAAA",
         }
         .to_string(),
-        policy: policy_name(svc.policy).to_string(),
-        select: select_name(svc.select).to_string(),
+        policy: svc.policy.as_str().to_string(),
+        select: svc.select.as_str().to_string(),
         client: ClientInfo {
             address: client_ip.to_string(),
             source: source.to_string(),

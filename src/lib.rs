@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //!
+//! - [`model`]: the ground floor: plain types both the configuration and
+//!   the answer path name (policies, RRL limits).
 //! - [`config`]: the TOML model (serde, unknown keys rejected) and its
 //!   validation, with errors that name file, key and reason.
 //! - [`zone`]: zone files -> pre-encoded wire RRsets; one hash table for
@@ -41,6 +43,7 @@ pub mod geo;
 pub mod health;
 pub mod lab;
 pub mod metrics;
+pub mod model;
 pub mod os;
 pub mod state;
 pub mod steer;

@@ -16,6 +16,7 @@ use crate::config::{self, Check, CheckId, Config, ConfigError, ConfigErrors, Map
 use crate::geo::table::{FileId, GeoTable};
 use crate::geo::{self, GeoError};
 use crate::metrics::Metrics;
+use crate::model::{Policy, Select};
 use crate::steer;
 use crate::zone::{self, Table, ZoneInput};
 
@@ -313,13 +314,8 @@ impl Compiled {
         let config_hash = config_hash(&config, geo.as_deref());
         let uses_live = regions.iter().any(|r| r.shed.is_some())
             || services.iter().any(|s| {
-                matches!(
-                    s.policy,
-                    steer::Policy::LeastLoaded | steer::Policy::Fastest
-                ) || matches!(
-                    s.select,
-                    steer::Select::LeastLoaded | steer::Select::Fastest
-                )
+                matches!(s.policy, Policy::LeastLoaded | Policy::Fastest)
+                    || matches!(s.select, Select::LeastLoaded | Select::Fastest)
             });
         let nsid = config
             .server
@@ -365,7 +361,7 @@ impl Compiled {
         }
         for i in 0..self.services.len() {
             let s = &self.services[i];
-            let ix = (s.policy == steer::Policy::Geo).then(|| {
+            let ix = (s.policy == Policy::Geo).then(|| {
                 have.entry(geo_sig(s, &self.regions))
                     .or_insert_with(|| Arc::new(steer::GeoIndex::new(table.clone())))
                     .clone()
@@ -652,20 +648,8 @@ fn compile_service(
             .map(|r| metrics.answer_slot(&s.name, r))
             .collect(),
         regions,
-        policy: match s.policy {
-            config::Policy::Geo => steer::Policy::Geo,
-            config::Policy::Weighted => steer::Policy::Weighted,
-            config::Policy::Failover => steer::Policy::Failover,
-            config::Policy::Hash => steer::Policy::Hash,
-            config::Policy::LeastLoaded => steer::Policy::LeastLoaded,
-            config::Policy::Fastest => steer::Policy::Fastest,
-        },
-        select: match s.select {
-            config::Select::Weighted => steer::Select::Weighted,
-            config::Select::Hash => steer::Select::Hash,
-            config::Select::LeastLoaded => steer::Select::LeastLoaded,
-            config::Select::Fastest => steer::Select::Fastest,
-        },
+        policy: s.policy,
+        select: s.select,
         hash_prefix: s.hash_prefix,
         ttl: s.ttl,
         answers: s.answers as u8,

@@ -18,8 +18,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ipnet::IpNet;
-
+pub use crate::model::{Limits, MAX_DEBT, MAX_RATE};
 use crate::steer::dynamic::{mix, net_key};
 
 /// Accounts in the table (a power of two): 1 MiB.
@@ -35,29 +34,10 @@ const UNIT: i64 = 16;
 const TAG_BITS: u32 = 20;
 const TIME_BITS: u32 = 20;
 const BAL_BITS: u32 = 24;
-/// Largest `rate × window` (in responses) a balance can hold.
-pub const MAX_DEBT: u64 = ((1 << (BAL_BITS - 1)) - 1) / UNIT as u64;
-/// Largest rate accepted (responses per second).
-pub const MAX_RATE: u32 = 100_000;
 
-/// The limits of one configuration, compiled into a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// Identical responses per second per client network.
-    pub responses: u32,
-    /// Error responses per second per client network.
-    pub errors: u32,
-    /// How far back a flood is remembered: a balance goes no lower than
-    /// `-rate × window`, so a network that flooded stays limited until it
-    /// has been quiet for up to `window`.
-    pub window: Duration,
-    /// Every `slip`th limited response is sent truncated; 0 drops all.
-    pub slip: u32,
-    /// Client network prefixes (IPv4, IPv6).
-    pub prefix: (u8, u8),
-    /// Networks never limited.
-    pub exempt: Vec<IpNet>,
-}
+// The configuration checks `rate × window` against `MAX_DEBT`, which
+// must be what a balance of `BAL_BITS` in `UNIT`s can hold.
+const _: () = assert!(MAX_DEBT == ((1 << (BAL_BITS - 1)) - 1) / UNIT as u64);
 
 /// What to do with a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -45,8 +45,7 @@ pub const OPT_ECS: u16 = 8;
 pub const OPT_NSID: u16 = 3;
 /// EDNS option code of edns-tcp-keepalive (RFC 7828).
 pub const OPT_KEEPALIVE: u16 = 11;
-/// Longest NSID signpost sends (keeps header, question and OPT within 512 bytes).
-pub const MAX_NSID: usize = 128;
+pub use crate::model::MAX_NSID;
 /// The largest UDP payload this server sends (DNS flag day 2020).
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
 

@@ -1,0 +1,195 @@
+//! What is each node's own: `[server]`, `[server.rrl]`, `[cluster]`.
+
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn cluster_state_and_probe_source() {
+    let c = ok(&format!(
+        "{BASE}\n[cluster]\netcd = [\"http://127.0.0.1:2379\", \"http://10.0.0.2:2379\"]\nnode = \"ns1\"\n"
+    ));
+    let cl = c.cluster.unwrap();
+    assert_eq!(cl.node, "ns1");
+    assert_eq!(cl.prefix, "/signpost");
+    assert_eq!(cl.down_quorum, Quorum::Majority);
+    assert_eq!(cl.etcd.len(), 2);
+    let c = ok(&format!(
+        "{BASE}\n[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nnode = \"ns-2.a\"\nprefix = \"/gslb/prod/\"\ndown_quorum = \"any\"\n"
+    ));
+    let cl = c.cluster.unwrap();
+    assert_eq!(
+        (cl.prefix.as_str(), cl.down_quorum),
+        ("/gslb/prod", Quorum::Any)
+    );
+
+    // (cluster body, key, reason fragment)
+    let cases = [
+        ("etcd = []\nnode = \"a\"", "cluster.etcd", "at least one"),
+        (
+            "etcd = [\"127.0.0.1:2379\"]\nnode = \"a\"",
+            "cluster.etcd[0]",
+            "not an etcd client URL",
+        ),
+        (
+            "etcd = [\"https://e:2379\"]\nnode = \"a\"",
+            "cluster.etcd[0]",
+            "TLS",
+        ),
+        (
+            "etcd = [\"http://e:2379\"]\nnode = \"a b\"",
+            "cluster.node",
+            "not a node name",
+        ),
+        (
+            "etcd = [\"http://e:2379\"]\nnode = \"a\"\nprefix = \"x\"",
+            "cluster.prefix",
+            "must start with '/'",
+        ),
+        (
+            "etcd = [\"http://e:2379\"]\nnode = \"a\"\ndown_quorum = \"most\"",
+            "cluster.down_quorum",
+            "unknown quorum",
+        ),
+        (
+            "etcd = [\"http://e:2379\"]\nnode = \"a\"\nnodes = 3",
+            "cluster",
+            "unknown field",
+        ),
+    ];
+    for (body, key, reason) in cases {
+        let errs = errors(&format!("{BASE}\n[cluster]\n{body}\n"));
+        assert!(
+            errs.iter().any(|e| e.contains(key) && e.contains(reason)),
+            "{body}: {errs:?}"
+        );
+    }
+
+    let text = BASE.replacen(
+        "[server]",
+        "[server]\nstate = \"run/signpost.state\"\nprobe_source = \"127.0.0.21\"",
+        1,
+    );
+    let c = ok(&text);
+    assert_eq!(
+        c.server.state,
+        Some(Path::new(FILE).parent().unwrap().join("run/signpost.state"))
+    );
+    assert_eq!(c.server.probe_source, Some("127.0.0.21".parse().unwrap()));
+    for (line, reason) in [
+        ("probe_source = \"0.0.0.0\"", "cannot be a source address"),
+        ("probe_source = \"eth0\"", "is not an IP address"),
+        ("state = \"\"", "must name a file"),
+    ] {
+        let errs = errors(&BASE.replacen("[server]", &format!("[server]\n{line}"), 1));
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("server.") && e.contains(reason)),
+            "{line}: {errs:?}"
+        );
+    }
+}
+#[test]
+fn an_admin_token_that_no_header_can_carry_is_refused() {
+    for (token, reason) in [
+        ("\" s3cret\"", "spaces at its start or end"),
+        ("\"s3cret \"", "spaces at its start or end"),
+        ("\"s3 cret\"", "only visible ASCII"),
+        ("\"   \"", "must not be empty"),
+    ] {
+        let errs =
+            errors(&BASE.replacen("[server]", &format!("[server]\nadmin_token = {token}"), 1));
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("server.admin_token") && e.contains(reason)),
+            "{token}: {errs:?}"
+        );
+    }
+    let c = ok(&BASE.replacen(
+        "[server]",
+        "[server]\nadmin_token = \"s3cret-Token_1.~+/=\"",
+        1,
+    ));
+    assert_eq!(c.server.admin_token.as_deref(), Some("s3cret-Token_1.~+/="));
+}
+#[test]
+fn nsid_length_is_checked() {
+    let c = ok(&BASE.replacen("[server]", "[server]\nnsid = \"ns1.example.net\"", 1));
+    assert_eq!(c.server.nsid.as_deref(), Some("ns1.example.net"));
+    for bad in ["\"\"".to_string(), format!("\"{}\"", "x".repeat(129))] {
+        let errs = errors(&BASE.replacen("[server]", &format!("[server]\nnsid = {bad}"), 1));
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("server.nsid") && e.contains("1 to 128 bytes")),
+            "{errs:?}"
+        );
+    }
+}
+#[test]
+fn rrl_defaults_and_keys() {
+    let c = ok(&format!("{BASE}\n[server.rrl]\n"));
+    let r = c.server.rrl.expect("an empty [server.rrl] turns it on");
+    assert_eq!((r.responses, r.errors, r.slip), (20, 20, 2));
+    assert_eq!(r.window, Duration::from_secs(15));
+    assert_eq!(r.prefix, (24, 56));
+    assert!(ok(BASE).server.rrl.is_none(), "absent = off");
+
+    let c = ok(&format!(
+        "{BASE}\n[server.rrl]\nresponses_per_second = 50\nerrors_per_second = 3\n\
+         window = \"5s\"\nslip = 0\nipv4_prefix = 32\nipv6_prefix = 48\n\
+         exempt = [\"192.0.2.7/24\", \"2001:db8::53\"]\n"
+    ));
+    let r = c.server.rrl.unwrap();
+    assert_eq!((r.responses, r.errors, r.slip), (50, 3, 0));
+    assert_eq!(r.window, Duration::from_secs(5));
+    assert_eq!(r.prefix, (32, 48));
+    let exempt: Vec<String> = r.exempt.iter().map(|n| n.to_string()).collect();
+    assert_eq!(exempt, ["192.0.2.0/24", "2001:db8::53/128"]);
+}
+
+#[test]
+fn rrl_bad_keys_are_named() {
+    for (text, key, says) in [
+        (
+            "responses_per_second = 0",
+            "server.rrl.responses_per_second",
+            "between 1 and",
+        ),
+        (
+            "errors_per_second = 200000",
+            "server.rrl.errors_per_second",
+            "between 1 and",
+        ),
+        (
+            "responses_per_second = 100000\nwindow = \"1h\"",
+            "server.rrl.responses_per_second",
+            "shorten server.rrl.window",
+        ),
+        ("window = \"0s\"", "server.rrl.window", "between 1s and 1h"),
+        ("window = \"soon\"", "server.rrl.window", "invalid duration"),
+        ("slip = 11", "server.rrl.slip", "between 0"),
+        (
+            "ipv4_prefix = 0",
+            "server.rrl.ipv4_prefix",
+            "between 1 and 32",
+        ),
+        (
+            "ipv6_prefix = 129",
+            "server.rrl.ipv6_prefix",
+            "between 1 and 128",
+        ),
+        (
+            "exempt = [\"10.0.0.0/8\", \"ten\"]",
+            "server.rrl.exempt[1]",
+            "\"ten\"",
+        ),
+    ] {
+        let errs = errors(&format!("{BASE}\n[server.rrl]\n{text}\n"));
+        assert!(
+            errs.iter().any(|e| e.contains(key) && e.contains(says)),
+            "{text}: {errs:?}"
+        );
+    }
+    let errs = errors(&format!("{BASE}\n[server.rrl]\nrate = 5\n"));
+    assert!(errs.iter().any(|e| e.contains("rate")), "{errs:?}");
+}

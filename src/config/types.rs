@@ -1,0 +1,349 @@
+//! The validated configuration: what [`super::load`] returns once every
+//! name, address and path has been checked.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::model::{Limits, Policy, Select};
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// `[server]`.
+    pub server: Server,
+    /// `[geoip] database`, resolved against the config's directory.
+    pub geoip: Option<PathBuf>,
+    /// `[geoip] watch`: pick up a new database file by itself.
+    pub geoip_watch: bool,
+    /// `[zones]`, sorted by name.
+    pub zones: Vec<Zone>,
+    /// `[checks]` by name.
+    pub checks: BTreeMap<String, Check>,
+    /// `[regions]`, sorted by name.
+    pub regions: Vec<Region>,
+    /// `[services]`, sorted by name.
+    pub services: Vec<Service>,
+    /// `[cluster]`.
+    pub cluster: Option<Cluster>,
+    /// The configuration every node of a cluster must share: the file
+    /// without `[server]` and `[cluster]`, in a canonical form (keys
+    /// sorted, comments and layout dropped), for the configuration hash.
+    pub shared_text: String,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// DNS listen addresses (UDP and TCP on each).
+    pub listen: Vec<SocketAddr>,
+    /// Admin HTTP API address.
+    pub admin: Option<SocketAddr>,
+    /// UDP worker threads per listen address; 0 = one per core.
+    pub workers: usize,
+    /// Bearer token for mutating admin calls.
+    pub admin_token: Option<String>,
+    /// How long an idle DNS TCP connection is kept.
+    pub tcp_idle_timeout: Duration,
+    /// Most DNS TCP connections at once, over all listeners.
+    pub tcp_max_connections: usize,
+    /// Pause of a UDP worker after a partial batch (adaptive coalescing).
+    pub udp_batch_wait: Duration,
+    /// Where drains are kept across restarts, resolved against the
+    /// config's directory.
+    pub state: Option<PathBuf>,
+    /// Source address of health probes.
+    pub probe_source: Option<IpAddr>,
+    /// Name Server Identifier sent to clients that ask (RFC 5001).
+    pub nsid: Option<String>,
+    /// DNS TCP connections allowed at once from one client (IPv6: /64).
+    pub tcp_per_source: usize,
+    /// A DNS TCP connection ends after this long.
+    pub tcp_max_lifetime: Duration,
+    /// A DNS TCP connection ends after this many queries.
+    pub tcp_max_queries: u32,
+    /// Response rate limiting of UDP answers (`[server.rrl]`).
+    pub rrl: Option<Limits>,
+}
+
+/// How many live nodes must see an endpoint down for it to be down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quorum {
+    /// More than half of the nodes with a verdict (a tie is up).
+    Majority,
+    /// At least one.
+    Any,
+    /// Every one.
+    All,
+}
+
+impl Quorum {
+    /// The name used in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quorum::Majority => "majority",
+            Quorum::Any => "any",
+            Quorum::All => "all",
+        }
+    }
+
+    /// Whether `down` of `voters` votes make an endpoint down.
+    pub fn is_down(self, down: usize, voters: usize) -> bool {
+        match self {
+            Quorum::Majority => down * 2 > voters,
+            Quorum::Any => down > 0,
+            Quorum::All => voters > 0 && down == voters,
+        }
+    }
+}
+
+/// `[cluster]`: the etcd cluster this node shares state through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// etcd client URLs.
+    pub etcd: Vec<String>,
+    /// This node's unique name.
+    pub node: String,
+    /// Key prefix, starting with '/', without a trailing '/'.
+    pub prefix: String,
+    /// Health quorum.
+    pub down_quorum: Quorum,
+}
+
+/// `[zones."name."]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zone {
+    /// Lowercase, fully qualified.
+    pub name: String,
+    /// The zone file, resolved against the config's directory.
+    pub file: PathBuf,
+    /// The file as written in the config (for messages).
+    pub file_display: String,
+}
+
+/// Probe protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckKind {
+    /// HTTP GET.
+    Http,
+    /// HTTPS GET.
+    Https,
+    /// TCP connect.
+    Tcp,
+}
+
+/// `[checks.NAME]`: a health-check profile. Two endpoints with equal
+/// addresses and equal [`Check::identity`] share one probe.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Check {
+    /// Protocol.
+    pub kind: CheckKind,
+    /// Port probed.
+    pub port: u16,
+    /// HTTP path.
+    pub path: String,
+    /// Host header and TLS SNI.
+    pub host: Option<String>,
+    /// Accepted status codes; empty = any 2xx.
+    pub expect: Vec<u16>,
+    /// Substring the body must contain.
+    pub body: Option<String>,
+    /// Probe period.
+    pub interval: Duration,
+    /// Probe timeout.
+    pub timeout: Duration,
+    /// Consecutive passes to become up.
+    pub rise: u32,
+    /// Consecutive failures to become down.
+    pub fall: u32,
+    /// Skip TLS certificate verification.
+    pub insecure: bool,
+    /// Response header carrying the load balancer's load (http/https).
+    pub load_header: Option<String>,
+}
+
+/// What a check asks of an endpoint, without its timing: with the
+/// probed address, the identity of a probe target (SPEC §5). A reload that
+/// changes only `interval`, `timeout`, `rise` or `fall` keeps the target
+/// and its health.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CheckId {
+    /// Protocol.
+    pub kind: CheckKind,
+    /// Port probed.
+    pub port: u16,
+    /// HTTP path.
+    pub path: String,
+    /// Host header and TLS SNI.
+    pub host: Option<String>,
+    /// Accepted status codes.
+    pub expect: Vec<u16>,
+    /// Substring the body must contain.
+    pub body: Option<String>,
+    /// Skip TLS certificate verification.
+    pub insecure: bool,
+}
+
+impl Check {
+    /// Everything but the timing.
+    pub fn identity(&self) -> CheckId {
+        CheckId {
+            kind: self.kind,
+            port: self.port,
+            path: self.path.clone(),
+            host: self.host.clone(),
+            expect: self.expect.clone(),
+            body: self.body.clone(),
+            insecure: self.insecure,
+        }
+    }
+
+    /// True when only the timing differs.
+    pub fn same_target(&self, other: &Check) -> bool {
+        self.identity() == other.identity()
+    }
+}
+
+/// `[regions.NAME]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Region {
+    /// Region name.
+    pub name: String,
+    /// Latitude in degrees.
+    pub lat: f64,
+    /// Longitude in degrees.
+    pub lon: f64,
+    /// Share for the `weighted` policy.
+    pub weight: u32,
+    /// Name of the check profile; `None` = always up.
+    pub check: Option<String>,
+    /// Addresses handed out.
+    pub endpoints: Vec<Endpoint>,
+    /// Load at which each endpoint (that sets none itself) is full.
+    pub capacity: f64,
+    /// Geo spillover marks (utilisation), if set.
+    pub shed: Option<Shed>,
+}
+
+/// `shed = { low, high }` of a region (SPEC §4.7).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shed {
+    /// Utilisation above which clients start moving to the next region.
+    pub low: f64,
+    /// Utilisation at which all of them have moved.
+    pub high: f64,
+}
+
+/// One endpoint of a region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    /// Address answered.
+    pub address: IpAddr,
+    /// Share within the region.
+    pub weight: u32,
+    /// Address probed (defaults to `address`).
+    pub probe: IpAddr,
+    /// Load at which it is full (defaults to its region's `capacity`).
+    pub capacity: f64,
+}
+
+/// What to answer when every region is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenAllDown {
+    /// Fail open: answer as if every non-drained endpoint were up.
+    All,
+    /// Answer NODATA.
+    Nodata,
+}
+
+/// A `map` key of a geo service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapKey {
+    /// Client address inside this network.
+    Cidr(IpNet),
+    /// ISO 3166 country code, upper case.
+    Country([u8; 2]),
+    /// Continent code (AF AN AS EU NA OC SA), upper case.
+    Continent([u8; 2]),
+}
+
+/// The seven continent codes used by GeoIP2.
+pub const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
+
+/// One `map` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapEntry {
+    /// The key as written (used in `explain` as `map:<key>`).
+    pub key: String,
+    /// Parsed key.
+    pub matcher: MapKey,
+    /// Regions to put first, in order.
+    pub regions: Vec<String>,
+}
+
+/// `[services."name."]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Lowercase, fully qualified.
+    pub name: String,
+    /// The zone it belongs to.
+    pub zone: String,
+    /// Region names, in order.
+    pub regions: Vec<String>,
+    /// Policy.
+    pub policy: Policy,
+    /// Answer TTL.
+    pub ttl: u32,
+    /// Most addresses per answer.
+    pub answers: u32,
+    /// Behaviour when every region is down.
+    pub when_all_down: WhenAllDown,
+    /// Geo overrides.
+    pub map: Vec<MapEntry>,
+    /// How endpoints are drawn inside a region.
+    pub select: Select,
+    /// Client network prefixes hashed by `hash` (IPv4, IPv6).
+    pub hash_prefix: (u8, u8),
+    /// Safety rule: a drain that would leave fewer usable regions is
+    /// refused (409) unless forced; 0 = no rule.
+    pub min_healthy_regions: u32,
+}
+
+/// The default `capacity` of a region's endpoints.
+pub const DEFAULT_CAPACITY: f64 = 100.0;
+
+/// Parses a `map` key: a CIDR, `country:XX`, `continent:XX`, or a bare
+/// two-letter code (a continent code if it is one, else a country).
+pub fn parse_map_key(k: &str) -> Option<MapKey> {
+    if k.contains('/') {
+        let net: IpNet = k.parse().ok()?;
+        // Only canonical networks: "10.0.0.1/8" is a typo, not a network.
+        return (net.trunc() == net).then_some(MapKey::Cidr(net));
+    }
+    let two = |s: &str| -> Option<[u8; 2]> {
+        let b = s.as_bytes();
+        (b.len() == 2 && b.iter().all(u8::is_ascii_alphabetic))
+            .then(|| [b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase()])
+    };
+    if let Some(c) = k.strip_prefix("country:") {
+        return two(c).map(MapKey::Country);
+    }
+    if let Some(c) = k.strip_prefix("continent:") {
+        let code = two(c)?;
+        return CONTINENTS
+            .iter()
+            .any(|x| x.as_bytes() == code)
+            .then_some(MapKey::Continent(code));
+    }
+    let code = two(k)?;
+    if CONTINENTS.iter().any(|x| x.as_bytes() == code) {
+        Some(MapKey::Continent(code))
+    } else {
+        Some(MapKey::Country(code))
+    }
+}

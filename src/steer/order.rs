@@ -1,0 +1,218 @@
+//! Region order by policy (SPEC §4.3, §4.7): failover, weighted,
+//! hash, least-loaded, fastest and geo over the candidate regions, and geo
+//! spillover when the first region sheds load. Stack lists only.
+
+use super::dynamic::{self, near_fastest, region_load, rendezvous, shed_ratio, spare};
+use super::select::{draw, draw_f64};
+use super::{Family, GeoView, Inputs, MAX_REGIONS, Region, Rng, Rule, Service, Stack};
+use crate::model::Policy;
+
+/// A region's spare capacity for the `least-loaded` policy: the sum over
+/// its usable endpoints of the family of weight × (1 − load / capacity).
+fn region_spare(r: &Region, fam: Family, inp: &Inputs<'_>) -> f64 {
+    r.endpoints
+        .iter()
+        .filter(|e| e.family() == fam && inp.usable(e))
+        .map(|e| spare(e, inp.live(e)))
+        .sum()
+}
+
+/// A region's latency for the `fastest` policy: its best usable
+/// endpoint's smoothed latency (NaN when none is known).
+fn region_latency(r: &Region, fam: Family, inp: &Inputs<'_>) -> f32 {
+    r.endpoints
+        .iter()
+        .filter(|e| e.family() == fam && inp.usable(e))
+        .map(|e| inp.live(e).latency_ms)
+        .filter(|l| !l.is_nan())
+        .fold(f32::NAN, f32::min)
+}
+
+/// A region's utilisation over its usable endpoints with a known load.
+pub fn utilisation(r: &Region, fam: Family, inp: &Inputs<'_>) -> Option<f64> {
+    region_load(r, fam, |e| inp.usable(e), inp.live)
+        .filter(|(_, cap)| *cap > 0.0)
+        .map(|(load, cap)| load / cap)
+}
+
+/// Geo spillover (SPEC §4.7): when the first region sheds, the share of
+/// its clients whose network hashes below the shed ratio go to the next
+/// region, and at `high` all of them (the region is then skipped like a
+/// down one, unless it is the only candidate). True when the answer now
+/// depends on the client network.
+pub(super) fn shed(
+    svc: &Service,
+    inp: &Inputs<'_>,
+    fam: Family,
+    order: &mut Stack<u8, MAX_REGIONS>,
+    net: u64,
+) -> bool {
+    let Some(&first) = order.as_slice().first() else {
+        return false;
+    };
+    let r = inp.region(svc, first);
+    let Some((low, high)) = r.shed else {
+        return false;
+    };
+    let Some(u) = utilisation(r, fam, inp) else {
+        return false;
+    };
+    if u <= low || order.len() < 2 {
+        return false;
+    }
+    let ratio = shed_ratio(u, low, high);
+    if ratio >= 1.0 {
+        // full: behind every other candidate
+        let items = *order;
+        order.clear();
+        for &p in &items.as_slice()[1..] {
+            order.push(p);
+        }
+        order.push(first);
+        return true;
+    }
+    if dynamic::unit(r.seed, net) < ratio {
+        order.swap(0, 1);
+    }
+    true
+}
+
+/// Orders candidate positions by the service's policy.
+pub(super) fn order(
+    svc: &Service,
+    inp: &Inputs<'_>,
+    fam: Family,
+    cands: Stack<u8, MAX_REGIONS>,
+    geo: Option<&GeoView<'_>>,
+    net: u64,
+    rng: &mut Rng,
+) -> (Stack<u8, MAX_REGIONS>, Rule) {
+    let weight = |p: u8| u64::from(inp.region(svc, p).weight);
+    match svc.policy {
+        Policy::Failover => (cands, Rule::Failover),
+        Policy::Weighted => (by_weight(cands.as_slice(), weight, rng), Rule::Weighted),
+        Policy::Hash => {
+            // every candidate by its rendezvous score, best first
+            let mut out = cands;
+            let score = |p: u8| {
+                let r = inp.region(svc, p);
+                rendezvous(r.seed, net, f64::from(r.weight.max(1)))
+            };
+            sort_desc(&mut out, score);
+            (out, Rule::Hash)
+        }
+        Policy::LeastLoaded => {
+            let spares = |p: u8| region_spare(inp.region(svc, p), fam, inp);
+            let mut out: Stack<u8, MAX_REGIONS> = Stack::default();
+            let mut left = cands;
+            if left.as_slice().iter().any(|&p| spares(p) > 0.0) {
+                while left.as_slice().iter().any(|&p| spares(p) > 0.0) {
+                    let k = draw_f64(left.as_slice(), spares, rng);
+                    out.push(left.remove(k));
+                }
+            }
+            // full ones (or all of them, when all are full) by weight
+            for &p in by_weight(left.as_slice(), weight, rng).as_slice() {
+                out.push(p);
+            }
+            (out, Rule::LeastLoaded)
+        }
+        Policy::Fastest => {
+            let lat = |p: u8| region_latency(inp.region(svc, p), fam, inp);
+            let fastest = cands
+                .as_slice()
+                .iter()
+                .map(|&p| lat(p))
+                .filter(|l| !l.is_nan())
+                .fold(f32::INFINITY, f32::min);
+            if !fastest.is_finite() {
+                return (by_weight(cands.as_slice(), weight, rng), Rule::Fastest);
+            }
+            let mut near: Stack<u8, MAX_REGIONS> = Stack::default();
+            let mut rest: Stack<u8, MAX_REGIONS> = Stack::default();
+            for &p in cands.as_slice() {
+                if near_fastest(lat(p), fastest) {
+                    near.push(p);
+                } else {
+                    rest.push(p);
+                }
+            }
+            let mut out = by_weight(near.as_slice(), weight, rng);
+            // the rest by latency, unknown last (in list order)
+            sort_desc(&mut rest, |p| {
+                let l = lat(p);
+                if l.is_nan() {
+                    f64::NEG_INFINITY
+                } else {
+                    -f64::from(l)
+                }
+            });
+            for &p in rest.as_slice() {
+                out.push(p);
+            }
+            (out, Rule::Fastest)
+        }
+        Policy::Geo => {
+            let Some(g) = geo else {
+                return (cands, Rule::UnknownLocation);
+            };
+            let mut member = 0u64;
+            for &p in cands.as_slice() {
+                member |= 1 << p;
+            }
+            let mut out: Stack<u8, MAX_REGIONS> = Stack::default();
+            let mut first = None;
+            for (i, &p) in g.order.iter().enumerate() {
+                if p < 64 && member & (1 << p) != 0 {
+                    first.get_or_insert(i);
+                    out.push(p);
+                }
+            }
+            let rule = match (first, g.map_entry) {
+                (Some(i), Some(e)) if i < g.map_len => Rule::Map(e),
+                _ if g.coords => Rule::Distance,
+                _ => Rule::UnknownLocation,
+            };
+            (out, rule)
+        }
+    }
+}
+
+/// Positive weights by draw, then the zero-weight (last resort) ones in
+/// list order.
+fn by_weight(cands: &[u8], weight: impl Fn(u8) -> u64, rng: &mut Rng) -> Stack<u8, MAX_REGIONS> {
+    let mut out: Stack<u8, MAX_REGIONS> = Stack::default();
+    let mut positive: Stack<u8, MAX_REGIONS> = Stack::default();
+    let mut zero: Stack<u8, MAX_REGIONS> = Stack::default();
+    for &p in cands {
+        if weight(p) > 0 {
+            positive.push(p)
+        } else {
+            zero.push(p)
+        }
+    }
+    while !positive.is_empty() {
+        let k = draw(positive.as_slice(), &weight, rng);
+        out.push(positive.remove(k));
+    }
+    for &p in zero.as_slice() {
+        out.push(p);
+    }
+    out
+}
+
+/// Stable insertion sort, highest score first.
+fn sort_desc(items: &mut Stack<u8, MAX_REGIONS>, score: impl Fn(u8) -> f64) {
+    let mut keys = [0f64; MAX_REGIONS];
+    for (k, &p) in items.as_slice().iter().enumerate() {
+        keys[k] = score(p);
+    }
+    for i in 1..items.len() {
+        let mut j = i;
+        while j > 0 && keys[j - 1] < keys[j] {
+            keys.swap(j, j - 1);
+            items.swap(j, j - 1);
+            j -= 1;
+        }
+    }
+}
