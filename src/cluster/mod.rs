@@ -95,6 +95,22 @@ pub enum ToCluster {
     Audit(AuditEntry),
 }
 
+/// An audit key's time: when the action happened (its `at`, to the
+/// millisecond), not when it reached etcd, so that entries made during an
+/// outage keep their place; the sub-millisecond digits of `now` keep two
+/// entries of one millisecond apart.
+fn audit_nanos(at: &str, now: SystemTime) -> u128 {
+    let since_epoch = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    };
+    let now = since_epoch(now);
+    match humantime::parse_rfc3339_weak(at) {
+        Ok(t) => since_epoch(t) / 1_000_000 * 1_000_000 + now % 1_000_000,
+        Err(_) => now,
+    }
+}
+
 /// The end of the key range holding every key that starts with `prefix`
 /// (the prefix with its last byte below 0xff incremented), as etcd's
 /// `WithPrefix` makes it.
@@ -307,8 +323,12 @@ impl Task {
             }
             ToCluster::Audit(a) => {
                 self.push_audit(a.clone());
+                // oldest first; the newest AUDIT_KEEP are kept
                 self.pending_audit.push(a);
-                self.pending_audit.truncate(AUDIT_KEEP);
+                if self.pending_audit.len() > AUDIT_KEEP {
+                    let extra = self.pending_audit.len() - AUDIT_KEEP;
+                    self.pending_audit.drain(..extra);
+                }
                 self.publish();
             }
         }
@@ -436,7 +456,7 @@ impl Task {
                 s.client.delete(k, None).await?;
             }
         }
-        for a in std::mem::take(&mut self.pending_audit).into_iter().rev() {
+        for a in std::mem::take(&mut self.pending_audit) {
             self.put_audit(s, &a).await?;
         }
 
@@ -607,9 +627,7 @@ impl Task {
     }
 
     async fn put_audit(&self, s: &mut Session, a: &AuditEntry) -> Result<(), etcd_client::Error> {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
+        let nanos = audit_nanos(&a.at, SystemTime::now());
         let k = self.key(&format!("audit/{nanos:020}-{}", self.cfg.node));
         s.client.put(k, json(a), None).await?;
         Ok(())
@@ -753,6 +771,29 @@ fn parse<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_keys_sort_by_when_the_action_happened() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_nanos(2_000_000_000_123_456_789);
+        let early = audit_nanos("2026-12-07T10:00:00.001Z", now);
+        let later = audit_nanos("2026-12-07T10:00:00.002Z", now);
+        assert!(early < later);
+        assert!(
+            later
+                < now
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+        );
+        assert_eq!(early % 1_000_000, 456_789);
+        // an unreadable time falls back to now
+        assert_eq!(
+            audit_nanos("yesterday", now),
+            now.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+    }
 
     #[test]
     fn prefix_ends() {
