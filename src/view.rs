@@ -107,6 +107,11 @@ pub struct View {
     pub verdicts: HashMap<String, BTreeMap<String, Verdict>>,
     /// Drains.
     pub drains: BTreeMap<DrainKey, DrainRecord>,
+    /// The etcd revision of the last stored drain (the key `drains-rev`,
+    /// which every drain rewrites in its own transaction; 0: none yet), so
+    /// that a drain checked against this view is stored only if no other
+    /// was stored since (SPEC §8).
+    pub drains_rev: i64,
     /// Operator actions, newest first.
     pub audit: Vec<AuditEntry>,
 }

@@ -86,6 +86,11 @@ struct Lab {
 
 impl Lab {
     fn start(name: &str) -> Option<Lab> {
+        Lab::start_with(name, "")
+    }
+
+    /// Like `start`, with `extra` appended to every node's configuration.
+    fn start_with(name: &str, extra: &str) -> Option<Lab> {
         let Some(etcd) = Etcd::start(3, name) else {
             eprintln!("SKIPPED: etcd is not installed (apt-get install etcd-server)");
             return None;
@@ -111,7 +116,7 @@ impl Lab {
                 port,
                 &prefix,
                 5,
-            );
+            ) + extra;
             write(&dir.join("signpost.toml"), &cfg);
             lab.dirs.push(dir);
             lab.nodes.push(None);
@@ -601,4 +606,57 @@ fn a_node_joins_a_prefix_larger_than_one_grpc_response() {
         "the drain reached the answers"
     );
     assert!(s.stop().success());
+}
+
+/// Two drains sent at once to two nodes cannot both pass
+/// `min_healthy_regions`: the rule is checked against a view, and the drain
+/// is stored only if no other was stored since (one etcd transaction); the
+/// one that comes second is checked again and refused (issue 16).
+#[test]
+fn concurrent_drains_on_two_nodes_keep_the_safety_rule() {
+    let all = r#"
+[services."all.example.test."]
+regions = ["eu-west", "ap-south", "us-east"]
+policy = "failover"
+ttl = 5
+min_healthy_regions = 2
+"#;
+    let Some(lab) = Lab::start_with("concurrent", all) else {
+        return;
+    };
+    let drained = |s: &Server| -> usize {
+        status(s)["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["drained"] == true)
+            .count()
+    };
+    for round in 0..4 {
+        let (a, b) = std::thread::scope(|scope| {
+            let n1 = lab.node(1);
+            let n2 = lab.node(2);
+            let a = scope.spawn(move || drain(n1, "POST", "eu-west", ""));
+            let b = scope.spawn(move || drain(n2, "POST", "ap-south", ""));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let codes = [a.0, b.0];
+        assert!(
+            codes.contains(&200) && codes.contains(&409),
+            "round {round}: one drain stored, the other refused by the rule: {a:?} {b:?}"
+        );
+        // every node agrees that exactly one region is drained
+        assert!(
+            wait_fast(BOUND, || lab.running().iter().all(|s| drained(s) == 1)).is_some(),
+            "round {round}: drained regions per node: {:?}",
+            lab.running().iter().map(|s| drained(s)).collect::<Vec<_>>()
+        );
+        for (s, r) in [(lab.node(1), "eu-west"), (lab.node(2), "ap-south")] {
+            assert_eq!(drain(s, "DELETE", r, "").0, 200);
+        }
+        assert!(
+            wait_fast(BOUND, || lab.running().iter().all(|s| drained(s) == 0)).is_some(),
+            "round {round}: undrained everywhere"
+        );
+    }
 }

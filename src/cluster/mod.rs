@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use etcd_client::{
-    Client, ConnectOptions, DeleteOptions, EventType, GetOptions, PutOptions, SortOrder,
-    SortTarget, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, PutOptions,
+    SortOrder, SortTarget, Txn, TxnOp, WatchOptions,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -39,6 +39,9 @@ use crate::view::{AUDIT_KEEP, AuditEntry, DrainKey, DrainRecord, NodeInfo, Verdi
 
 /// A node's lease time-to-live: how long a dead node's verdicts count.
 pub const NODE_TTL: i64 = 5;
+/// The key every stored drain rewrites (`P/drains-rev`): its revision
+/// tells whether a drain was stored since a view.
+const DRAINS_REV: &str = "drains-rev";
 /// Keys per read of the prefix: a page of verdicts and audit entries
 /// (under 2 KB each) stays far below gRPC's 4 MiB response limit; a page
 /// that does not is read again in halves.
@@ -57,6 +60,10 @@ pub enum ClusterError {
     /// etcd cannot be reached; nothing was changed.
     #[error("etcd is unreachable ({0}); the drain was not applied on any node")]
     Unavailable(String),
+    /// Another drain was stored since the view the safety rule was checked
+    /// against; nothing was changed (the caller checks again).
+    #[error("another drain was made meanwhile")]
+    Conflict,
 }
 
 /// Requests to the cluster task.
@@ -81,6 +88,11 @@ pub enum ToCluster {
         record: DrainRecord,
         /// Lifetime.
         ttl: Option<Duration>,
+        /// The drains' revision ([`View::drains_rev`]) the safety rule was
+        /// checked against: the drain is stored only if it is still the
+        /// newest (one etcd transaction), so that two nodes draining at
+        /// once cannot both pass the rule. `None`: forced, no check.
+        expect_rev: Option<i64>,
         /// Outcome, once etcd has it.
         reply: oneshot::Sender<Result<(), ClusterError>>,
     },
@@ -412,7 +424,7 @@ impl Task {
                 rev = page.header().map_or(0, |h| h.revision());
             }
             for kv in page.kvs() {
-                self.apply(view, kv.key(), Some(kv.value()));
+                self.apply(view, kv.key(), Some(kv.value()), kv.mod_revision());
             }
             match page.kvs().last() {
                 Some(last) if page.more() => {
@@ -517,8 +529,10 @@ impl Task {
                     for ev in resp.events() {
                         let Some(kv) = ev.kv() else { continue };
                         match ev.event_type() {
-                            EventType::Put => self.apply(&mut view, kv.key(), Some(kv.value())),
-                            EventType::Delete => self.apply(&mut view, kv.key(), None),
+                            EventType::Put => {
+                                self.apply(&mut view, kv.key(), Some(kv.value()), kv.mod_revision())
+                            }
+                            EventType::Delete => self.apply(&mut view, kv.key(), None, 0),
                         }
                     }
                     view.audit.truncate(AUDIT_KEEP);
@@ -576,17 +590,30 @@ impl Task {
     ) -> Result<(), etcd_client::Error> {
         let r = match &cmd {
             ToCluster::Drain {
-                key, record, ttl, ..
-            } => self.put_drain(s, key, record, *ttl).await,
-            ToCluster::Undrain { key, .. } => {
-                s.client.delete(self.drain_key(key), None).await.map(|_| ())
-            }
-            _ => Ok(()),
+                key,
+                record,
+                ttl,
+                expect_rev,
+                ..
+            } => self.put_drain(s, key, record, *ttl, *expect_rev).await,
+            ToCluster::Undrain { key, .. } => s
+                .client
+                .delete(self.drain_key(key), None)
+                .await
+                .map(|_| true),
+            _ => Ok(true),
         };
         match r {
-            Ok(()) => {
+            Ok(stored) => {
                 if let ToCluster::Drain { reply, .. } | ToCluster::Undrain { reply, .. } = cmd {
-                    respond(reply, Ok(()));
+                    respond(
+                        reply,
+                        if stored {
+                            Ok(())
+                        } else {
+                            Err(ClusterError::Conflict)
+                        },
+                    );
                 }
                 Ok(())
             }
@@ -603,13 +630,17 @@ impl Task {
         }
     }
 
+    /// Stores a drain and counts the drains' revision up, in one
+    /// transaction that holds only while the revision is `expect_rev`;
+    /// false when it no longer was (another drain came first).
     async fn put_drain(
         &self,
         s: &mut Session,
         key: &DrainKey,
         record: &DrainRecord,
         ttl: Option<Duration>,
-    ) -> Result<(), etcd_client::Error> {
+        expect_rev: Option<i64>,
+    ) -> Result<bool, etcd_client::Error> {
         let opts = match ttl {
             None => None,
             Some(d) => {
@@ -620,10 +651,21 @@ impl Task {
                 Some(PutOptions::new().with_lease(id))
             }
         };
-        s.client
-            .put(self.drain_key(key), json(record), opts)
-            .await?;
-        Ok(())
+        let rev_key = self.key(DRAINS_REV);
+        let mut txn = Txn::new();
+        if let Some(rev) = expect_rev {
+            txn = txn.when([if rev == 0 {
+                Compare::version(rev_key.clone(), CompareOp::Equal, 0)
+            } else {
+                Compare::mod_revision(rev_key.clone(), CompareOp::Equal, rev)
+            }]);
+        }
+        // every drain, forced or not, moves the key's revision on
+        let txn = txn.and_then([
+            TxnOp::put(self.drain_key(key), json(record), opts),
+            TxnOp::put(rev_key, self.cfg.node.clone(), None),
+        ]);
+        Ok(s.client.txn(txn).await?.succeeded())
     }
 
     async fn put_audit(&self, s: &mut Session, a: &AuditEntry) -> Result<(), etcd_client::Error> {
@@ -665,8 +707,8 @@ impl Task {
         self.view.audit.truncate(AUDIT_KEEP);
     }
 
-    /// Folds one key (`None`: deleted) into `view`.
-    fn apply(&self, view: &mut View, key: &[u8], value: Option<&[u8]>) {
+    /// Folds one key (`None`: deleted), changed at `mod_rev`, into `view`.
+    fn apply(&self, view: &mut View, key: &[u8], value: Option<&[u8]>, mod_rev: i64) {
         let Ok(key) = std::str::from_utf8(key) else {
             return;
         };
@@ -720,6 +762,7 @@ impl Task {
                     }
                 }
             }
+            [DRAINS_REV] => view.drains_rev = if value.is_some() { mod_rev } else { 0 },
             ["audit", _] => {
                 if let Some(a) = value.and_then(parse::<AuditEntry>) {
                     view.audit.insert(0, a);

@@ -233,13 +233,22 @@ impl Control {
                 }
                 Some(cmd) = commands.recv() => dirty |= self.command(cmd),
                 Some(l) = self.reloads.loaded_rx.recv() => self.apply_reload(l),
-                _ = geo_tick.tick() => self.poll_geo(),
+                _ = geo_tick.tick() => {
+                    self.poll_geo();
+                    dirty |= self.retry_drains();
+                }
+                Some(o) = self.operator.outcomes_rx.recv() => self.drain_outcome(o),
                 Some(g) = self.reloads.geo_rx.recv() => self.apply_geo(g),
                 _ = sleep_until_opt(next_expiry) => dirty |= self.expire_drains(),
                 Some(view) = link::next_view(&mut self.cluster) => dirty |= self.apply_view(view),
             }
             if dirty {
                 self.publish();
+                // drains that lost to another node's are checked again
+                // against what was just published
+                if self.retry_drains() {
+                    self.publish();
+                }
             }
         }
         self.probes.stop_all();

@@ -6,14 +6,14 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::drains::{Drain, Drains};
 use super::link::forward;
 use super::persist::{self, Saved};
 use super::{Control, ControlError, safety, send};
-use crate::cluster::ToCluster;
+use crate::cluster::{ClusterError, ToCluster};
 use crate::text::for_text;
 use crate::view::{AUDIT_KEEP, AuditEntry, DrainKey};
 
@@ -47,6 +47,12 @@ pub(super) struct Operator {
     pub audit: VecDeque<AuditEntry>,
     /// `[server] state`: the drains as last written.
     state: Option<watch::Sender<Saved>>,
+    /// Drains that lost to another node's, waiting for the view to show it,
+    /// with the drains' revision they were checked against.
+    waiting: Vec<(DrainRequest, Option<i64>)>,
+    outcomes_tx: mpsc::UnboundedSender<DrainOutcome>,
+    /// What the cluster said of drains sent to it.
+    pub outcomes_rx: mpsc::UnboundedReceiver<DrainOutcome>,
 }
 
 impl Operator {
@@ -62,11 +68,15 @@ impl Operator {
                 drains.endpoints.len()
             );
         }
+        let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
         Operator {
             drains,
             recent: Vec::new(),
             audit: VecDeque::new(),
             state: state.map(|p| persist::writer(p.to_path_buf(), saved)),
+            waiting: Vec::new(),
+            outcomes_tx,
+            outcomes_rx,
         }
     }
 
@@ -78,24 +88,120 @@ impl Operator {
     }
 }
 
+/// A drain asked for, until it is stored or refused.
+pub(super) struct DrainRequest {
+    key: DrainKey,
+    duration: Option<Duration>,
+    force: bool,
+    reply: oneshot::Sender<Result<(), ControlError>>,
+    /// Tries so far that lost to another node's drain.
+    tries: u32,
+    /// When it was asked for.
+    since: Instant,
+}
+
+/// What the cluster said of a drain: stored, or refused because another
+/// drain came first (checked again against the newer view), or etcd
+/// cannot be reached.
+pub(super) struct DrainOutcome {
+    req: DrainRequest,
+    /// The drains' revision it was checked against.
+    checked_at: Option<i64>,
+    result: Result<Result<(), ClusterError>, oneshot::error::RecvError>,
+}
+
+/// How often a drain may lose to other nodes' drains before it is refused.
+const MAX_TRIES: u32 = 8;
+/// How long a drain waits for the cluster's view to show the drain that
+/// came first.
+const RETRY_PATIENCE: Duration = Duration::from_secs(4);
+
 impl Control {
     /// `Command::Drain`: the safety rule first (unless forced), then the
     /// drain.
     pub(super) fn drain_command(
         &mut self,
-        target: DrainKey,
+        key: DrainKey,
         duration: Option<Duration>,
         force: bool,
         reply: oneshot::Sender<Result<(), ControlError>>,
     ) -> bool {
-        if !force && let Err(e) = self.safety(&target) {
-            send(reply, Err(e));
+        self.try_drain(DrainRequest {
+            key,
+            duration,
+            force,
+            reply,
+            tries: 0,
+            since: Instant::now(),
+        })
+    }
+
+    fn try_drain(&mut self, req: DrainRequest) -> bool {
+        if !req.force
+            && let Err(e) = self.safety(&req.key)
+        {
+            send(req.reply, Err(e));
             return false;
         }
-        if self.known(&target).is_ok() {
-            self.operator.recent.push((target.clone(), Instant::now()));
+        self.drain(req)
+    }
+
+    /// A cluster's answer to a drain (see [`DrainOutcome`]).
+    pub(super) fn drain_outcome(&mut self, o: DrainOutcome) {
+        let DrainOutcome {
+            mut req,
+            checked_at,
+            result,
+        } = o;
+        match result {
+            Ok(Ok(())) => {
+                self.operator.recent.push((req.key.clone(), Instant::now()));
+                send(req.reply, Ok(()));
+            }
+            Ok(Err(ClusterError::Conflict)) => {
+                req.tries += 1;
+                if req.tries >= MAX_TRIES {
+                    send(
+                        req.reply,
+                        Err(ControlError::Unavailable(
+                            "other nodes' drains kept coming first; nothing was changed, try again"
+                                .into(),
+                        )),
+                    );
+                } else {
+                    tracing::debug!("{} lost to another drain; checking it again", req.key);
+                    self.operator.waiting.push((req, checked_at));
+                    self.retry_drains();
+                }
+            }
+            Ok(Err(e)) => send(req.reply, Err(ControlError::Unavailable(e.to_string()))),
+            Err(_) => send(req.reply, Err(ControlError::Stopped)),
         }
-        self.drain(target, duration, reply)
+    }
+
+    /// Checks again the drains that lost to another node's, once the
+    /// cluster's view shows what came first; true when one was applied.
+    pub(super) fn retry_drains(&mut self) -> bool {
+        if self.operator.waiting.is_empty() {
+            return false;
+        }
+        let rev = self.cluster.as_ref().map_or(0, |c| c.view.drains_rev);
+        let mut dirty = false;
+        for (req, checked_at) in std::mem::take(&mut self.operator.waiting) {
+            if checked_at != Some(rev) {
+                dirty |= self.try_drain(req);
+            } else if req.since.elapsed() > RETRY_PATIENCE {
+                send(
+                    req.reply,
+                    Err(ControlError::Unavailable(
+                        "the cluster's view did not show the drain that came first; nothing was changed, try again".into(),
+                    )),
+                );
+            } else {
+                self.operator.waiting.push((req, checked_at));
+            }
+        }
+        dirty
     }
 
     /// `Command::Undrain`.
@@ -135,37 +241,48 @@ impl Control {
 
     /// Drains here, or (in a cluster) in etcd, from where the change
     /// reaches every node's view; the caller hears back once it is stored.
-    fn drain(
-        &mut self,
-        target: DrainKey,
-        duration: Option<Duration>,
-        reply: oneshot::Sender<Result<(), ControlError>>,
-    ) -> bool {
-        if let Err(e) = self.known(&target) {
-            send(reply, Err(e));
+    /// In a cluster the drain is stored only if no other was stored since
+    /// the view the safety rule was checked against (SPEC §8).
+    fn drain(&mut self, req: DrainRequest) -> bool {
+        if let Err(e) = self.known(&req.key) {
+            send(req.reply, Err(e));
             return false;
         }
         let now = SystemTime::now();
         let drain = Drain {
-            until: duration.map(|d| now + d),
+            until: req.duration.map(|d| now + d),
             at: now,
             node: self.cluster.as_ref().map(|c| c.node.clone()),
         };
         if let Some(c) = &self.cluster {
+            let checked_at = (!req.force).then_some(c.view.drains_rev);
             let (tx, rx) = oneshot::channel();
-            let cmd = ToCluster::Drain {
+            c.tell(ToCluster::Drain {
                 record: drain.record(&c.node),
-                key: target,
-                ttl: duration,
+                key: req.key.clone(),
+                ttl: req.duration,
+                expect_rev: checked_at,
                 reply: tx,
-            };
-            forward(&c.tx, cmd, rx, reply);
+            });
+            let outcomes = self.operator.outcomes_tx.clone();
+            tokio::spawn(async move {
+                let result = rx.await;
+                let o = DrainOutcome {
+                    req,
+                    checked_at,
+                    result,
+                };
+                if outcomes.send(o).is_err() {
+                    tracing::debug!("drain outcome after shutdown");
+                }
+            });
             return false;
         }
-        tracing::info!("{target} drained{}", for_text(duration));
-        self.operator.drains.set(target, drain);
+        tracing::info!("{} drained{}", req.key, for_text(req.duration));
+        self.operator.drains.set(req.key.clone(), drain);
+        self.operator.recent.push((req.key, Instant::now()));
         self.persist();
-        send(reply, Ok(()));
+        send(req.reply, Ok(()));
         true
     }
 
