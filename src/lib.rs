@@ -175,13 +175,20 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (control, shared) = Control::start(
-        path,
+        path.clone(),
         compiled,
         metrics.clone(),
         admin_token.clone(),
         stop_rx.clone(),
     )
-    .await;
+    .await
+    .map_err(|e| {
+        RunError::Config(ConfigErrors(vec![config::ConfigError::Invalid {
+            file: path.display().to_string(),
+            key: "cluster.node".into(),
+            reason: e.to_string(),
+        }]))
+    })?;
 
     let stop_flag = Arc::new(AtomicBool::new(false));
     let listeners = start_dns(&server, &shared, &metrics, &stop_flag, &stop_rx)?;

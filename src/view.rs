@@ -29,6 +29,10 @@ pub struct NodeInfo {
     pub version: String,
     /// When it (re)joined.
     pub since: String,
+    /// Which process it is (`HOST, pid N`), to name the holder of a node
+    /// name that a second process asks for.
+    #[serde(default)]
+    pub host: String,
 }
 
 /// One node's verdict on one probe target.
@@ -272,6 +276,7 @@ mod tests {
             config_hash: "h".into(),
             version: "v".into(),
             since: String::new(),
+            host: String::new(),
         }
     }
 

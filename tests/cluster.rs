@@ -660,3 +660,109 @@ min_healthy_regions = 2
         );
     }
 }
+
+/// A second process asking for a node name that a live node holds is
+/// refused at start (exit 1, naming the holder), and the live node keeps
+/// its place; a node whose keys are deleted in etcd writes them again
+/// (issue 16: cloned VMs share a host name, and the duplicate used to
+/// revoke the live node's lease when it stopped).
+#[test]
+fn a_node_name_is_held_by_one_process() {
+    let Some(etcd) = Etcd::start(1, "names") else {
+        eprintln!("SKIPPED: etcd is not installed (apt-get install etcd-server)");
+        return;
+    };
+    let prefix = format!("/signpost-test-names-{}", std::process::id());
+    let eu = FakeLb::start(format!("{EU}:0").parse().unwrap());
+    let _asia = FakeLb::start(format!("{ASIA}:{}", eu.addr.port()).parse().unwrap());
+    let node_dir = |name: &str| {
+        let dir = scratch(name);
+        write(&dir.join("example.test.zone"), ZONE);
+        let cfg = node_config(
+            &etcd.toml_endpoints(),
+            "ns1",
+            "127.0.0.21",
+            eu.addr.port(),
+            &prefix,
+            5,
+        );
+        write(&dir.join("signpost.toml"), &cfg);
+        dir
+    };
+    let first = Server::start_in(
+        node_dir("names-first"),
+        &["serve", "--config", "signpost.toml"],
+    );
+    assert!(
+        wait_fast(BOUND, || metric(&first, "signpost_cluster_connected")
+            == 1.0)
+        .is_some(),
+        "the first ns1 joins"
+    );
+    let t = Instant::now();
+    let refused = Server::try_start_in(
+        node_dir("names-second"),
+        &["serve", "--config", "signpost.toml"],
+    );
+    let Err((log, status)) = refused else {
+        panic!("a second ns1 started beside the live one");
+    };
+    let log = log.join("\n");
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{log}");
+    assert!(
+        log.contains("cluster.node") && log.contains("held by another live signpost"),
+        "the error names the key and the reason: {log}"
+    );
+    assert!(log.contains("pid "), "the holder is named: {log}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    // the live node is untouched: still connected, its drains still work
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(metric(&first, "signpost_cluster_connected"), 1.0);
+    assert_eq!(cluster_nodes(&first), 1.0);
+    // its keys deleted by hand come back
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let node_key = format!("{prefix}/nodes/ns1");
+    rt.block_on(async {
+        let mut c = etcd_client::Client::connect([etcd.client_url()], None)
+            .await
+            .expect("connect to etcd");
+        let gone = c
+            .delete(
+                format!("{prefix}/"),
+                Some(etcd_client::DeleteOptions::new().with_prefix()),
+            )
+            .await
+            .expect("delete");
+        assert!(gone.deleted() >= 2, "the node key and a verdict were there");
+        let start = Instant::now();
+        loop {
+            let r = c.get(node_key.clone(), None).await.expect("get");
+            if !r.kvs().is_empty() {
+                break;
+            }
+            assert!(
+                start.elapsed() < BOUND,
+                "the node did not write its keys again"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let verdicts = c
+            .get(
+                format!("{prefix}/health/ns1/"),
+                Some(
+                    etcd_client::GetOptions::new()
+                        .with_prefix()
+                        .with_count_only(),
+                ),
+            )
+            .await
+            .expect("get");
+        assert!(verdicts.count() >= 2, "its verdicts are back too");
+    });
+    let (code, body) = drain(&first, "POST", "eu-west", "");
+    assert_eq!(code, 200, "{body}");
+    assert!(first.stop().success());
+}

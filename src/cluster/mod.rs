@@ -157,12 +157,27 @@ fn unescape(s: &str) -> String {
         .replace("%25", "%")
 }
 
+/// How the first try to join the cluster ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joined {
+    /// This node's keys are in etcd.
+    Yes,
+    /// etcd could not be reached: the node serves with its state file's
+    /// drains and its own verdicts, and keeps trying.
+    Unreachable(String),
+    /// Another live process holds this node's name (the holder, as its
+    /// liveness record names it); the task has ended.
+    NameTaken(String),
+}
+
 /// A handle on the running cluster task.
 pub struct Handle {
     /// Requests.
     pub tx: mpsc::UnboundedSender<ToCluster>,
     /// The latest view.
     pub view: watch::Receiver<Arc<View>>,
+    /// How the first try to join ended.
+    pub joined: oneshot::Receiver<Joined>,
 }
 
 /// Starts the cluster task. `initial` seeds the view's drains (the local
@@ -179,7 +194,10 @@ pub fn start(
         ..View::default()
     };
     let (view_tx, view_rx) = watch::channel(Arc::new(view.clone()));
+    let (joined_tx, joined) = oneshot::channel();
     let mut task = Task {
+        joined: Some(joined_tx),
+        refused: false,
         cfg,
         config_hash,
         rx,
@@ -199,10 +217,18 @@ pub fn start(
         }
         task.leave().await;
     });
-    Handle { tx, view: view_rx }
+    Handle {
+        tx,
+        view: view_rx,
+        joined,
+    }
 }
 
 struct Task {
+    /// Told how the first try to join ended, then `None`.
+    joined: Option<oneshot::Sender<Joined>>,
+    /// Another live process holds this node's name: the task ends.
+    refused: bool,
     cfg: ClusterConfig,
     config_hash: String,
     rx: mpsc::UnboundedReceiver<ToCluster>,
@@ -262,6 +288,9 @@ impl Task {
                 Ok(mut s) => {
                     let began = tokio::time::Instant::now();
                     let err = self.session(&mut s).await;
+                    if self.refused {
+                        return;
+                    }
                     if began.elapsed() > Duration::from_secs(2) {
                         at_once = true;
                     }
@@ -275,6 +304,7 @@ impl Task {
                 }
                 Err(e) => e,
             };
+            self.tell_joined(Joined::Unreachable(err.clone()));
             if self.view.connected || !self.logged_down {
                 tracing::warn!(
                     "cluster: etcd unreachable ({err}); serving the last known drains and this node's own health verdicts"
@@ -382,8 +412,87 @@ impl Task {
 
     /// Joins (node key, verdicts, pending audit), reads everything, then
     /// follows the watch until something fails; returns why.
+    /// This node's liveness record.
+    fn node_info(&self) -> NodeInfo {
+        NodeInfo {
+            config_hash: self.config_hash.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            since: now_rfc3339(),
+            host: holder_name(),
+        }
+    }
+
+    /// Writes this node's liveness record and verdicts on its lease.
+    async fn put_own(&self, s: &mut Session) -> Result<(), etcd_client::Error> {
+        let lease = PutOptions::new().with_lease(s.lease);
+        s.client
+            .put(
+                self.node_key(),
+                json(&self.node_info()),
+                Some(lease.clone()),
+            )
+            .await?;
+        for (id, v) in &self.own {
+            s.client
+                .put(self.verdict_key(id), json(v), Some(lease.clone()))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Whether a key is this node's own: its liveness record or a verdict.
+    fn is_own_key(&self, key: &[u8]) -> bool {
+        let key = String::from_utf8_lossy(key);
+        key == self.node_key() || key.starts_with(&self.key(&format!("health/{}/", self.cfg.node)))
+    }
+
+    /// Reports how the first try to join ended (once).
+    fn tell_joined(&mut self, j: Joined) {
+        if let Some(tx) = self.joined.take()
+            && tx.send(j).is_err()
+        {
+            tracing::debug!("cluster: nobody waits for the join");
+        }
+    }
+
+    /// Makes sure no other live process holds this node's name: a node key
+    /// on another lease is either this node's previous life (a crash: its
+    /// lease ends within [`NODE_TTL`]) or a live duplicate (two VMs cloned
+    /// with one host name). Waits out the first; `Some(holder)` for the
+    /// second.
+    async fn claim(&self, s: &mut Session) -> Result<Option<String>, etcd_client::Error> {
+        let patience = tokio::time::Instant::now() + Duration::from_secs(NODE_TTL as u64 + 1);
+        loop {
+            let r = s.client.get(self.node_key(), None).await?;
+            let Some(kv) = r.kvs().first() else {
+                return Ok(None);
+            };
+            if kv.lease() == s.lease {
+                return Ok(None);
+            }
+            if tokio::time::Instant::now() >= patience {
+                let holder = parse::<NodeInfo>(kv.value())
+                    .map(|i| {
+                        format!(
+                            "{}, since {}",
+                            if i.host.is_empty() {
+                                "unknown host"
+                            } else {
+                                i.host.as_str()
+                            },
+                            i.since
+                        )
+                    })
+                    .unwrap_or_else(|| "an unreadable liveness record".into());
+                return Ok(Some(holder));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     async fn session(&mut self, s: &mut Session) -> String {
         match self.session_inner(s).await {
+            Ok(()) if self.refused => "refused".to_string(),
             Ok(()) => "the watch ended".to_string(),
             Err(e) => e.to_string(),
         }
@@ -438,20 +547,24 @@ impl Task {
     }
 
     async fn session_inner(&mut self, s: &mut Session) -> Result<(), etcd_client::Error> {
-        let lease = PutOptions::new().with_lease(s.lease);
-        let info = NodeInfo {
-            config_hash: self.config_hash.clone(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            since: now_rfc3339(),
-        };
-        s.client
-            .put(self.node_key(), json(&info), Some(lease.clone()))
-            .await?;
-        for (id, v) in &self.own {
-            s.client
-                .put(self.verdict_key(id), json(v), Some(lease.clone()))
-                .await?;
+        if let Some(holder) = self.claim(s).await? {
+            if self.joined.is_some() {
+                tracing::error!(
+                    "cluster: node name {:?} is held by another live process ({holder}); refusing to start",
+                    self.cfg.node
+                );
+                self.tell_joined(Joined::NameTaken(holder));
+                self.refused = true;
+                return Ok(());
+            }
+            return Err(etcd_client::Error::InvalidArgs(format!(
+                "node name {:?} is held by another live process ({holder}); waiting for it to go",
+                self.cfg.node
+            )));
         }
+        let lease = PutOptions::new().with_lease(s.lease);
+        self.put_own(s).await?;
+        self.tell_joined(Joined::Yes);
         // this node's verdicts of an earlier life, for targets it no
         // longer has, go away (the old lease would take them anyway)
         let mine = s
@@ -526,18 +639,29 @@ impl Task {
                         )));
                     }
                     let mut view = std::mem::take(&mut self.view);
+                    let mut lost = false;
                     for ev in resp.events() {
                         let Some(kv) = ev.kv() else { continue };
                         match ev.event_type() {
                             EventType::Put => {
                                 self.apply(&mut view, kv.key(), Some(kv.value()), kv.mod_revision())
                             }
-                            EventType::Delete => self.apply(&mut view, kv.key(), None, 0),
+                            EventType::Delete => {
+                                lost |= self.is_own_key(kv.key());
+                                self.apply(&mut view, kv.key(), None, 0)
+                            }
                         }
                     }
                     view.audit.truncate(AUDIT_KEEP);
                     self.view = view;
                     self.publish();
+                    if lost {
+                        // deleted by hand, or by a process that held the
+                        // same name: without them this node's verdicts
+                        // leave every quorum, so they are written again
+                        tracing::warn!("cluster: this node's keys were deleted in etcd; writing them again");
+                        self.put_own(s).await?;
+                    }
                 }
                 cmd = self.rx.recv() => {
                     let Some(cmd) = cmd else { return Ok(()) };
@@ -555,11 +679,7 @@ impl Task {
                         }
                         ToCluster::ConfigHash(h) => {
                             self.config_hash = h;
-                            let info = NodeInfo {
-                                config_hash: self.config_hash.clone(),
-                                version: env!("CARGO_PKG_VERSION").to_string(),
-                                since: now_rfc3339(),
-                            };
+                            let info = self.node_info();
                             s.client.put(self.node_key(), json(&info), Some(lease.clone())).await?;
                         }
                         cmd @ (ToCluster::Drain { .. } | ToCluster::Undrain { .. }) => {
@@ -809,6 +929,14 @@ fn parse<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Option<T> {
             None
         }
     }
+}
+
+/// This process, as its liveness record names it: `HOST, pid N`.
+fn holder_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown host".into());
+    format!("{host}, pid {}", std::process::id())
 }
 
 #[cfg(test)]

@@ -5,16 +5,21 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::drains::Drains;
 use super::{Control, ControlError, send};
-use crate::cluster::{self, ClusterError, ToCluster};
+use crate::cluster::{self, ClusterError, Joined, ToCluster};
 use crate::config::Quorum;
 use crate::state::TargetKey;
 use crate::view::View;
+
+/// Longest wait at start for the first try to join the cluster: a name
+/// held by a crashed process is waited out (its lease ends within
+/// `NODE_TTL`), an unreachable etcd is not waited for at all.
+const JOIN_PATIENCE: Duration = Duration::from_secs(10);
 
 /// The control loop's side of the cluster task.
 pub(super) struct ClusterLink {
@@ -32,23 +37,35 @@ pub(super) struct ClusterLink {
 }
 
 impl ClusterLink {
-    /// Starts the cluster task.
-    pub fn start(
+    /// Starts the cluster task, and waits for its first try to join: a
+    /// node name that another live process holds is refused (`Err` names
+    /// the holder); an etcd that cannot be reached is not waited for.
+    pub async fn start(
         cfg: crate::config::Cluster,
         config_hash: String,
         drains: &Drains,
         stop: watch::Receiver<bool>,
-    ) -> ClusterLink {
+    ) -> Result<ClusterLink, String> {
         let h = cluster::start(cfg.clone(), config_hash, drains.records(&cfg.node), stop);
+        match tokio::time::timeout(JOIN_PATIENCE, h.joined).await {
+            Ok(Ok(Joined::NameTaken(holder))) => {
+                return Err(format!(
+                    "node name {:?} is held by another live signpost ({holder}); give this node a name of its own",
+                    cfg.node
+                ));
+            }
+            Ok(Ok(Joined::Yes)) => tracing::info!("cluster: joined as node {}", cfg.node),
+            Ok(Ok(Joined::Unreachable(_))) | Ok(Err(_)) | Err(_) => {}
+        }
         let view = h.view.borrow().clone();
-        ClusterLink {
+        Ok(ClusterLink {
             node: cfg.node,
             quorum: cfg.down_quorum,
             tx: h.tx,
             views: h.view,
             view,
             diverged: BTreeSet::new(),
-        }
+        })
     }
 
     /// Whether the cluster holds a target down, by the quorum of this

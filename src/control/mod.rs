@@ -161,21 +161,27 @@ pub struct Control {
 }
 
 impl Control {
-    /// Probes every target once (probe before serve), then publishes the
-    /// first snapshot into a new shared handle.
+    /// Joins the cluster, if there is one, probes every target once (probe
+    /// before serve), then publishes the first snapshot into a new shared
+    /// handle. `Err` when another live process holds this node's name.
     pub async fn start(
         config_path: PathBuf,
         compiled: Compiled,
         metrics: Arc<Metrics>,
         admin_token: Arc<arc_swap::ArcSwapOption<String>>,
         stop: watch::Receiver<bool>,
-    ) -> (Control, Shared) {
+    ) -> Result<(Control, Shared), ControlError> {
         let compiled = Arc::new(compiled);
         // drains kept across restarts, then (in a cluster) etcd's
         let operator = Operator::restore(compiled.config.server.state.as_deref());
-        let cluster = compiled.config.cluster.clone().map(|cfg| {
-            ClusterLink::start(cfg, compiled.config_hash.clone(), &operator.drains, stop)
-        });
+        let cluster = match compiled.config.cluster.clone() {
+            Some(cfg) => Some(
+                ClusterLink::start(cfg, compiled.config_hash.clone(), &operator.drains, stop)
+                    .await
+                    .map_err(ControlError::Refused)?,
+            ),
+            None => None,
+        };
         Compiled::finish_scope_maps(&compiled, &metrics);
         let shared: Shared = Arc::new(arc_swap::ArcSwap::from_pointee(Snapshot::all_up(
             compiled.clone(),
@@ -204,7 +210,7 @@ impl Control {
             c.tell_verdict(&key);
         }
         c.publish();
-        (c, shared)
+        Ok((c, shared))
     }
 
     /// Runs until `stop` turns true: receive, apply, publish.
