@@ -266,6 +266,32 @@ fn health_is_decided_by_a_majority_and_drains_reach_every_node() {
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
     };
     assert_eq!(down(lab.node(3)), Some(1.0));
+    // the status leads with the verdict that decides answers, and its votes
+    let verdict = |s: &Server| {
+        let st = status(s);
+        st["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "eu-west")
+            .unwrap()["endpoints"][0]["cluster_verdict"]
+            .clone()
+    };
+    let v = verdict(lab.node(1));
+    assert_eq!(
+        (&v["healthy"], &v["down"], &v["of"]),
+        (&true.into(), &1.into(), &3.into()),
+        "ns1's own probe fails, the cluster holds it up: {v}"
+    );
+    // ns1's log calls its own probe one vote, not the endpoint's state
+    assert!(
+        lab.node(1)
+            .log()
+            .iter()
+            .any(|l| l.contains("this node's probes: endpoint 127.95.0.1") && l.contains("is down")),
+        "{:?}",
+        lab.node(1).log()
+    );
 
     // two of three: down on all three nodes
     lab.eu.fail_from(&["127.0.0.21", "127.0.0.22"]);
@@ -275,6 +301,16 @@ fn health_is_decided_by_a_majority_and_drains_reach_every_node() {
         "a majority saw it down, but not every node moved"
     );
     assert_eq!(down(lab.node(3)), Some(2.0));
+    // ns3, whose own probe passes, logs the cluster's verdict
+    assert!(
+        wait_fast(BOUND, || lab.node(3).log().iter().any(|l| l.contains(
+            "endpoint 127.95.0.1 is down by the cluster's verdict (2 of 3 nodes"
+        )))
+        .is_some(),
+        "{:?}",
+        lab.node(3).log()
+    );
+    assert_eq!(verdict(lab.node(3))["healthy"], false);
     lab.eu.fail_from(&[]);
     assert!(lab.all_answer(WWW, EU, BOUND).is_some(), "recovered");
 

@@ -47,8 +47,8 @@ use operator::Operator;
 use probes::{Probes, first_probes};
 use reload::{GEO_POLL, ReloadReply, Reloads};
 pub use status::{
-    ClusterStatus, EndpointStatus, NodeStatus, ProbeTarget, RegionStatus, ServiceStatus, Status,
-    ZoneStatus,
+    ClusterStatus, ClusterVerdict, EndpointStatus, NodeStatus, ProbeTarget, RegionStatus,
+    ServiceStatus, Status, ZoneStatus,
 };
 
 /// Errors of control commands.
@@ -153,6 +153,8 @@ pub struct Control {
     admin_token: Arc<arc_swap::ArcSwapOption<String>>,
     /// Endpoint label sets with published gauges.
     published: HashSet<EndpointLabels>,
+    /// In a cluster: each target's decided state at the last publish.
+    decided: std::collections::HashMap<crate::state::TargetKey, bool>,
     probes: Probes,
     operator: Operator,
     reloads: Reloads,
@@ -189,13 +191,14 @@ impl Control {
         )));
         let mut c = Control {
             config_path,
-            probes: Probes::new(metrics.clone()),
+            probes: Probes::new(metrics.clone(), cluster.is_some()),
             metrics,
             shared: shared.clone(),
             compiled: compiled.clone(),
             generation: 0,
             admin_token,
             published: HashSet::new(),
+            decided: std::collections::HashMap::new(),
             operator,
             reloads: Reloads::new(),
             cluster,

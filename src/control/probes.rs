@@ -137,10 +137,13 @@ pub(super) struct Probes {
     /// The probe loops' reports.
     pub reports_rx: mpsc::UnboundedReceiver<Report>,
     metrics: Arc<Metrics>,
+    /// In a cluster this node's probes are one vote of several: their
+    /// turns are logged as such, and the cluster's verdict as the state.
+    in_cluster: bool,
 }
 
 impl Probes {
-    pub fn new(metrics: Arc<Metrics>) -> Probes {
+    pub fn new(metrics: Arc<Metrics>, in_cluster: bool) -> Probes {
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         Probes {
             targets: HashMap::new(),
@@ -149,6 +152,7 @@ impl Probes {
             reports_tx,
             reports_rx,
             metrics,
+            in_cluster,
         }
     }
 
@@ -303,7 +307,9 @@ impl Probes {
                 if r.up { "up" } else { "down" },
                 r.result.reason
             );
-            if r.up {
+            if self.in_cluster {
+                tracing::info!("this node's probes: {how} (the cluster's verdict decides)");
+            } else if r.up {
                 tracing::info!("{how}");
             } else {
                 tracing::warn!("{how}");

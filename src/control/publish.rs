@@ -44,8 +44,51 @@ impl Control {
         }
     }
 
+    /// In a cluster, logs each target whose decided state (the quorum of
+    /// the live nodes' verdicts) turned, with the votes: this node's own
+    /// probe is only one of them.
+    fn log_verdicts(&mut self) {
+        let Some(c) = &self.cluster else {
+            return;
+        };
+        let mut seen = std::collections::HashMap::with_capacity(self.compiled.targets.len());
+        for (ti, t) in self.compiled.targets.iter().enumerate() {
+            let Some(p) = self.probed(ti as u32) else {
+                continue;
+            };
+            let tally = c.view.tally(&c.node, p.up, &p.cluster_id);
+            let up = !tally.is_down(c.quorum);
+            let key = t.key();
+            match self.decided.get(&key) {
+                Some(&was) if was != up => {
+                    let votes = format!(
+                        "{} of {} nodes see it down, down_quorum = {}",
+                        tally.down,
+                        tally.voters,
+                        c.quorum.as_str()
+                    );
+                    if up {
+                        tracing::info!(
+                            "endpoint {} is up by the cluster's verdict ({votes})",
+                            key.probe
+                        );
+                    } else {
+                        tracing::warn!(
+                            "endpoint {} is down by the cluster's verdict ({votes})",
+                            key.probe
+                        );
+                    }
+                }
+                _ => {}
+            }
+            seen.insert(key, up);
+        }
+        self.decided = seen;
+    }
+
     /// Builds and swaps in a new snapshot.
     pub(super) fn publish(&mut self) {
+        self.log_verdicts();
         let c = &self.compiled;
         let drains = &self.operator.drains;
         let flags = c.flags(

@@ -153,6 +153,16 @@ impl Control {
             capacity: f64::from(e.capacity),
             latency_ms: known(l.latency_ms),
             nodes: target.and_then(|t| self.node_verdicts(t)),
+            cluster_verdict: target.and_then(|t| {
+                let c = self.cluster.as_ref()?;
+                let tally = c.view.tally(&c.node, t.up, &t.cluster_id);
+                Some(ClusterVerdict {
+                    healthy: !tally.is_down(c.quorum),
+                    down: tally.down,
+                    of: tally.voters,
+                    down_quorum: c.quorum.as_str().to_string(),
+                })
+            }),
         }
     }
 
@@ -283,6 +293,23 @@ pub struct EndpointStatus {
     /// In a cluster: each live node's verdict (SPEC §8).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<BTreeMap<String, Verdict>>,
+    /// In a cluster: the verdict that decides answers, with its votes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_verdict: Option<ClusterVerdict>,
+}
+
+/// The cluster's verdict on an endpoint's probe target: `down` of `of`
+/// live nodes (this one included) see it down.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterVerdict {
+    /// Up by the quorum.
+    pub healthy: bool,
+    /// Nodes that see it down.
+    pub down: usize,
+    /// Nodes with a verdict.
+    pub of: usize,
+    /// The rule.
+    pub down_quorum: String,
 }
 
 /// `/v1/status` `cluster` (SPEC §8).
