@@ -206,6 +206,7 @@ pub fn start(
         own: BTreeMap::new(),
         pending_audit: Vec::new(),
         logged_down: false,
+        down_why: String::new(),
         pending: std::collections::VecDeque::new(),
         lease: None,
         endpoint: 0,
@@ -239,6 +240,8 @@ struct Task {
     /// Audit entries made while etcd was away.
     pending_audit: Vec<AuditEntry>,
     logged_down: bool,
+    /// Why etcd is unreachable, while it is.
+    down_why: String,
     /// Drains waiting for etcd, each until its deadline: a member's death
     /// or a leader election is waited out, an outage is answered with 503.
     pending: std::collections::VecDeque<(ToCluster, tokio::time::Instant)>,
@@ -311,6 +314,7 @@ impl Task {
                 );
                 self.logged_down = true;
             }
+            self.down_why = err.clone();
             self.view.connected = false;
             self.publish();
             // drains wait a little; verdicts and audit are kept for later
@@ -359,6 +363,13 @@ impl Task {
                 }
             }
             ToCluster::ConfigHash(h) => self.config_hash = h,
+            // known to be cut off (not a moment's reconnection): refused
+            // at once rather than after DRAIN_PATIENCE
+            ToCluster::Drain { reply, .. } | ToCluster::Undrain { reply, .. }
+                if self.logged_down =>
+            {
+                respond(reply, Err(ClusterError::Unavailable(self.down_why.clone())));
+            }
             cmd @ (ToCluster::Drain { .. } | ToCluster::Undrain { .. }) => {
                 self.pending
                     .push_back((cmd, tokio::time::Instant::now() + DRAIN_PATIENCE));
@@ -403,15 +414,13 @@ impl Task {
                     self.lease = Some(s.lease);
                     return Ok(s);
                 }
-                Err(e) => last = format!("{url}: {e}"),
+                Err(e) => last = format!("{url}: {}", plain(&e)),
             }
         }
         self.endpoint = (self.endpoint + 1) % n;
         Err(last)
     }
 
-    /// Joins (node key, verdicts, pending audit), reads everything, then
-    /// follows the watch until something fails; returns why.
     /// This node's liveness record.
     fn node_info(&self) -> NodeInfo {
         NodeInfo {
@@ -490,11 +499,13 @@ impl Task {
         }
     }
 
+    /// Joins (node key, verdicts, pending audit), reads everything, then
+    /// follows the watch until something fails; returns why.
     async fn session(&mut self, s: &mut Session) -> String {
         match self.session_inner(s).await {
             Ok(()) if self.refused => "refused".to_string(),
             Ok(()) => "the watch ended".to_string(),
-            Err(e) => e.to_string(),
+            Err(e) => plain(&e),
         }
     }
 
@@ -928,6 +939,32 @@ fn parse<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Option<T> {
             tracing::warn!("cluster: ignoring a value that does not parse: {e}");
             None
         }
+    }
+}
+
+/// What went wrong with etcd, in words a person reads: the request's
+/// status message and the root cause (`tcp connect error: Connection
+/// refused (os error 111)`), without the client library's debug dump.
+fn plain(e: &etcd_client::Error) -> String {
+    let mut root: &dyn std::error::Error = e;
+    while let Some(s) = root.source() {
+        root = s;
+    }
+    let top = match e {
+        etcd_client::Error::GRpcStatus(st) if st.code() == tonic::Code::DeadlineExceeded => {
+            "timed out".to_string()
+        }
+        etcd_client::Error::GRpcStatus(st) => st.message().to_string(),
+        etcd_client::Error::TransportError(_) => "cannot connect".to_string(),
+        other => other.to_string(),
+    };
+    let root = root.to_string();
+    if root.is_empty() || top.contains(&root) {
+        top
+    } else if top.is_empty() {
+        root
+    } else {
+        format!("{top}: {root}")
     }
 }
 
