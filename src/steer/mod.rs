@@ -20,7 +20,7 @@ pub use dynamic::Live;
 pub use geo::{GeoHit, GeoIndex, GeoMap, GeoMeta, GeoOrder, GeoView, geo_order, geo_order_into};
 pub use order::utilisation;
 use order::{order, shed};
-use select::pick_endpoints;
+use select::{draw_index, pool_into};
 
 use crate::geo::Located;
 use crate::model::{Policy, Select};
@@ -400,8 +400,11 @@ pub fn decide_view(
         fail_open: false,
         hashed: false,
     };
-    let (cands, fail_open) = match candidates(svc, inp, fam) {
-        Ok(c) => c,
+    // The helpers fill stack lists in place: returned, each would be
+    // copied on every query (measured on the answer bench).
+    let mut cands: Stack<u8, MAX_REGIONS> = Stack::default();
+    let fail_open = match candidates(svc, inp, fam, &mut cands) {
+        Ok(f) => f,
         Err(rule) => {
             decision.rule = rule;
             return decision;
@@ -418,20 +421,45 @@ pub fn decide_view(
     decision.fail_open = fail_open;
     decision.hashed |= svc.hashes();
 
-    pick_endpoints(svc, inp, fam, net, &mut decision, rng);
+    // endpoints, region by region, best first, each drawn without
+    // replacement until the answer is full or the region has none left
+    let want = (svc.answers as usize).clamp(1, MAX_ANSWERS);
+    for &pos in order.as_slice() {
+        if decision.picks.len() >= want {
+            break;
+        }
+        let ri = svc.regions[pos as usize];
+        let region = &inp.regions[ri as usize];
+        let mut pool: Stack<u8, MAX_ENDPOINTS> = Stack::default();
+        let weighted = pool_into(region, inp, fam, fail_open, &mut pool);
+        while decision.picks.len() < want && !pool.is_empty() {
+            let idx = if weighted {
+                draw_index(svc.select, pool.as_slice(), region, inp, net, rng)
+            } else {
+                rng.below(pool.len() as u64) as usize
+            };
+            let ei = pool.remove(idx);
+            decision.picks.push(Pick {
+                region: ri,
+                position: pos,
+                endpoint: ei,
+            });
+        }
+    }
     decision
 }
 
-/// The candidate regions (positions in the service's list, in list
-/// order) and whether they are fail-open: those with a usable endpoint
-/// of the family; when there is none and the service fails open, those
-/// with a non-drained one. `Err` is the rule of an empty answer.
+/// Fills `cands` with the candidate regions (positions in the service's
+/// list, in list order) and tells whether they are fail-open: those with
+/// a usable endpoint of the family; when there is none and the service
+/// fails open, those with a non-drained one. `Err` is the rule of an
+/// empty answer.
 fn candidates(
     svc: &Service,
     inp: &Inputs<'_>,
     fam: Family,
-) -> Result<(Stack<u8, MAX_REGIONS>, bool), Rule> {
-    let mut cands: Stack<u8, MAX_REGIONS> = Stack::default();
+    cands: &mut Stack<u8, MAX_REGIONS>,
+) -> Result<bool, Rule> {
     let mut any_family = false;
     for (pos, &ri) in svc.regions.iter().enumerate() {
         let r = &inp.regions[ri as usize];
@@ -450,7 +478,7 @@ fn candidates(
         return Err(Rule::NoEndpoints);
     }
     if !cands.is_empty() {
-        return Ok((cands, false));
+        return Ok(false);
     }
     if svc.when_all_down == WhenAllDown::Nodata {
         return Err(Rule::AllDown);
@@ -467,7 +495,7 @@ fn candidates(
     if cands.is_empty() {
         return Err(Rule::AllDown);
     }
-    Ok((cands, true))
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -1,57 +1,21 @@
-//! Endpoints inside a region (SPEC §4.4): how `select` draws them, and
-//! the weighted draws the region order uses too. Nothing here allocates.
+//! Endpoints inside a region (SPEC §4.4): which may be answered, how
+//! `select` draws them, and the weighted draws the region order uses too.
+//! Nothing here allocates.
 
 use super::dynamic::{below_f64, near_fastest, rendezvous, spare};
-use super::{
-    Decision, Endpoint, Family, Inputs, MAX_ANSWERS, MAX_ENDPOINTS, Pick, Region, Rng, Service,
-    Stack,
-};
+use super::{Endpoint, Family, Inputs, MAX_ENDPOINTS, Region, Rng, Stack};
 use crate::model::Select;
 
-/// Fills `d.picks` from the regions of `d.order`, best first, until the
-/// service's `answers` are reached: each region gives endpoints of the
-/// family drawn without replacement, until it has none left.
-pub(super) fn pick_endpoints(
-    svc: &Service,
-    inp: &Inputs<'_>,
-    fam: Family,
-    net: u64,
-    d: &mut Decision,
-    rng: &mut Rng,
-) {
-    let want = (svc.answers as usize).clamp(1, MAX_ANSWERS);
-    for &pos in d.order.as_slice() {
-        if d.picks.len() >= want {
-            break;
-        }
-        let ri = svc.regions[pos as usize];
-        let region = &inp.regions[ri as usize];
-        let (mut pool, weighted) = pool(region, inp, fam, d.fail_open);
-        while d.picks.len() < want && !pool.is_empty() {
-            let idx = if weighted {
-                draw_index(svc.select, pool.as_slice(), region, inp, net, rng)
-            } else {
-                rng.below(pool.len() as u64) as usize
-            };
-            let ei = pool.remove(idx);
-            d.picks.push(Pick {
-                region: ri,
-                position: pos,
-                endpoint: ei,
-            });
-        }
-    }
-}
-
-/// A region's endpoints of the family that may be answered (usable ones;
-/// non-drained ones when fail-open): those with a positive weight and
-/// `true`, or, when there is none, all of them and `false`.
-fn pool(
+/// Fills `pool` with a region's endpoints of the family that may be
+/// answered (usable ones; non-drained ones when fail-open): those with a
+/// positive weight (true), or, when there is none, all of them (false).
+pub(super) fn pool_into(
     region: &Region,
     inp: &Inputs<'_>,
     fam: Family,
     fail_open: bool,
-) -> (Stack<u8, MAX_ENDPOINTS>, bool) {
+    pool: &mut Stack<u8, MAX_ENDPOINTS>,
+) -> bool {
     let ok = |e: &Endpoint| {
         e.family() == fam
             && if fail_open {
@@ -60,26 +24,25 @@ fn pool(
                 inp.usable(e)
             }
     };
-    let mut pool: Stack<u8, MAX_ENDPOINTS> = Stack::default();
     for (i, e) in region.endpoints.iter().enumerate() {
         if ok(e) && e.weight > 0 {
             pool.push(i as u8);
         }
     }
-    let weighted = !pool.is_empty();
-    if !weighted {
-        for (i, e) in region.endpoints.iter().enumerate() {
-            if ok(e) {
-                pool.push(i as u8);
-            }
+    if !pool.is_empty() {
+        return true;
+    }
+    for (i, e) in region.endpoints.iter().enumerate() {
+        if ok(e) {
+            pool.push(i as u8);
         }
     }
-    (pool, weighted)
+    false
 }
 
 /// Index into `pool` (endpoints of `region` with a positive weight) of
 /// the next endpoint as `select` draws it.
-fn draw_index(
+pub(super) fn draw_index(
     select: Select,
     pool: &[u8],
     region: &Region,
