@@ -270,6 +270,8 @@ pub struct Metrics {
     pub cluster_connected: Gauge,
     /// Live nodes in the cluster, this one included.
     pub cluster_nodes: Gauge,
+    /// Live nodes that answer differently from this one (clusters).
+    pub cluster_diverged: Gauge,
     /// Per endpoint, how many live nodes see it down (clusters).
     pub endpoint_down_nodes: Family<EndpointLabels, Gauge>,
     /// Probes that could not run for a local reason (not counted against
@@ -343,6 +345,7 @@ impl Metrics {
             geoip_build_timestamp: Gauge::default(),
             cluster_connected: Gauge::default(),
             cluster_nodes: Gauge::default(),
+            cluster_diverged: Gauge::default(),
             endpoint_down_nodes: Family::default(),
             probe_local_errors: Counter::default(),
             endpoint_load: Family::default(),
@@ -467,6 +470,11 @@ impl Metrics {
             "signpost_cluster_nodes",
             "live signpost nodes in the cluster, this one included",
             self.cluster_nodes.clone(),
+        );
+        r.register(
+            "signpost_cluster_diverged_nodes",
+            "live nodes that answer differently from this one: another configuration, down_quorum or probe_source",
+            self.cluster_diverged.clone(),
         );
         r.register(
             "signpost_endpoint_down_nodes",

@@ -33,6 +33,37 @@ pub struct NodeInfo {
     /// name that a second process asks for.
     #[serde(default)]
     pub host: String,
+    /// Its `[cluster] down_quorum`: nodes that count votes differently
+    /// answer differently.
+    #[serde(default)]
+    pub down_quorum: String,
+    /// Whether it probes from a `probe_source` of its own.
+    #[serde(default)]
+    pub probe_source: bool,
+}
+
+impl NodeInfo {
+    /// How this node's settings that change answers differ from `mine`,
+    /// in words (empty: they agree): the configuration hash (without
+    /// `[server]` and `[cluster]`), `down_quorum`, and whether a
+    /// `probe_source` is set.
+    pub fn differs_from(&self, mine: &NodeInfo) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.config_hash != mine.config_hash {
+            out.push(format!("configuration {}", self.config_hash));
+        }
+        if self.down_quorum != mine.down_quorum && !self.down_quorum.is_empty() {
+            out.push(format!("down_quorum = {:?}", self.down_quorum));
+        }
+        if self.probe_source != mine.probe_source {
+            out.push(if self.probe_source {
+                "probe_source set".to_string()
+            } else {
+                "no probe_source".to_string()
+            });
+        }
+        out
+    }
 }
 
 /// One node's verdict on one probe target.
@@ -277,6 +308,8 @@ mod tests {
             version: "v".into(),
             since: String::new(),
             host: String::new(),
+            down_quorum: "majority".into(),
+            probe_source: false,
         }
     }
 
@@ -303,6 +336,31 @@ mod tests {
         v.connected = false;
         assert_eq!(v.tally("ns1", true, id), Tally { down: 0, voters: 1 });
         assert_eq!(v.tally("ns1", true, "other"), Tally { down: 0, voters: 1 });
+    }
+
+    #[test]
+    fn nodes_differ_by_what_changes_answers() {
+        let mine = node();
+        assert!(node().differs_from(&mine).is_empty());
+        let mut other = node();
+        other.since = "later".into();
+        other.host = "elsewhere".into();
+        assert!(other.differs_from(&mine).is_empty(), "not answers");
+        other.down_quorum = "any".into();
+        other.probe_source = true;
+        other.config_hash = "h2".into();
+        assert_eq!(
+            other.differs_from(&mine),
+            [
+                "configuration h2",
+                "down_quorum = \"any\"",
+                "probe_source set"
+            ]
+        );
+        // a node of an older version says nothing of its quorum
+        other = node();
+        other.down_quorum = String::new();
+        assert!(other.differs_from(&mine).is_empty());
     }
 
     #[test]

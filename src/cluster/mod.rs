@@ -185,6 +185,7 @@ pub struct Handle {
 pub fn start(
     cfg: ClusterConfig,
     config_hash: String,
+    probe_source: bool,
     initial: BTreeMap<DrainKey, DrainRecord>,
     mut stop: watch::Receiver<bool>,
 ) -> Handle {
@@ -196,6 +197,7 @@ pub fn start(
     let (view_tx, view_rx) = watch::channel(Arc::new(view.clone()));
     let (joined_tx, joined) = oneshot::channel();
     let mut task = Task {
+        probe_source,
         joined: Some(joined_tx),
         refused: false,
         cfg,
@@ -226,6 +228,8 @@ pub fn start(
 }
 
 struct Task {
+    /// This node probes from a `probe_source` of its own.
+    probe_source: bool,
     /// Told how the first try to join ended, then `None`.
     joined: Option<oneshot::Sender<Joined>>,
     /// Another live process holds this node's name: the task ends.
@@ -428,6 +432,8 @@ impl Task {
             version: env!("CARGO_PKG_VERSION").to_string(),
             since: now_rfc3339(),
             host: holder_name(),
+            down_quorum: self.cfg.down_quorum.as_str().to_string(),
+            probe_source: self.probe_source,
         }
     }
 

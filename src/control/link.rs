@@ -3,7 +3,7 @@
 //! node's drains with the cluster's and changes health by quorum at the
 //! next publish.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +14,7 @@ use super::{Control, ControlError, send};
 use crate::cluster::{self, ClusterError, Joined, ToCluster};
 use crate::config::Quorum;
 use crate::state::TargetKey;
-use crate::view::View;
+use crate::view::{NodeInfo, View};
 
 /// Longest wait at start for the first try to join the cluster: a name
 /// held by a crashed process is waited out (its lease ends within
@@ -32,8 +32,10 @@ pub(super) struct ClusterLink {
     views: watch::Receiver<Arc<View>>,
     /// The latest view.
     pub view: Arc<View>,
-    /// Nodes last seen serving another configuration (logged on change).
-    pub diverged: BTreeSet<String>,
+    /// Nodes last seen answering differently, and how (logged on change).
+    pub diverged: BTreeMap<String, Vec<String>>,
+    /// This node's settings that change answers, to compare with others'.
+    mine: NodeInfo,
 }
 
 impl ClusterLink {
@@ -43,10 +45,17 @@ impl ClusterLink {
     pub async fn start(
         cfg: crate::config::Cluster,
         config_hash: String,
+        probe_source: bool,
         drains: &Drains,
         stop: watch::Receiver<bool>,
     ) -> Result<ClusterLink, String> {
-        let h = cluster::start(cfg.clone(), config_hash, drains.records(&cfg.node), stop);
+        let h = cluster::start(
+            cfg.clone(),
+            config_hash.clone(),
+            probe_source,
+            drains.records(&cfg.node),
+            stop,
+        );
         match tokio::time::timeout(JOIN_PATIENCE, h.joined).await {
             Ok(Ok(Joined::NameTaken(holder))) => {
                 return Err(format!(
@@ -58,13 +67,22 @@ impl ClusterLink {
             Ok(Ok(Joined::Unreachable(_))) | Ok(Err(_)) | Err(_) => {}
         }
         let view = h.view.borrow().clone();
+        let mine = NodeInfo {
+            config_hash,
+            version: String::new(),
+            since: String::new(),
+            host: String::new(),
+            down_quorum: cfg.down_quorum.as_str().to_string(),
+            probe_source,
+        };
         Ok(ClusterLink {
+            mine,
             node: cfg.node,
             quorum: cfg.down_quorum,
             tx: h.tx,
             views: h.view,
             view,
-            diverged: BTreeSet::new(),
+            diverged: BTreeMap::new(),
         })
     }
 
@@ -106,19 +124,29 @@ impl Control {
             .cluster_connected
             .set(i64::from(view.connected));
         self.metrics.cluster_nodes.set(view.nodes.len() as i64);
-        let mine = &self.compiled.config_hash;
-        let diverged: BTreeSet<String> = view
+        c.mine.config_hash = self.compiled.config_hash.clone();
+        let diverged: BTreeMap<String, Vec<String>> = view
             .nodes
             .iter()
-            .filter(|(_, n)| &n.config_hash != mine)
-            .map(|(name, _)| name.clone())
+            .map(|(name, n)| (name.clone(), n.differs_from(&c.mine)))
+            .filter(|(_, how)| !how.is_empty())
             .collect();
-        if diverged != c.diverged && !diverged.is_empty() {
-            tracing::warn!(
-                "cluster: nodes {} serve a configuration other than this node's ({mine}); answers may differ between nameservers",
-                diverged.iter().cloned().collect::<Vec<_>>().join(", ")
-            );
+        if diverged != c.diverged {
+            if diverged.is_empty() {
+                tracing::info!("cluster: every node answers alike again");
+            } else {
+                let list: Vec<String> = diverged
+                    .iter()
+                    .map(|(n, how)| format!("{n} ({})", how.join(", ")))
+                    .collect();
+                tracing::warn!(
+                    "cluster: nodes answer differently from this one ({}): {}; answers may differ between nameservers",
+                    c.mine.config_hash,
+                    list.join("; ")
+                );
+            }
         }
+        self.metrics.cluster_diverged.set(diverged.len() as i64);
         c.diverged = diverged;
         c.view = view;
         let drains = Drains::from_records(&c.view.drains, SystemTime::now());

@@ -178,9 +178,15 @@ impl Control {
         let operator = Operator::restore(compiled.config.server.state.as_deref());
         let cluster = match compiled.config.cluster.clone() {
             Some(cfg) => Some(
-                ClusterLink::start(cfg, compiled.config_hash.clone(), &operator.drains, stop)
-                    .await
-                    .map_err(ControlError::Refused)?,
+                ClusterLink::start(
+                    cfg,
+                    compiled.config_hash.clone(),
+                    compiled.config.server.probe_source.is_some(),
+                    &operator.drains,
+                    stop,
+                )
+                .await
+                .map_err(ControlError::Refused)?,
             ),
             None => None,
         };

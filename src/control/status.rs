@@ -189,6 +189,9 @@ impl Control {
                 config_hash: n.config_hash.clone(),
                 alive: c.view.connected || *name == c.node,
                 version: n.version.clone(),
+                down_quorum: n.down_quorum.clone(),
+                probe_source: n.probe_source,
+                differs: c.diverged.get(name).cloned().unwrap_or_default(),
             })
             .collect();
         if !c.view.nodes.contains_key(&c.node) {
@@ -197,6 +200,9 @@ impl Control {
                 config_hash: self.compiled.config_hash.clone(),
                 alive: true,
                 version: env!("CARGO_PKG_VERSION").to_string(),
+                down_quorum: c.quorum.as_str().to_string(),
+                probe_source: self.compiled.config.server.probe_source.is_some(),
+                differs: Vec::new(),
             });
             nodes.sort_by(|a, b| a.name.cmp(&b.name));
         }
@@ -206,7 +212,7 @@ impl Control {
             down_quorum: c.quorum.as_str().to_string(),
             config_hash: self.compiled.config_hash.clone(),
             nodes,
-            diverged: c.diverged.iter().cloned().collect(),
+            diverged: c.diverged.keys().cloned().collect(),
         })
     }
 }
@@ -325,7 +331,8 @@ pub struct ClusterStatus {
     pub config_hash: String,
     /// The nodes, this one included.
     pub nodes: Vec<NodeStatus>,
-    /// Nodes serving another configuration than this one.
+    /// Nodes that answer differently from this one: another configuration,
+    /// `down_quorum` or `probe_source` (each node's `differs` says how).
     pub diverged: Vec<String>,
 }
 
@@ -340,6 +347,12 @@ pub struct NodeStatus {
     pub alive: bool,
     /// signpost version.
     pub version: String,
+    /// Its `down_quorum`.
+    pub down_quorum: String,
+    /// It probes from a `probe_source` of its own.
+    pub probe_source: bool,
+    /// How it answers differently from this node (empty: alike).
+    pub differs: Vec<String>,
 }
 
 /// The probe target of an endpoint.
