@@ -2,6 +2,13 @@
 //! port so the kernel spreads queries over them, and on Linux
 //! `recvmmsg`/`sendmmsg` so one system call moves a batch of packets
 //! (gdnsd's design). A worker loads the snapshot once per batch.
+//!
+//! On Linux a worker goes round one loop: receive a batch (`mmsg.rs`, the
+//! only code here that deals in the kernel's structures and pointers),
+//! answer each datagram into the batch's buffers (`batch.rs`), group
+//! equal-sized answers to one peer for UDP GSO (`gso.rs` decides whether
+//! to), send the batch. Elsewhere it receives and sends one datagram at a
+//! time.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -12,10 +19,21 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+#[cfg(target_os = "linux")]
+use self::{
+    batch::{BATCH, Batch, Reply},
+    gso::GsoPolicy,
+};
 use super::answer::{Ctx, respond};
 use super::rrl;
 use crate::metrics::{Metrics, Transport};
 use crate::state::Shared;
+
+#[cfg(target_os = "linux")]
+mod batch;
+mod gso;
+#[cfg(target_os = "linux")]
+mod mmsg;
 
 /// Largest query accepted; bigger datagrams are dropped.
 const RECV_BUF: usize = 4096;
@@ -144,24 +162,72 @@ struct Worker {
 }
 
 /// The rate limits in force for one batch, with the clock read once.
-struct Batch<'a> {
+struct RateLimits<'a> {
     limits: &'a rrl::Limits,
     table: &'a rrl::Table,
     now: u32,
 }
 
 impl Worker {
-    fn batch<'a>(
+    /// The snapshot's rate limits; None when it has no `[server.rrl]`.
+    fn rate_limits<'a>(
         rrl: &'a OnceLock<rrl::Table>,
         snap: &'a crate::state::Snapshot,
-    ) -> Option<Batch<'a>> {
+    ) -> Option<RateLimits<'a>> {
         let limits = snap.data.config.server.rrl.as_ref()?;
         let table = rrl.get_or_init(rrl::Table::new);
-        Some(Batch {
+        Some(RateLimits {
             limits,
             table,
             now: table.now(),
         })
+    }
+
+    /// Answers the datagrams of the last receive, with one snapshot for
+    /// them all: each answer goes into `batch.answers` at its datagram's
+    /// index, and those to send (not dropped, not rate-limited) are listed
+    /// in `batch.replies`.
+    #[cfg(target_os = "linux")]
+    fn answer(&mut self, shared: &Shared, batch: &mut Batch) {
+        let snap = shared.load();
+        let limits = Worker::rate_limits(&self.rrl, &snap);
+        let ctx = &mut self.ctx;
+        batch.replies.clear();
+        let datagrams = batch
+            .received
+            .iter()
+            .zip(batch.queries.iter())
+            .zip(batch.answers.iter_mut());
+        for (slot, ((d, query), out)) in datagrams.enumerate() {
+            if d.truncated {
+                ctx.stats.dropped();
+                continue;
+            }
+            let Some(peer) = d.peer else {
+                ctx.stats.dropped();
+                continue;
+            };
+            let query = &query[..d.len];
+            let answered =
+                guarded(|| respond(&snap, query, peer_ip(peer), Transport::Udp, out, ctx));
+            if let Some(len) = answered
+                && let Some(len) = Worker::limit(
+                    &ctx.stats,
+                    &mut self.slips,
+                    limits.as_ref(),
+                    peer_ip(peer),
+                    out,
+                    len,
+                )
+            {
+                batch.replies.push(Reply {
+                    slot,
+                    peer,
+                    local: d.local,
+                    len,
+                });
+            }
+        }
     }
 
     /// Applies the rate limits to the response `out[..len]` for `peer`:
@@ -169,12 +235,12 @@ impl Worker {
     fn limit(
         stats: &crate::metrics::WorkerStats,
         slips: &mut u32,
-        batch: Option<&Batch<'_>>,
+        limits: Option<&RateLimits<'_>>,
         peer: IpAddr,
         out: &mut [u8],
         len: usize,
     ) -> Option<usize> {
-        let Some(b) = batch else {
+        let Some(b) = limits else {
             return Some(len);
         };
         if b.table.check(b.limits, b.now, peer, &out[..len]) == rrl::Verdict::Send {
@@ -220,7 +286,7 @@ fn serve(
             }
         };
         let snap = shared.load();
-        let batch = Worker::batch(&w.rrl, &snap);
+        let limits = Worker::rate_limits(&w.rrl, &snap);
         let ctx = &mut w.ctx;
         if let Some(len) = guarded(|| {
             respond(
@@ -234,7 +300,7 @@ fn serve(
         }) && let Some(len) = Worker::limit(
             &ctx.stats,
             &mut w.slips,
-            batch.as_ref(),
+            limits.as_ref(),
             peer_ip(peer),
             &mut out,
             len,
@@ -254,602 +320,48 @@ fn serve(
     w: &mut Worker,
     batch_wait: Duration,
 ) -> io::Result<()> {
-    mmsg::serve(sock, shared, stop, w, batch_wait)
-}
-
-/// When UDP GSO is tried. A refusal can come from one destination (its
-/// route's device cannot segment) or from the whole host (no kernel
-/// support): the refused message is sent unsegmented either way, and only
-/// a kernel without support, or refusals coming thick and fast, turn GSO
-/// off, for a while that doubles at each relapse (1 s to 5 min); it is then
-/// tried again.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-#[derive(Debug)]
-struct GsoPolicy {
-    off_until: Option<std::time::Instant>,
-    /// When GSO was last turned back on.
-    back_on: Option<std::time::Instant>,
-    backoff: Duration,
-    window_start: std::time::Instant,
-    recent: u32,
-}
-
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-impl GsoPolicy {
-    const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-    const MAX_BACKOFF: Duration = Duration::from_secs(300);
-    /// Refusals within a second that turn GSO off.
-    const BURST: u32 = 8;
-
-    fn new(now: std::time::Instant) -> GsoPolicy {
-        GsoPolicy {
-            off_until: None,
-            back_on: None,
-            backoff: Self::FIRST_BACKOFF,
-            window_start: now,
-            recent: 0,
-        }
-    }
-
-    /// Whether to segment this batch (reads the clock only while off).
-    fn enabled(&mut self) -> bool {
-        self.enabled_at(std::time::Instant::now)
-    }
-
-    fn enabled_at(&mut self, now: impl FnOnce() -> std::time::Instant) -> bool {
-        match self.off_until {
-            None => true,
-            Some(t) if now() >= t => {
-                self.off_until = None;
-                self.back_on = Some(t);
-                self.recent = 0;
-                true
-            }
-            Some(_) => false,
-        }
-    }
-
-    /// A GSO send was refused with `errno`: returns how long GSO is now
-    /// off, or None if it stays on (the refusal looks like one client's).
-    fn refused(&mut self, errno: i32, now: std::time::Instant) -> Option<Duration> {
-        if self.off_until.is_some() {
-            return None;
-        }
-        if now.duration_since(self.window_start) > Duration::from_secs(1) {
-            self.window_start = now;
-            self.recent = 0;
-        }
-        self.recent += 1;
-        let unsupported = matches!(errno, libc::ENOPROTOOPT | libc::EOPNOTSUPP);
-        if !unsupported && self.recent < Self::BURST {
-            return None;
-        }
-        if self
-            .back_on
-            .is_some_and(|t| now.duration_since(t) > 2 * Self::MAX_BACKOFF)
-        {
-            // the last relapse was long ago: start small again
-            self.backoff = Self::FIRST_BACKOFF;
-        }
-        let off = self.backoff;
-        self.off_until = Some(now + off);
-        self.backoff = (off * 2).min(Self::MAX_BACKOFF);
-        Some(off)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Instant;
-
-    #[test]
-    fn one_clients_refusals_keep_gso_on() {
-        let t0 = Instant::now();
-        let mut p = GsoPolicy::new(t0);
-        for i in 0..GsoPolicy::BURST - 1 {
-            assert_eq!(
-                p.refused(libc::EIO, t0 + Duration::from_millis(i.into())),
-                None
-            );
-            assert!(p.enabled_at(|| t0));
-        }
-        // a second later the count starts again
-        let t1 = t0 + Duration::from_millis(1500);
-        for _ in 0..GsoPolicy::BURST - 1 {
-            assert_eq!(p.refused(libc::EINVAL, t1), None);
-        }
-        assert!(p.enabled_at(|| t1));
-    }
-
-    #[test]
-    fn a_burst_or_no_kernel_support_turns_it_off_for_a_growing_while() {
-        let t0 = Instant::now();
-        let mut p = GsoPolicy::new(t0);
-        let mut off = None;
-        for _ in 0..GsoPolicy::BURST {
-            off = p.refused(libc::EIO, t0);
-        }
-        assert_eq!(off, Some(Duration::from_secs(1)));
-        assert!(!p.enabled_at(|| t0 + Duration::from_millis(999)));
-        // tried again after the backoff; no support: off for twice as long
-        let t1 = t0 + Duration::from_secs(1);
-        assert!(p.enabled_at(|| t1));
-        assert_eq!(
-            p.refused(libc::EOPNOTSUPP, t1),
-            Some(Duration::from_secs(2))
-        );
-        assert!(!p.enabled_at(|| t1 + Duration::from_millis(1999)));
-        let mut t = t1 + Duration::from_secs(2);
-        let mut last = Duration::ZERO;
-        for _ in 0..20 {
-            assert!(p.enabled_at(|| t));
-            last = p.refused(libc::ENOPROTOOPT, t).unwrap();
-            t += last;
-        }
-        assert_eq!(last, GsoPolicy::MAX_BACKOFF, "the backoff is capped");
-        // after a long good spell a relapse starts small again
-        assert!(p.enabled_at(|| t));
-        let later = t + Duration::from_secs(3600);
-        assert_eq!(
-            p.refused(libc::EOPNOTSUPP, later),
-            Some(Duration::from_secs(1))
-        );
-    }
-}
-
-#[cfg(target_os = "linux")]
-mod mmsg {
     use std::os::fd::AsRawFd;
 
-    use super::*;
-
-    const BATCH: usize = 64;
-    /// Most datagrams in one UDP GSO send (the kernel's UDP_MAX_SEGMENTS).
-    const GSO_MAX_SEGMENTS: usize = 64;
-    /// Most bytes in one UDP GSO send (one IP datagram's worth).
-    const GSO_MAX_BYTES: usize = 65_000;
-    /// Control-message space: UDP_SEGMENT (24 bytes) plus IPV6_PKTINFO (40).
-    const CMSG_WORDS: usize = 8;
-
-    /// Asks the kernel to report each datagram's destination address, so
-    /// that a socket bound to a wildcard answers from the address asked.
-    pub(super) fn enable_pktinfo(s: &Socket, v6: bool) -> io::Result<()> {
-        let on: libc::c_int = 1;
-        let (level, name) = if v6 {
-            (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
-        } else {
-            (libc::IPPROTO_IP, libc::IP_PKTINFO)
-        };
-        // SAFETY: a valid socket, an int option of the right size.
-        let r = unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                level,
-                name,
-                (&on as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+    let fd = sock.as_raw_fd();
+    let mut batch = Batch::new();
+    let mut kernel = mmsg::Kernel::new();
+    // UDP GSO (Linux 4.18+): answers to the same client of the same size
+    // leave as one send.
+    let mut gso = GsoPolicy::new(std::time::Instant::now());
+    if !batch_wait.is_zero() {
+        mmsg::set_timer_slack();
     }
-
-    /// The local address a datagram arrived on (wildcard sockets).
-    #[derive(Clone, Copy, PartialEq, Eq)]
-    enum Local {
-        None,
-        V4([u8; 4]),
-        V6([u8; 16], u32),
-    }
-
-    /// Converts a kernel socket address.
-    fn to_socket_addr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
-        match i32::from(ss.ss_family) {
-            libc::AF_INET => {
-                // SAFETY: the family says the storage holds a sockaddr_in.
-                let sin =
-                    unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-                let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-                Some(SocketAddr::new(IpAddr::V4(ip), u16::from_be(sin.sin_port)))
-            }
-            libc::AF_INET6 => {
-                // SAFETY: the family says the storage holds a sockaddr_in6.
-                let sin6 =
-                    unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-                let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                Some(SocketAddr::new(
-                    IpAddr::V6(ip),
-                    u16::from_be(sin6.sin6_port),
-                ))
-            }
-            _ => None,
-        }
-    }
-
-    /// Buffers of one worker; allocated once.
-    struct Bufs {
-        inbufs: Vec<[u8; RECV_BUF]>,
-        outbufs: Vec<[u8; SEND_BUF]>,
-        addrs: Vec<libc::sockaddr_storage>,
-        iov: Vec<libc::iovec>,
-        msgs: Vec<libc::mmsghdr>,
-        rcv_cmsgs: Vec<[u64; CMSG_WORDS]>,
-        out_iov: Vec<libc::iovec>,
-        out_msgs: Vec<libc::mmsghdr>,
-        snd_cmsgs: Vec<[u64; CMSG_WORDS]>,
-        /// The local address of each send (group).
-        group_locals: Vec<Local>,
-        /// Per response: (index of its query, peer, local address, length).
-        resp: Vec<(usize, SocketAddr, Local, usize)>,
-    }
-
-    fn zeroed<T>() -> T {
-        // SAFETY: only used for sockaddr_storage, iovec and mmsghdr: plain
-        // C structs for which all-zero bytes are a valid value.
-        unsafe { std::mem::zeroed() }
-    }
-
-    /// The destination address of a received datagram, from its pktinfo.
-    fn local_of(h: &libc::msghdr) -> Local {
-        if h.msg_controllen == 0 || h.msg_control.is_null() {
-            return Local::None;
-        }
-        // SAFETY: the kernel filled msg_control with msg_controllen bytes
-        // of well-formed control messages; CMSG_* walk within them.
-        unsafe {
-            let mut cm = libc::CMSG_FIRSTHDR(h);
-            while !cm.is_null() {
-                let c = &*cm;
-                if c.cmsg_level == libc::IPPROTO_IP && c.cmsg_type == libc::IP_PKTINFO {
-                    let pi =
-                        std::ptr::read_unaligned(libc::CMSG_DATA(cm).cast::<libc::in_pktinfo>());
-                    // ipi_spec_dst is the local address the datagram
-                    // reached (ipi_addr is the header's destination, which
-                    // for a broadcast is no address to answer from)
-                    return Local::V4(pi.ipi_spec_dst.s_addr.to_ne_bytes());
-                }
-                if c.cmsg_level == libc::IPPROTO_IPV6 && c.cmsg_type == libc::IPV6_PKTINFO {
-                    let pi =
-                        std::ptr::read_unaligned(libc::CMSG_DATA(cm).cast::<libc::in6_pktinfo>());
-                    return Local::V6(pi.ipi6_addr.s6_addr, pi.ipi6_ifindex);
-                }
-                cm = libc::CMSG_NXTHDR(h, cm);
-            }
-        }
-        Local::None
-    }
-
-    pub(super) fn serve(
-        sock: &UdpSocket,
-        shared: &Shared,
-        stop: &AtomicBool,
-        w: &mut Worker,
-        batch_wait: Duration,
-    ) -> io::Result<()> {
-        let fd = sock.as_raw_fd();
-        let mut b = Bufs {
-            inbufs: vec![[0u8; RECV_BUF]; BATCH],
-            outbufs: vec![[0u8; SEND_BUF]; BATCH],
-            addrs: (0..BATCH).map(|_| zeroed()).collect(),
-            iov: (0..BATCH).map(|_| zeroed()).collect(),
-            msgs: (0..BATCH).map(|_| zeroed()).collect(),
-            rcv_cmsgs: vec![[0u64; CMSG_WORDS]; BATCH],
-            out_iov: (0..BATCH).map(|_| zeroed()).collect(),
-            out_msgs: (0..BATCH).map(|_| zeroed()).collect(),
-            snd_cmsgs: vec![[0u64; CMSG_WORDS]; BATCH],
-            group_locals: vec![Local::None; BATCH],
-            resp: Vec::with_capacity(BATCH),
-        };
-        // UDP GSO (Linux 4.18+): answers to the same client of the same size
-        // leave as one send.
-        let mut gso = GsoPolicy::new(std::time::Instant::now());
-        if !batch_wait.is_zero() {
-            // Short sleeps need a small timer slack (default 50 us).
-            // SAFETY: PR_SET_TIMERSLACK only changes this thread's slack.
-            if unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 5_000 as libc::c_ulong) } != 0 {
-                tracing::debug!("PR_SET_TIMERSLACK: {}", io::Error::last_os_error());
-            }
-        }
-
-        while !stop.load(Ordering::Relaxed) {
-            let (inbufs, addrs, iov, cmsgs) = (
-                b.inbufs.as_mut_ptr(),
-                b.addrs.as_mut_ptr(),
-                b.iov.as_mut_ptr(),
-                b.rcv_cmsgs.as_mut_ptr(),
-            );
-            for (i, m) in b.msgs.iter_mut().enumerate() {
-                // SAFETY: i < BATCH, the length of every array indexed here.
-                unsafe {
-                    let v = &mut *iov.add(i);
-                    v.iov_base = (*inbufs.add(i)).as_mut_ptr().cast();
-                    v.iov_len = RECV_BUF;
-                    let h = &mut m.msg_hdr;
-                    h.msg_name = addrs.add(i).cast();
-                    h.msg_namelen =
-                        std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                    h.msg_iov = iov.add(i);
-                    h.msg_iovlen = 1;
-                    h.msg_control = cmsgs.add(i).cast();
-                    h.msg_controllen = CMSG_WORDS * 8;
-                    h.msg_flags = 0;
-                }
-                m.msg_len = 0;
-            }
-            // SAFETY: every mmsghdr points at live buffers owned by `b`,
-            // with lengths matching their allocations.
-            let n = unsafe {
-                libc::recvmmsg(
-                    fd,
-                    b.msgs.as_mut_ptr(),
-                    BATCH as libc::c_uint,
-                    libc::MSG_WAITFORONE,
-                    std::ptr::null_mut(),
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
+    while !stop.load(Ordering::Relaxed) {
+        let n = match kernel.recv(fd, &mut batch) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
                     io::ErrorKind::WouldBlock
-                    | io::ErrorKind::TimedOut
-                    | io::ErrorKind::Interrupted => continue,
-                    _ => {
-                        tracing::debug!("recvmmsg: {e}");
-                        std::thread::sleep(Duration::from_millis(1));
-                        continue;
-                    }
-                }
-            }
-            let n = n as usize;
-            b.resp.clear();
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
             {
-                let snap = shared.load();
-                let batch = Worker::batch(&w.rrl, &snap);
-                let ctx = &mut w.ctx;
-                for i in 0..n {
-                    let len = b.msgs[i].msg_len as usize;
-                    if b.msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
-                        ctx.stats.dropped();
-                        continue;
-                    }
-                    // port 0 cannot be answered (and would fail a whole GSO send)
-                    let Some(peer) = to_socket_addr(&b.addrs[i]).filter(|p| p.port() != 0) else {
-                        ctx.stats.dropped();
-                        continue;
-                    };
-                    let local = local_of(&b.msgs[i].msg_hdr);
-                    let k = b.resp.len();
-                    let out = &mut b.outbufs[k];
-                    let query = &b.inbufs[i][..len];
-                    let answered =
-                        guarded(|| respond(&snap, query, peer_ip(peer), Transport::Udp, out, ctx));
-                    if let Some(rlen) = answered
-                        && let Some(rlen) = Worker::limit(
-                            &ctx.stats,
-                            &mut w.slips,
-                            batch.as_ref(),
-                            peer_ip(peer),
-                            out,
-                            rlen,
-                        )
-                    {
-                        b.resp.push((i, peer, local, rlen));
-                    }
-                }
-            }
-            let groups = group(&mut b, gso.enabled());
-            send(fd, &mut b, groups, &mut gso);
-            // Adaptive coalescing: more than one datagram was waiting, so
-            // queries are arriving faster than one per wake-up; pausing a
-            // moment lets the next batch fill, and each system call and
-            // wake-up (ours and the clients') then carries several answers.
-            // A full batch means a backlog: no pause. A lone query (light
-            // load) is never delayed.
-            if (2..BATCH).contains(&n) && !batch_wait.is_zero() {
-                std::thread::sleep(batch_wait);
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes the control messages of one send: UDP_SEGMENT when
-    /// `segment` is set, the source address when `local` is known. Returns
-    /// the bytes used.
-    fn write_cmsgs(
-        h: &mut libc::msghdr,
-        buf: &mut [u64; CMSG_WORDS],
-        segment: Option<u16>,
-        local: Local,
-    ) -> usize {
-        *buf = [0; CMSG_WORDS];
-        // SAFETY: CMSG_SPACE of every message written here adds up to at
-        // most 24 + 40 bytes, within the buffer; CMSG_* stay inside it.
-        unsafe {
-            let mut space = 0;
-            if segment.is_some() {
-                space += libc::CMSG_SPACE(2) as usize;
-            }
-            space += match local {
-                Local::None => 0,
-                Local::V4(_) => {
-                    libc::CMSG_SPACE(std::mem::size_of::<libc::in_pktinfo>() as u32) as usize
-                }
-                Local::V6(..) => {
-                    libc::CMSG_SPACE(std::mem::size_of::<libc::in6_pktinfo>() as u32) as usize
-                }
-            };
-            if space == 0 {
-                h.msg_control = std::ptr::null_mut();
-                h.msg_controllen = 0;
-                return 0;
-            }
-            h.msg_control = buf.as_mut_ptr().cast();
-            h.msg_controllen = space as _;
-            let mut cm = libc::CMSG_FIRSTHDR(h);
-            if let Some(seg) = segment {
-                (*cm).cmsg_level = libc::SOL_UDP;
-                (*cm).cmsg_type = libc::UDP_SEGMENT;
-                (*cm).cmsg_len = libc::CMSG_LEN(2) as _;
-                std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<u16>(), seg);
-                cm = libc::CMSG_NXTHDR(h, cm);
-            }
-            match local {
-                Local::None => {}
-                Local::V4(a) => {
-                    let mut pi: libc::in_pktinfo = std::mem::zeroed();
-                    pi.ipi_spec_dst.s_addr = u32::from_ne_bytes(a);
-                    (*cm).cmsg_level = libc::IPPROTO_IP;
-                    (*cm).cmsg_type = libc::IP_PKTINFO;
-                    (*cm).cmsg_len =
-                        libc::CMSG_LEN(std::mem::size_of::<libc::in_pktinfo>() as u32) as _;
-                    std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<libc::in_pktinfo>(), pi);
-                }
-                Local::V6(a, ifindex) => {
-                    let mut pi: libc::in6_pktinfo = std::mem::zeroed();
-                    pi.ipi6_addr.s6_addr = a;
-                    pi.ipi6_ifindex = ifindex;
-                    (*cm).cmsg_level = libc::IPPROTO_IPV6;
-                    (*cm).cmsg_type = libc::IPV6_PKTINFO;
-                    (*cm).cmsg_len =
-                        libc::CMSG_LEN(std::mem::size_of::<libc::in6_pktinfo>() as u32) as _;
-                    std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<libc::in6_pktinfo>(), pi);
-                }
-            }
-            space
-        }
-    }
-
-    /// Fills `out_msgs` with one message per group of answers (same peer,
-    /// same local address, same length, with GSO) and returns how many.
-    fn group(b: &mut Bufs, gso: bool) -> usize {
-        let mut used = [false; BATCH];
-        let (mut g, mut iv) = (0, 0);
-        let out_iov = b.out_iov.as_mut_ptr();
-        let addrs = b.addrs.as_mut_ptr();
-        for a in 0..b.resp.len() {
-            if used[a] {
                 continue;
             }
-            used[a] = true;
-            let (qi, peer, local, len) = b.resp[a];
-            let first_iov = iv;
-            let mut members = [a; GSO_MAX_SEGMENTS];
-            let mut count = 1;
-            if gso {
-                let max = GSO_MAX_SEGMENTS.min(GSO_MAX_BYTES / len.max(1));
-                for (c, u) in used.iter_mut().enumerate().take(b.resp.len()).skip(a + 1) {
-                    if count >= max {
-                        break;
-                    }
-                    let (_, p2, l2, len2) = b.resp[c];
-                    if !*u && p2 == peer && l2 == local && len2 == len {
-                        *u = true;
-                        members[count] = c;
-                        count += 1;
-                    }
-                }
-            }
-            for &m in &members[..count] {
-                // SAFETY: iv < BATCH (one iovec per response), m < BATCH.
-                unsafe {
-                    let v = &mut *out_iov.add(iv);
-                    v.iov_base = b.outbufs[m].as_mut_ptr().cast();
-                    v.iov_len = len;
-                }
-                iv += 1;
-            }
-            let namelen = b.msgs[qi].msg_hdr.msg_namelen;
-            let h = &mut b.out_msgs[g].msg_hdr;
-            // SAFETY: qi and first_iov index live arrays of BATCH entries.
-            unsafe {
-                h.msg_name = addrs.add(qi).cast();
-                h.msg_iov = out_iov.add(first_iov);
-            }
-            h.msg_namelen = namelen;
-            h.msg_iovlen = count;
-            h.msg_flags = 0;
-            let segment = (count > 1).then_some(len as u16);
-            write_cmsgs(h, &mut b.snd_cmsgs[g], segment, local);
-            b.group_locals[g] = local;
-            g += 1;
-        }
-        g
-    }
-
-    /// Sends each datagram of each message on its own, keeping the source
-    /// address but not the segmentation.
-    fn send_unsegmented(fd: i32, msgs: &[libc::mmsghdr], locals: &[Local]) {
-        let mut buf = [0u64; CMSG_WORDS];
-        for (m, &local) in msgs.iter().zip(locals) {
-            let h = &m.msg_hdr;
-            for j in 0..h.msg_iovlen {
-                let mut one = *h;
-                // SAFETY: msg_iov has msg_iovlen entries; the copy points at
-                // one of them and at the same live name buffer.
-                unsafe {
-                    one.msg_iov = h.msg_iov.add(j);
-                }
-                one.msg_iovlen = 1;
-                write_cmsgs(&mut one, &mut buf, None, local);
-                // SAFETY: `one` points at live buffers, as above.
-                if unsafe { libc::sendmsg(fd, &one, 0) } < 0 {
-                    tracing::debug!("sendmsg: {}", io::Error::last_os_error());
-                }
-            }
-        }
-    }
-
-    /// Sends `out_msgs[..count]`. A GSO message the kernel refuses (which
-    /// can come from one destination's route) is sent one datagram at a
-    /// time, and `gso` decides whether to keep segmenting.
-    fn send(fd: i32, b: &mut Bufs, count: usize, gso: &mut GsoPolicy) {
-        let mut sent = 0;
-        while sent < count {
-            // SAFETY: out_msgs[sent..count] point at live buffers in `b`.
-            let r = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    b.out_msgs[sent..].as_mut_ptr(),
-                    (count - sent) as libc::c_uint,
-                    0,
-                )
-            };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                let gso_msg = b.out_msgs[sent].msg_hdr.msg_iovlen > 1;
-                if gso_msg
-                    && let Some(
-                        errno @ (libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP),
-                    ) = e.raw_os_error()
-                {
-                    send_unsegmented(
-                        fd,
-                        &b.out_msgs[sent..sent + 1],
-                        &b.group_locals[sent..sent + 1],
-                    );
-                    if let Some(off) = gso.refused(errno, std::time::Instant::now()) {
-                        tracing::info!(
-                            "UDP GSO refused ({e}); sending answers one by one for {off:?}"
-                        );
-                    } else {
-                        tracing::debug!("UDP GSO refused for one client ({e}); sent unsegmented");
-                    }
-                    sent += 1;
-                    continue;
-                }
-                // a bad destination fails only its own message: skip it
-                tracing::debug!("sendmmsg: {e}");
-                sent += 1;
+            Err(e) => {
+                tracing::debug!("recvmmsg: {e}");
+                std::thread::sleep(Duration::from_millis(1));
                 continue;
             }
-            sent += r as usize;
+        };
+        w.answer(shared, &mut batch);
+        batch.group(gso.enabled());
+        kernel.send(fd, &batch, &mut gso);
+        // Adaptive coalescing: more than one datagram was waiting, so
+        // queries are arriving faster than one per wake-up; pausing a
+        // moment lets the next batch fill, and each system call and
+        // wake-up (ours and the clients') then carries several answers.
+        // A full batch means a backlog: no pause. A lone query (light
+        // load) is never delayed.
+        if (2..BATCH).contains(&n) && !batch_wait.is_zero() {
+            std::thread::sleep(batch_wait);
         }
     }
+    Ok(())
 }
