@@ -326,54 +326,88 @@ impl Default for Metrics {
 impl Metrics {
     /// Creates the registry with every metric.
     pub fn new() -> Metrics {
-        let mut registry = Registry::default();
-        let pool = Arc::new(Pool::default());
-        registry.register_collector(Box::new(pool.clone()));
-        let endpoint_up = Family::<EndpointLabels, Gauge>::default();
-        registry.register(
+        let mut m = Metrics {
+            registry: Registry::default(),
+            pool: Arc::new(Pool::default()),
+            endpoint_up: Family::default(),
+            endpoint_drained: Family::default(),
+            probe_latency: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+            }),
+            probes: Family::default(),
+            transitions: Family::default(),
+            reloads: Family::default(),
+            snapshot_generation: Gauge::default(),
+            geoip_reload_failures: Counter::default(),
+            geoip_scope_maps_pending: Gauge::default(),
+            geoip_build_timestamp: Gauge::default(),
+            cluster_connected: Gauge::default(),
+            cluster_nodes: Gauge::default(),
+            endpoint_down_nodes: Family::default(),
+            probe_local_errors: Counter::default(),
+            endpoint_load: Family::default(),
+            endpoint_latency: Family::default(),
+            region_shed_ratio: Family::default(),
+            tcp_open: Gauge::default(),
+            tcp_refused: Family::default(),
+        };
+        // the DNS answer counters, summed over the workers at scrape time
+        m.registry.register_collector(Box::new(m.pool.clone()));
+        // in this order, the order of the exposition
+        m.register_health();
+        m.register_process();
+        m.register_geoip();
+        m.register_cluster();
+        m.register_probe_readings();
+        m.register_dns_tcp();
+        m
+    }
+
+    /// Endpoint state and the probes behind it.
+    fn register_health(&mut self) {
+        let r = &mut self.registry;
+        r.register(
             "signpost_endpoint_up",
             "1 if the endpoint's health is up",
-            endpoint_up.clone(),
+            self.endpoint_up.clone(),
         );
-        let endpoint_drained = Family::<EndpointLabels, Gauge>::default();
-        registry.register(
+        r.register(
             "signpost_endpoint_drained",
             "1 if the endpoint or its region is drained",
-            endpoint_drained.clone(),
+            self.endpoint_drained.clone(),
         );
-        let probe_latency = Family::<ProbeLabels, Histogram>::new_with_constructor(
-            (|| Histogram::new(exponential_buckets(0.0005, 2.0, 14))) as fn() -> Histogram,
-        );
-        registry.register(
+        r.register(
             "signpost_health_probe_duration_seconds",
             "health probe latency",
-            probe_latency.clone(),
+            self.probe_latency.clone(),
         );
-        let probes = Family::<ProbeResultLabels, Counter>::default();
-        registry.register(
+        r.register(
             "signpost_health_probes",
             "health probes, by result",
-            probes.clone(),
+            self.probes.clone(),
         );
-        let transitions = Family::<TransitionLabels, Counter>::default();
-        registry.register(
+        r.register(
             "signpost_health_transitions",
             "health state changes of probe targets",
-            transitions.clone(),
+            self.transitions.clone(),
         );
-        let reloads = Family::<ResultLabels, Counter>::default();
-        registry.register(
+    }
+
+    /// The process: reloads, version, start time, snapshot generation.
+    fn register_process(&mut self) {
+        let r = &mut self.registry;
+        r.register(
             "signpost_config_reloads",
             "configuration reloads, by result",
-            reloads.clone(),
+            self.reloads.clone(),
         );
         for result in ["ok", "error"] {
-            drop(reloads.get_or_create(&ResultLabels {
+            drop(self.reloads.get_or_create(&ResultLabels {
                 result: result.into(),
             }));
         }
         let build_info = Family::<VersionLabels, Gauge>::default();
-        registry.register(
+        r.register(
             "signpost_build_info",
             "1, labelled with the version of the running binary",
             build_info.clone(),
@@ -384,7 +418,7 @@ impl Metrics {
             })
             .set(1);
         let start_time = Gauge::<f64, AtomicU64>::default();
-        registry.register(
+        r.register(
             "process_start_time_seconds",
             "start time of the process since the Unix epoch, in seconds",
             start_time.clone(),
@@ -394,112 +428,97 @@ impl Metrics {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
         );
-        let snapshot_generation = Gauge::default();
-        registry.register(
+        r.register(
             "signpost_snapshot_generation",
             "generation of the snapshot being served",
-            snapshot_generation.clone(),
+            self.snapshot_generation.clone(),
         );
-        let geoip_reload_failures = Counter::default();
-        registry.register(
+    }
+
+    /// The GeoIP database and the ECS scope maps made from it.
+    fn register_geoip(&mut self) {
+        let r = &mut self.registry;
+        r.register(
             "signpost_geoip_reload_failures",
             "GeoIP database files that could not be loaded on reload or when they changed; the previous database keeps serving",
-            geoip_reload_failures.clone(),
+            self.geoip_reload_failures.clone(),
         );
-        let geoip_scope_maps_pending = Gauge::default();
-        registry.register(
+        r.register(
             "signpost_geoip_scope_maps_pending",
             "geo services whose ECS scope map is still being computed (their scopes are narrower meanwhile)",
-            geoip_scope_maps_pending.clone(),
+            self.geoip_scope_maps_pending.clone(),
         );
-        let geoip_build_timestamp = Gauge::default();
-        registry.register(
+        r.register(
             "signpost_geoip_build_timestamp_seconds",
             "build time of the GeoIP database being served (Unix seconds)",
-            geoip_build_timestamp.clone(),
+            self.geoip_build_timestamp.clone(),
         );
-        let cluster_connected = Gauge::default();
-        registry.register(
+    }
+
+    /// The cluster (etcd) and what its members see.
+    fn register_cluster(&mut self) {
+        let r = &mut self.registry;
+        r.register(
             "signpost_cluster_connected",
             "1 while etcd is reachable; 0 while this node serves its last view of drains and its own health verdicts",
-            cluster_connected.clone(),
+            self.cluster_connected.clone(),
         );
-        let cluster_nodes = Gauge::default();
-        registry.register(
+        r.register(
             "signpost_cluster_nodes",
             "live signpost nodes in the cluster, this one included",
-            cluster_nodes.clone(),
+            self.cluster_nodes.clone(),
         );
-        let endpoint_down_nodes = Family::<EndpointLabels, Gauge>::default();
-        registry.register(
+        r.register(
             "signpost_endpoint_down_nodes",
             "how many live cluster nodes see the endpoint down",
-            endpoint_down_nodes.clone(),
+            self.endpoint_down_nodes.clone(),
         );
-        let probe_local_errors = Counter::default();
-        registry.register(
+    }
+
+    /// What probes read beyond up and down (local failures, load,
+    /// latency), and the shedding steering makes of load.
+    fn register_probe_readings(&mut self) {
+        let r = &mut self.registry;
+        r.register(
             "signpost_health_probe_local_errors",
             "probes that could not run for a local reason (no file descriptors, no source address); not held against the endpoint",
-            probe_local_errors.clone(),
+            self.probe_local_errors.clone(),
         );
-        let endpoint_load = Family::<EndpointLabels, Gauge<f64, AtomicU64>>::default();
-        registry.register(
+        r.register(
             "signpost_endpoint_load",
             "load reported by the endpoint's load balancer (its check's load_header); absent while unknown",
-            endpoint_load.clone(),
+            self.endpoint_load.clone(),
         );
-        let endpoint_latency = Family::<EndpointLabels, Gauge<f64, AtomicU64>>::default();
-        registry.register(
+        r.register(
             "signpost_endpoint_latency_seconds",
             "smoothed latency of the endpoint's passing probes (EWMA, alpha 0.3)",
-            endpoint_latency.clone(),
+            self.endpoint_latency.clone(),
         );
-        let region_shed_ratio = Family::<RegionLabels, Gauge<f64, AtomicU64>>::default();
-        registry.register(
+        r.register(
             "signpost_region_shed_ratio",
             "share of a region's geo clients sent to the next region by its shed marks",
-            region_shed_ratio.clone(),
+            self.region_shed_ratio.clone(),
         );
-        let tcp_open = Gauge::default();
-        registry.register(
+    }
+
+    /// DNS over TCP connections (the answer counters are the pool's).
+    fn register_dns_tcp(&mut self) {
+        let r = &mut self.registry;
+        r.register(
             "signpost_dns_tcp_connections",
             "open DNS TCP connections",
-            tcp_open.clone(),
+            self.tcp_open.clone(),
         );
-        let tcp_refused = Family::<ReasonLabels, Counter>::default();
-        registry.register(
+        r.register(
             "signpost_dns_tcp_refused",
             "DNS TCP connections refused (full: no idle one to close; per_source: that client's limit) or closed to make room (idle_closed)",
-            tcp_refused.clone(),
+            self.tcp_refused.clone(),
         );
         // every reason exported from the start, at 0
         for reason in ["full", "per_source", "idle_closed"] {
-            drop(tcp_refused.get_or_create(&ReasonLabels {
+            drop(self.tcp_refused.get_or_create(&ReasonLabels {
                 reason: reason.into(),
             }));
-        }
-        Metrics {
-            registry,
-            pool,
-            endpoint_up,
-            endpoint_drained,
-            probe_latency,
-            probes,
-            transitions,
-            reloads,
-            snapshot_generation,
-            geoip_reload_failures,
-            geoip_scope_maps_pending,
-            geoip_build_timestamp,
-            cluster_connected,
-            cluster_nodes,
-            endpoint_down_nodes,
-            probe_local_errors,
-            endpoint_load,
-            endpoint_latency,
-            region_shed_ratio,
-            tcp_open,
-            tcp_refused,
         }
     }
 
