@@ -213,8 +213,31 @@ fn call_with(
 
 /// `signpost ctl`.
 pub fn ctl(cmd: CtlCommand, json: bool, admin: &Admin) -> i32 {
-    let base = admin.url.trim_end_matches('/').to_string();
-    let (method, path) = match &cmd {
+    let (method, path) = match request(&cmd) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let base = admin.url.trim_end_matches('/');
+    let timeout = match cmd {
+        CtlCommand::Reload => None,
+        _ => Some(CALL_TIMEOUT),
+    };
+    let hint = "The drain was not made: the service would keep too few regions in answers. Check its other regions first (signpost ctl status), or add --force to drain anyway.";
+    let v = match call_with(method, &format!("{base}{path}"), admin, timeout, Some(hint)) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    if json {
+        return print_json(&v);
+    }
+    print_reply(cmd, &v);
+    0
+}
+
+/// The call a `ctl` command makes: the method and the path with its query;
+/// `Err(exit code)` after printing why not.
+fn request(cmd: &CtlCommand) -> Result<(reqwest::Method, String), i32> {
+    Ok(match cmd {
         CtlCommand::Status => (reqwest::Method::GET, "/v1/status".to_string()),
         CtlCommand::Audit => (reqwest::Method::GET, "/v1/audit".to_string()),
         CtlCommand::Drain {
@@ -241,7 +264,7 @@ pub fn ctl(cmd: CtlCommand, json: bool, admin: &Admin) -> i32 {
                     reqwest::Method::POST,
                     format!("/v1/regions/{}/drain{q}", encode(r)),
                 ),
-                (None, None) => return usage("drain needs a region or --endpoint"),
+                (None, None) => return Err(usage("drain needs a region or --endpoint")),
             }
         }
         CtlCommand::Undrain { region, endpoint } => match (region, endpoint) {
@@ -250,7 +273,7 @@ pub fn ctl(cmd: CtlCommand, json: bool, admin: &Admin) -> i32 {
                 reqwest::Method::DELETE,
                 format!("/v1/regions/{}/drain", encode(r)),
             ),
-            (None, None) => return usage("undrain needs a region or --endpoint"),
+            (None, None) => return Err(usage("undrain needs a region or --endpoint")),
         },
         CtlCommand::Fail { region } => (
             reqwest::Method::POST,
@@ -269,27 +292,17 @@ pub fn ctl(cmd: CtlCommand, json: bool, admin: &Admin) -> i32 {
             format!("/v1/lab/{}/slow?delay={}", encode(region), encode(delay)),
         ),
         CtlCommand::Reload => (reqwest::Method::POST, "/v1/reload".to_string()),
-    };
-    let timeout = match cmd {
-        CtlCommand::Reload => None,
-        _ => Some(CALL_TIMEOUT),
-    };
-    let hint = "The drain was not made: the service would keep too few regions in answers. Check its other regions first (signpost ctl status), or add --force to drain anyway.";
-    let v = match call_with(method, &format!("{base}{path}"), admin, timeout, Some(hint)) {
-        Ok(v) => v,
-        Err(code) => return code,
-    };
-    if json {
-        return print_json(&v);
-    }
+    })
+}
+
+/// A `ctl` command's reply, for people.
+fn print_reply(cmd: CtlCommand, v: &Value) {
     match cmd {
         CtlCommand::Status => {
-            print!("{}", render_status(&v));
-            0
+            print!("{}", render_status(v));
         }
         CtlCommand::Audit => {
-            print!("{}", render_audit(&v));
-            0
+            print!("{}", render_audit(v));
         }
         CtlCommand::Drain { .. } => {
             let what = render_target(v.get("drained"));
@@ -297,20 +310,17 @@ pub fn ctl(cmd: CtlCommand, json: bool, admin: &Admin) -> i32 {
                 Some(d) => println!("drained {what} for {d}; it returns to answers by itself then"),
                 None => println!("drained {what} until undrained; answers move away now"),
             }
-            0
         }
         CtlCommand::Undrain { .. } => {
             println!(
                 "undrained {}; it returns to answers while its probes pass",
                 render_target(v.get("undrained"))
             );
-            0
         }
         CtlCommand::Load { region, value } => {
             println!(
                 "lab: {region} reports load {value} (capacity 100); least-loaded answers shift within a couple of probe intervals"
             );
-            0
         }
         CtlCommand::Slow { region, delay } => {
             if delay.trim() == "0" {
@@ -320,23 +330,19 @@ pub fn ctl(cmd: CtlCommand, json: bool, admin: &Admin) -> i32 {
                     "lab: {region} answers its probes {delay} later; fastest answers move as its smoothed latency rises"
                 );
             }
-            0
         }
         CtlCommand::Fail { region } => {
             println!(
                 "lab: {region} now answers 503 on its health check; answers move once the check sees it"
             );
-            0
         }
         CtlCommand::Recover { region } => {
             println!(
                 "lab: {region} answers 200 again; it returns to answers after `rise` good checks"
             );
-            0
         }
         CtlCommand::Reload => {
-            print!("{}", render_reload(&v));
-            0
+            print!("{}", render_reload(v));
         }
     }
 }

@@ -199,118 +199,20 @@ pub fn render_reload(v: &Value) -> String {
 /// load and latency, then its endpoints with their state, since when, and
 /// their last probe; drains say until when on a line of their own.
 pub fn render_status(v: &Value) -> String {
-    let mut out = String::new();
-    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let b = |v: &Value, k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
-    let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
-    let load = |v: &Value| match (f(v, "utilisation"), f(v, "load")) {
-        (Some(u), _) => format!("{:.0}%", u * 100.0),
-        (None, Some(l)) => format!("{l:.0}"),
-        _ => "-".to_string(),
-    };
-    let latency = |v: &Value| f(v, "latency_ms").map_or("-".to_string(), |l| format!("{l:.1} ms"));
-    out.push_str(&format!(
+    let mut out = format!(
         "generation {}  config {}\n",
         v.get("generation").and_then(Value::as_u64).unwrap_or(0),
-        s(v, "config")
-    ));
+        text(v, "config")
+    );
     if let Some(c) = v.get("cluster").filter(|c| !c.is_null()) {
-        let nodes = c.get("nodes").and_then(Value::as_array);
-        out.push_str(&format!(
-            "cluster: node {}, {}, {} nodes, down_quorum {}{}\n",
-            s(c, "node"),
-            if b(c, "connected") {
-                "connected"
-            } else {
-                "etcd unreachable"
-            },
-            nodes.map_or(0, Vec::len),
-            s(c, "down_quorum"),
-            match c.get("diverged").and_then(Value::as_array) {
-                Some(d) if !d.is_empty() => format!(
-                    "; nodes with another configuration: {}",
-                    d.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                _ => String::new(),
-            }
-        ));
+        out.push_str(&status_cluster(c));
     }
     out.push_str(&format!(
         "\n{:<16} {:<22} {:>6} {:>9}\n",
         "REGION", "STATE", "LOAD", "LATENCY"
     ));
     for r in items(v, "regions") {
-        let eps: Vec<&Value> = items(r, "endpoints").collect();
-        // `healthy` of a region: an endpoint up and not drained (usable);
-        // of an endpoint: its probes pass, drained or not
-        let passing = eps.iter().any(|e| b(e, "healthy"));
-        let state = if b(r, "drained") {
-            if passing {
-                "drained (probes pass)"
-            } else {
-                "drained (probes fail)"
-            }
-        } else if !b(r, "healthy") {
-            if passing {
-                "out (endpoints drained)"
-            } else {
-                "DOWN"
-            }
-        } else if eps.iter().all(|e| b(e, "healthy") && !b(e, "drained")) {
-            "up"
-        } else {
-            "up (some endpoints out)"
-        };
-        out.push_str(&format!(
-            "{:<16} {:<22} {:>6} {:>9}\n",
-            s(r, "name"),
-            state,
-            load(r),
-            latency(r)
-        ));
-        if b(r, "drained") {
-            match r.get("drain_until").and_then(Value::as_str) {
-                Some(u) => out.push_str(&format!("  drained until {u}\n")),
-                None => out.push_str("  drained until undrained\n"),
-            }
-        }
-        for e in eps {
-            let state = match (b(e, "drained"), b(e, "healthy")) {
-                (true, true) => "drained (up)",
-                (true, false) => "drained (down)",
-                (false, true) => "up",
-                (false, false) => "DOWN",
-            };
-            let since = match s(e, "since") {
-                x if x.is_empty() => String::new(),
-                x => format!("  since {x}"),
-            };
-            let last = e
-                .get("last_probe")
-                .filter(|p| !p.is_null())
-                .map(|p| {
-                    format!(
-                        "  last probe: {}, {:.1} ms",
-                        s(p, "reason"),
-                        p.get("latency_ms").and_then(Value::as_f64).unwrap_or(0.0)
-                    )
-                })
-                .unwrap_or_default();
-            let until = match e.get("drain_until").and_then(Value::as_str) {
-                Some(u) => format!("  drained until {u}"),
-                None => String::new(),
-            };
-            out.push_str(&format!(
-                "  {:<30} {:<15} {:>6} {:>9}{since}{last}{until}\n",
-                s(e, "address"),
-                state,
-                load(e),
-                latency(e)
-            ));
-        }
+        status_region(&mut out, r);
     }
     out.push_str(&format!(
         "\n{:<28} {:<9} {:<5} REGIONS (usable/total)\n",
@@ -320,8 +222,8 @@ pub fn render_status(v: &Value) -> String {
         let regions: Vec<&str> = strings(sv, "regions");
         out.push_str(&format!(
             "{:<28} {:<9} {:<5} {} ({}/{})\n",
-            s(sv, "name"),
-            s(sv, "policy"),
+            text(sv, "name"),
+            text(sv, "policy"),
             sv.get("ttl").and_then(Value::as_u64).unwrap_or(0),
             regions.join(", "),
             sv.get("healthy_regions")
@@ -331,6 +233,139 @@ pub fn render_status(v: &Value) -> String {
         ));
     }
     out
+}
+
+/// The cluster line of a status.
+fn status_cluster(c: &Value) -> String {
+    let nodes = c.get("nodes").and_then(Value::as_array);
+    format!(
+        "cluster: node {}, {}, {} nodes, down_quorum {}{}\n",
+        text(c, "node"),
+        if flag(c, "connected") {
+            "connected"
+        } else {
+            "etcd unreachable"
+        },
+        nodes.map_or(0, Vec::len),
+        text(c, "down_quorum"),
+        match c.get("diverged").and_then(Value::as_array) {
+            Some(d) if !d.is_empty() => format!(
+                "; nodes with another configuration: {}",
+                d.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => String::new(),
+        }
+    )
+}
+
+/// A region of a status: its line, its drain, then a line per endpoint.
+fn status_region(out: &mut String, r: &Value) {
+    let eps: Vec<&Value> = items(r, "endpoints").collect();
+    // `healthy` of a region: an endpoint up and not drained (usable);
+    // of an endpoint: its probes pass, drained or not
+    let passing = eps.iter().any(|e| flag(e, "healthy"));
+    let state = if flag(r, "drained") {
+        if passing {
+            "drained (probes pass)"
+        } else {
+            "drained (probes fail)"
+        }
+    } else if !flag(r, "healthy") {
+        if passing {
+            "out (endpoints drained)"
+        } else {
+            "DOWN"
+        }
+    } else if eps
+        .iter()
+        .all(|e| flag(e, "healthy") && !flag(e, "drained"))
+    {
+        "up"
+    } else {
+        "up (some endpoints out)"
+    };
+    out.push_str(&format!(
+        "{:<16} {:<22} {:>6} {:>9}\n",
+        text(r, "name"),
+        state,
+        load(r),
+        latency(r)
+    ));
+    if flag(r, "drained") {
+        match r.get("drain_until").and_then(Value::as_str) {
+            Some(u) => out.push_str(&format!("  drained until {u}\n")),
+            None => out.push_str("  drained until undrained\n"),
+        }
+    }
+    for e in eps {
+        out.push_str(&status_endpoint(e));
+    }
+}
+
+/// An endpoint's line in a status.
+fn status_endpoint(e: &Value) -> String {
+    let state = match (flag(e, "drained"), flag(e, "healthy")) {
+        (true, true) => "drained (up)",
+        (true, false) => "drained (down)",
+        (false, true) => "up",
+        (false, false) => "DOWN",
+    };
+    let since = match text(e, "since") {
+        x if x.is_empty() => String::new(),
+        x => format!("  since {x}"),
+    };
+    let last = e
+        .get("last_probe")
+        .filter(|p| !p.is_null())
+        .map(|p| {
+            format!(
+                "  last probe: {}, {:.1} ms",
+                text(p, "reason"),
+                p.get("latency_ms").and_then(Value::as_f64).unwrap_or(0.0)
+            )
+        })
+        .unwrap_or_default();
+    let until = match e.get("drain_until").and_then(Value::as_str) {
+        Some(u) => format!("  drained until {u}"),
+        None => String::new(),
+    };
+    format!(
+        "  {:<30} {:<15} {:>6} {:>9}{since}{last}{until}\n",
+        text(e, "address"),
+        state,
+        load(e),
+        latency(e)
+    )
+}
+
+/// The string `v[k]`; empty if missing.
+fn text(v: &Value, k: &str) -> String {
+    v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+/// The boolean `v[k]`; false if missing.
+fn flag(v: &Value, k: &str) -> bool {
+    v.get(k).and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// A region's or endpoint's load: its utilisation, else the raw load, else `-`.
+fn load(v: &Value) -> String {
+    let f = |k: &str| v.get(k).and_then(Value::as_f64);
+    match (f("utilisation"), f("load")) {
+        (Some(u), _) => format!("{:.0}%", u * 100.0),
+        (None, Some(l)) => format!("{l:.0}"),
+        _ => "-".to_string(),
+    }
+}
+
+/// A region's or endpoint's smoothed probe latency, or `-`.
+fn latency(v: &Value) -> String {
+    v.get("latency_ms")
+        .and_then(Value::as_f64)
+        .map_or("-".to_string(), |l| format!("{l:.1} ms"))
 }
 
 #[cfg(test)]
