@@ -240,14 +240,14 @@ impl Worker {
         out: &mut [u8],
         len: usize,
     ) -> Option<usize> {
-        let Some(b) = limits else {
+        let Some(rl) = limits else {
             return Some(len);
         };
-        if b.table.check(b.limits, b.now, peer, &out[..len]) == rrl::Verdict::Send {
+        if rl.table.check(rl.limits, rl.now, peer, &out[..len]) == rrl::Verdict::Send {
             return Some(len);
         }
         *slips = slips.wrapping_add(1);
-        if b.limits.slip != 0 && slips.is_multiple_of(b.limits.slip) {
+        if rl.limits.slip != 0 && slips.is_multiple_of(rl.limits.slip) {
             stats.rate_limited(true);
             Some(rrl::slip(out, len))
         } else {
