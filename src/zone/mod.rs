@@ -287,211 +287,16 @@ impl Table {
         zones: Vec<ZoneInput<'_>>,
         services: &[(&str, u32)],
     ) -> Result<Table, Vec<ZoneError>> {
-        let mut errors = Vec::new();
-        let mut t = Table::default();
-        let apexes: Vec<Vec<u8>> = zones.iter().map(|z| text_wire(z.name)).collect();
-
-        // Owner of a name = the deepest served zone containing it.
-        let zone_of = |wire: &[u8]| -> Option<usize> {
-            apexes
-                .iter()
-                .enumerate()
-                .filter(|(_, a)| wire_in(wire, a))
-                .max_by_key(|(_, a)| a.len())
-                .map(|(i, _)| i)
-        };
-
-        for (zi, z) in zones.iter().enumerate() {
-            let apex = &apexes[zi];
-            let mut soa = None;
-            let mut ns_at_apex = false;
-            let mut count = 0;
-            for set in &z.rrsets {
-                let owner = name_wire(&set.name);
-                let owner_txt = set.name.to_lowercase().to_ascii();
-                if !wire_in(&owner, apex) {
-                    errors.push(ZoneError::new(
-                        z.file,
-                        None,
-                        format!("{owner_txt} {}: outside zone {}", set.rtype, z.name),
-                    ));
-                    continue;
-                }
-                if zone_of(&owner) != Some(zi) {
-                    // Data for a child zone that is served itself: the child's file wins.
-                    continue;
-                }
-                let rt = u16::from(set.rtype);
-                if rt == rtype::SOA {
-                    if owner != *apex {
-                        errors.push(ZoneError::new(
-                            z.file,
-                            None,
-                            format!("{owner_txt} SOA: SOA only at the apex"),
-                        ));
-                        continue;
-                    }
-                    if set.rdatas.len() != 1 {
-                        errors.push(ZoneError::new(
-                            z.file,
-                            None,
-                            format!("{owner_txt} SOA: exactly one SOA record is allowed"),
-                        ));
-                        continue;
-                    }
-                    soa = Some(set.clone());
-                }
-                if rt == rtype::NS && owner == *apex {
-                    ns_at_apex = true;
-                }
-                if set.rtype == RecordType::OPT
-                    || rt == rtype::ANY
-                    || rt == rtype::AXFR
-                    || rt == rtype::IXFR
-                {
-                    errors.push(ZoneError::new(
-                        z.file,
-                        None,
-                        format!(
-                            "{owner_txt}: {} is not a record type for zone files",
-                            set.rtype
-                        ),
-                    ));
-                    continue;
-                }
-                let rr = match RRset::encode(rt, set.ttl, &set.rdatas) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        errors.push(ZoneError::new(
-                            z.file,
-                            None,
-                            format!("{owner_txt} {}: {e}", set.rtype),
-                        ));
-                        continue;
-                    }
-                };
-                let id = t.node(&owner, zi as u16);
-                let node = &mut t.nodes[id as usize];
-                if rt == rtype::CNAME {
-                    if let Some(RData::CNAME(c)) = set.rdatas.first() {
-                        node.cname = Some(name_wire(&c.0).into_boxed_slice());
-                    }
-                    if set.rdatas.len() > 1 {
-                        errors.push(ZoneError::new(
-                            z.file,
-                            None,
-                            format!("{owner_txt} CNAME: only one CNAME record is allowed"),
-                        ));
-                    }
-                }
-                count += 1;
-                node.rrsets.push(rr);
-            }
-            match soa {
-                None => errors.push(ZoneError::new(
-                    z.file,
-                    None,
-                    format!("no SOA record at the apex {}", z.name),
-                )),
-                Some(s) => {
-                    if let Some(RData::SOA(soa)) = s.rdatas.first() {
-                        let neg = s.ttl.min(soa.minimum);
-                        match RRset::encode(rtype::SOA, neg, &s.rdatas) {
-                            Ok(rr) => t.zones.push(ZoneInfo {
-                                name: z.name.to_string(),
-                                apex: apex.clone().into_boxed_slice(),
-                                soa_negative: rr,
-                                rrsets: count,
-                            }),
-                            Err(e) => {
-                                errors.push(ZoneError::new(z.file, None, format!("SOA: {e}")))
-                            }
-                        }
-                    }
-                }
-            }
-            if !ns_at_apex {
-                errors.push(ZoneError::new(
-                    z.file,
-                    None,
-                    format!("no NS records at the apex {}", z.name),
-                ));
-            }
-            // Make sure the apex exists even when all its records failed.
-            t.node(apex, zi as u16);
+        let mut b = Builder::new(&zones);
+        for zi in 0..zones.len() {
+            b.add_zone(zi);
         }
-
-        // Services: a node each; no static address records and no CNAME beside them.
-        for &(name, idx) in services {
-            let wire = text_wire(name);
-            let Some(zi) = zone_of(&wire) else {
-                errors.push(ZoneError::new(
-                    name,
-                    None,
-                    "service is outside every zone".to_string(),
-                ));
-                continue;
-            };
-            let id = t.node(&wire, zi as u16);
-            let node = &mut t.nodes[id as usize];
-            for rt in [rtype::A, rtype::AAAA, rtype::CNAME] {
-                if node.rrset(rt).is_some() {
-                    let rt_name = RecordType::from(rt);
-                    errors.push(ZoneError::new(
-                        zones[zi].file,
-                        None,
-                        format!("{name} {rt_name}: a service name cannot also have static {rt_name} records"),
-                    ));
-                }
-            }
-            node.service = Some(idx);
-        }
-
-        // CNAME and other data.
-        for (key, &id) in &t.index {
-            let n = &t.nodes[id as usize];
-            if n.cname.is_some() && n.rrsets.len() > 1 {
-                let file = zones[n.zone as usize].file;
-                errors.push(ZoneError::new(
-                    file,
-                    None,
-                    format!("{}: CNAME and other data at the same name", wire_text(key)),
-                ));
-            }
-            if n.cname.is_some() && **key == *apexes[n.zone as usize] {
-                let file = zones[n.zone as usize].file;
-                errors.push(ZoneError::new(
-                    file,
-                    None,
-                    format!("{}: CNAME at the zone apex", wire_text(key)),
-                ));
-            }
-        }
-
-        t.add_ancestors(&apexes);
-        t.find_cuts(&apexes);
-        for &(name, _) in services {
-            let wire = text_wire(name);
-            if let Some(&id) = t.index.get(wire.as_slice())
-                && t.nodes[id as usize].cut.is_some()
-            {
-                let file = zones[t.nodes[id as usize].zone as usize].file;
-                errors.push(ZoneError::new(
-                    file,
-                    None,
-                    format!("{name}: a service cannot be at or below a delegation (NS records below the apex)"),
-                ));
-            }
-        }
-        for n in &mut t.nodes {
-            n.rrsets.sort_by_key(|r| r.rtype);
-        }
-        if errors.is_empty() {
-            Ok(t)
-        } else {
-            errors.sort_by(|a, b| a.file.cmp(&b.file).then(a.reason.cmp(&b.reason)));
-            Err(errors)
-        }
+        b.add_services(services);
+        b.check_cnames();
+        b.t.add_ancestors(&b.apexes);
+        b.t.find_cuts(&b.apexes);
+        b.check_services_above_cuts(services);
+        b.finish()
     }
 
     fn node(&mut self, wire: &[u8], zone: u16) -> u32 {
@@ -520,13 +325,7 @@ impl Table {
         for name in names {
             for start in label_starts(&name).into_iter().skip(1) {
                 let suffix = &name[start..];
-                let owner = apexes
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, a)| wire_in(suffix, a))
-                    .max_by_key(|(_, a)| a.len())
-                    .map(|(i, _)| i as u16);
-                match owner {
+                match deepest_zone(apexes, suffix).map(|i| i as u16) {
                     Some(z) => {
                         let suffix = suffix.to_vec();
                         self.node(&suffix, z);
@@ -635,6 +434,217 @@ impl Table {
     /// True when no zone is loaded.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
+    }
+}
+
+/// The zone a name belongs to: the deepest served zone containing it.
+fn deepest_zone(apexes: &[Vec<u8>], wire: &[u8]) -> Option<usize> {
+    apexes
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| wire_in(wire, a))
+        .max_by_key(|(_, a)| a.len())
+        .map(|(i, _)| i)
+}
+
+/// What a zone's records said about its apex, while they are added.
+#[derive(Default)]
+struct ApexSeen {
+    soa: Option<ParsedRRset>,
+    ns: bool,
+    /// RRsets added.
+    count: usize,
+}
+
+/// [`Table::build`] step by step: the table so far and every problem
+/// found so far.
+struct Builder<'a> {
+    zones: &'a [ZoneInput<'a>],
+    /// Lowercase wire name of each zone's apex, by zone index.
+    apexes: Vec<Vec<u8>>,
+    t: Table,
+    errors: Vec<ZoneError>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(zones: &'a [ZoneInput<'a>]) -> Builder<'a> {
+        Builder {
+            zones,
+            apexes: zones.iter().map(|z| text_wire(z.name)).collect(),
+            t: Table::default(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn error(&mut self, file: &str, reason: impl Into<String>) {
+        self.errors.push(ZoneError::new(file, None, reason));
+    }
+
+    /// Adds the records of zone `zi`, then its [`ZoneInfo`] (which needs
+    /// an SOA at the apex) and its apex node.
+    fn add_zone(&mut self, zi: usize) {
+        let z = &self.zones[zi];
+        let mut seen = ApexSeen::default();
+        for set in &z.rrsets {
+            self.add_rrset(zi, set, &mut seen);
+        }
+        match seen.soa {
+            None => self.error(z.file, format!("no SOA record at the apex {}", z.name)),
+            Some(s) => {
+                if let Some(RData::SOA(soa)) = s.rdatas.first() {
+                    let neg = s.ttl.min(soa.minimum);
+                    match RRset::encode(rtype::SOA, neg, &s.rdatas) {
+                        Ok(rr) => self.t.zones.push(ZoneInfo {
+                            name: z.name.to_string(),
+                            apex: self.apexes[zi].clone().into_boxed_slice(),
+                            soa_negative: rr,
+                            rrsets: seen.count,
+                        }),
+                        Err(e) => self.error(z.file, format!("SOA: {e}")),
+                    }
+                }
+            }
+        }
+        if !seen.ns {
+            self.error(z.file, format!("no NS records at the apex {}", z.name));
+        }
+        // Make sure the apex exists even when all its records failed.
+        self.t.node(&self.apexes[zi], zi as u16);
+    }
+
+    /// Adds one RRset of zone `zi`, unless it is wrong there or belongs
+    /// to a served child zone (whose file wins); notes the apex SOA and NS.
+    fn add_rrset(&mut self, zi: usize, set: &ParsedRRset, seen: &mut ApexSeen) {
+        let z = &self.zones[zi];
+        let apex = &self.apexes[zi];
+        let owner = name_wire(&set.name);
+        let owner_txt = set.name.to_lowercase().to_ascii();
+        if !wire_in(&owner, apex) {
+            let reason = format!("{owner_txt} {}: outside zone {}", set.rtype, z.name);
+            return self.error(z.file, reason);
+        }
+        if deepest_zone(&self.apexes, &owner) != Some(zi) {
+            return;
+        }
+        let rt = u16::from(set.rtype);
+        if rt == rtype::SOA {
+            if owner != *apex {
+                return self.error(z.file, format!("{owner_txt} SOA: SOA only at the apex"));
+            }
+            if set.rdatas.len() != 1 {
+                let reason = format!("{owner_txt} SOA: exactly one SOA record is allowed");
+                return self.error(z.file, reason);
+            }
+            seen.soa = Some(set.clone());
+        }
+        if rt == rtype::NS && owner == *apex {
+            seen.ns = true;
+        }
+        if set.rtype == RecordType::OPT
+            || rt == rtype::ANY
+            || rt == rtype::AXFR
+            || rt == rtype::IXFR
+        {
+            let reason = format!(
+                "{owner_txt}: {} is not a record type for zone files",
+                set.rtype
+            );
+            return self.error(z.file, reason);
+        }
+        let rr = match RRset::encode(rt, set.ttl, &set.rdatas) {
+            Ok(r) => r,
+            Err(e) => return self.error(z.file, format!("{owner_txt} {}: {e}", set.rtype)),
+        };
+        if rt == rtype::CNAME && set.rdatas.len() > 1 {
+            let reason = format!("{owner_txt} CNAME: only one CNAME record is allowed");
+            self.error(z.file, reason);
+        }
+        let id = self.t.node(&owner, zi as u16);
+        let node = &mut self.t.nodes[id as usize];
+        if rt == rtype::CNAME
+            && let Some(RData::CNAME(c)) = set.rdatas.first()
+        {
+            node.cname = Some(name_wire(&c.0).into_boxed_slice());
+        }
+        seen.count += 1;
+        node.rrsets.push(rr);
+    }
+
+    /// Services: a node each; no static address records and no CNAME
+    /// beside them.
+    fn add_services(&mut self, services: &[(&str, u32)]) {
+        for &(name, idx) in services {
+            let wire = text_wire(name);
+            let Some(zi) = deepest_zone(&self.apexes, &wire) else {
+                self.error(name, "service is outside every zone");
+                continue;
+            };
+            let id = self.t.node(&wire, zi as u16);
+            let node = &mut self.t.nodes[id as usize];
+            for rt in [rtype::A, rtype::AAAA, rtype::CNAME] {
+                if node.rrset(rt).is_some() {
+                    let rt_name = RecordType::from(rt);
+                    self.errors.push(ZoneError::new(
+                        self.zones[zi].file,
+                        None,
+                        format!("{name} {rt_name}: a service name cannot also have static {rt_name} records"),
+                    ));
+                }
+            }
+            node.service = Some(idx);
+        }
+    }
+
+    /// A CNAME must be alone at its name, and not at an apex.
+    fn check_cnames(&mut self) {
+        for (key, &id) in &self.t.index {
+            let n = &self.t.nodes[id as usize];
+            if n.cname.is_none() {
+                continue;
+            }
+            let file = self.zones[n.zone as usize].file;
+            if n.rrsets.len() > 1 {
+                self.errors.push(ZoneError::new(
+                    file,
+                    None,
+                    format!("{}: CNAME and other data at the same name", wire_text(key)),
+                ));
+            }
+            if **key == *self.apexes[n.zone as usize] {
+                self.errors.push(ZoneError::new(
+                    file,
+                    None,
+                    format!("{}: CNAME at the zone apex", wire_text(key)),
+                ));
+            }
+        }
+    }
+
+    /// A service cannot be at or below a zone cut (once the cuts are found).
+    fn check_services_above_cuts(&mut self, services: &[(&str, u32)]) {
+        for &(name, _) in services {
+            let wire = text_wire(name);
+            if let Some(&id) = self.t.index.get(wire.as_slice())
+                && self.t.nodes[id as usize].cut.is_some()
+            {
+                let file = self.zones[self.t.nodes[id as usize].zone as usize].file;
+                self.error(file, format!("{name}: a service cannot be at or below a delegation (NS records below the apex)"));
+            }
+        }
+    }
+
+    /// The table, its RRsets sorted by type; or every error, sorted.
+    fn finish(mut self) -> Result<Table, Vec<ZoneError>> {
+        for n in &mut self.t.nodes {
+            n.rrsets.sort_by_key(|r| r.rtype);
+        }
+        if self.errors.is_empty() {
+            Ok(self.t)
+        } else {
+            let mut errors = self.errors;
+            errors.sort_by(|a, b| a.file.cmp(&b.file).then(a.reason.cmp(&b.reason)));
+            Err(errors)
+        }
     }
 }
 
