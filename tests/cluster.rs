@@ -390,9 +390,37 @@ fn health_is_decided_by_a_majority_and_drains_reach_every_node() {
         lab.node(1)
             .log()
             .iter()
-            .any(|l| l.contains("ns3") && l.contains("other than this node's")),
-        "the divergence is logged"
+            .any(|l| l.contains("answer differently from this one")
+                && l.contains("ns3 (configuration")),
+        "the divergence is logged: {:?}",
+        lab.node(1).log()
     );
+    assert!(
+        wait_fast(BOUND, || metric(
+            lab.node(1),
+            "signpost_cluster_diverged_nodes"
+        ) == 1.0)
+        .is_some()
+    );
+    // and so is its end
+    write(&lab.dirs[2].join("signpost.toml"), &cfg);
+    let (code, body) = http(
+        "POST",
+        &format!("{}/v1/reload", lab.node(3).admin_url()),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        wait_fast(BOUND, || lab
+            .node(1)
+            .log()
+            .iter()
+            .any(|l| l.contains("every node answers alike again")))
+        .is_some(),
+        "{:?}",
+        lab.node(1).log()
+    );
+    assert_eq!(metric(lab.node(1), "signpost_cluster_diverged_nodes"), 0.0);
 }
 
 #[test]
@@ -787,28 +815,27 @@ fn a_node_name_is_held_by_one_process() {
         assert!(gone.deleted() >= 2, "the node key and a verdict were there");
         let start = Instant::now();
         loop {
-            let r = c.get(node_key.clone(), None).await.expect("get");
-            if !r.kvs().is_empty() {
+            let node = c.get(node_key.clone(), None).await.expect("get");
+            let verdicts = c
+                .get(
+                    format!("{prefix}/health/ns1/"),
+                    Some(
+                        etcd_client::GetOptions::new()
+                            .with_prefix()
+                            .with_count_only(),
+                    ),
+                )
+                .await
+                .expect("get");
+            if !node.kvs().is_empty() && verdicts.count() >= 2 {
                 break;
             }
             assert!(
                 start.elapsed() < BOUND,
-                "the node did not write its keys again"
+                "the node did not write its keys (liveness and verdicts) again"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let verdicts = c
-            .get(
-                format!("{prefix}/health/ns1/"),
-                Some(
-                    etcd_client::GetOptions::new()
-                        .with_prefix()
-                        .with_count_only(),
-                ),
-            )
-            .await
-            .expect("get");
-        assert!(verdicts.count() >= 2, "its verdicts are back too");
     });
     let (code, body) = drain(&first, "POST", "eu-west", "");
     assert_eq!(code, 200, "{body}");

@@ -35,11 +35,13 @@ pub fn utilisation(r: &Region, fam: Family, inp: &Inputs<'_>) -> Option<f64> {
         .map(|(load, cap)| load / cap)
 }
 
-/// Geo spillover (SPEC §4.7): when the first region sheds, the share of
-/// its clients whose network hashes below the shed ratio go to the next
-/// region, and at `high` all of them (the region is then skipped like a
-/// down one, unless it is the only candidate). True when the answer now
-/// depends on the client network.
+/// Geo spillover (SPEC §4.7). A region at `high` or above is skipped like
+/// a down one: it goes behind every candidate that is not full, unless all
+/// are. Then a client whose network hashes below the shed ratio of the
+/// region it would go to moves on to the next region in its order, and
+/// again past that one if it sheds this client too (the last one keeps
+/// it). True when this changed the order or consulted a shed ratio (the
+/// answer then depends on the client network). Nothing here allocates.
 pub(super) fn shed(
     svc: &Service,
     inp: &Inputs<'_>,
@@ -47,34 +49,58 @@ pub(super) fn shed(
     order: &mut Stack<u8, MAX_REGIONS>,
     net: u64,
 ) -> bool {
-    let Some(&first) = order.as_slice().first() else {
-        return false;
-    };
-    let r = inp.region(svc, first);
-    let Some((low, high)) = r.shed else {
-        return false;
-    };
-    let Some(u) = utilisation(r, fam, inp) else {
-        return false;
-    };
-    if u <= low || order.len() < 2 {
+    if order.len() < 2 {
         return false;
     }
-    let ratio = shed_ratio(u, low, high);
-    if ratio >= 1.0 {
-        // full: behind every other candidate
-        let items = *order;
-        order.clear();
-        for &p in &items.as_slice()[1..] {
+    // each candidate's shed ratio (0: not shedding), the full ones apart
+    let mut kept: Stack<u8, MAX_REGIONS> = Stack::default();
+    let mut ratios: Stack<f64, MAX_REGIONS> = Stack::default();
+    let mut full: Stack<u8, MAX_REGIONS> = Stack::default();
+    let mut shedding = false;
+    for &p in order.as_slice() {
+        let r = inp.region(svc, p);
+        let ratio = match (r.shed, utilisation(r, fam, inp)) {
+            (Some((low, high)), Some(u)) if u > low => shed_ratio(u, low, high),
+            _ => 0.0,
+        };
+        shedding |= ratio > 0.0;
+        if ratio >= 1.0 {
+            full.push(p);
+        } else {
+            kept.push(p);
+            ratios.push(ratio);
+        }
+    }
+    if !shedding {
+        return false;
+    }
+    if kept.is_empty() {
+        return true; // every region is full: the order stands
+    }
+    // a shed ratio consulted on the way makes the answer depend on the
+    // client network; so does a full region that was ahead
+    let mut depends = order.as_slice()[0] != kept.as_slice()[0];
+    let mut first = 0;
+    while first + 1 < kept.len() && ratios.as_slice()[first] > 0.0 {
+        depends = true;
+        let r = inp.region(svc, kept.as_slice()[first]);
+        if dynamic::unit(r.seed, net) < ratios.as_slice()[first] {
+            first += 1;
+        } else {
+            break;
+        }
+    }
+    order.clear();
+    order.push(kept.as_slice()[first]);
+    for (i, &p) in kept.as_slice().iter().enumerate() {
+        if i != first {
             order.push(p);
         }
-        order.push(first);
-        return true;
     }
-    if dynamic::unit(r.seed, net) < ratio {
-        order.swap(0, 1);
+    for &p in full.as_slice() {
+        order.push(p);
     }
-    true
+    depends
 }
 
 /// Orders candidate positions by the service's policy.

@@ -518,3 +518,67 @@ fn shed_moves_a_stable_share_of_networks_to_the_next_region() {
     w.set_region(next, 0);
     assert_eq!(w.answer(&s, Family::V4, &at(1), &mut rng), ["192.0.2.1"]);
 }
+
+/// A region that sheds sends its clients on only to a region that can take
+/// them: with Frankfurt and Paris both over `high`, a German client goes
+/// to the third region, and with Paris shedding half, half of the networks
+/// Frankfurt sends on move past Paris too (issue 16: spillover landed on a
+/// full region).
+#[test]
+fn shed_skips_every_full_region_not_only_the_first() {
+    let mut w = World::default();
+    let fra = w.region("fra", (50.11, 8.68), 1, &[("192.0.2.1", 1)]);
+    let par = w.region("par", (48.86, 2.35), 1, &[("192.0.2.2", 1)]);
+    let lon = w.region("lon", (51.51, -0.13), 1, &[("192.0.2.3", 1)]);
+    for r in [fra, par] {
+        w.regions[r as usize].shed = Some((0.8, 0.9));
+    }
+    let s = service(Policy::Geo, &[fra, par, lon]);
+    let german = |n: u32| Client {
+        addr: net_client(n).addr,
+        located: Located {
+            location: Some(location("DE", "EU", Some((52.52, 13.40)))),
+            prefix: 24,
+        },
+    };
+    let mut rng = Rng::new(7);
+    set_live(&mut w, fra, 0, 95.0, f32::NAN);
+    set_live(&mut w, par, 0, 95.0, f32::NAN);
+    set_live(&mut w, lon, 0, 10.0, f32::NAN);
+    for n in 0..500 {
+        assert_eq!(
+            w.answer(&s, Family::V4, &german(n), &mut rng),
+            ["192.0.2.3"],
+            "network {n}"
+        );
+        let d = w.decide(&s, Family::V4, &german(n), &mut rng);
+        assert_eq!(
+            w.order(&s, &d),
+            ["lon", "fra", "par"],
+            "full ones last, in their order"
+        );
+    }
+    // Paris at halfway: of Frankfurt's clients, Paris keeps about half
+    set_live(&mut w, par, 0, 85.0, f32::NAN);
+    let firsts: Vec<String> = (0..2000)
+        .map(|n| w.answer(&s, Family::V4, &german(n), &mut rng)[0].to_string())
+        .collect();
+    let at_par = firsts.iter().filter(|a| *a == "192.0.2.2").count() as f64 / 2000.0;
+    assert!(
+        firsts.iter().all(|a| a != "192.0.2.1"),
+        "full Frankfurt is skipped"
+    );
+    assert!((at_par - 0.5).abs() < 0.05, "{at_par}");
+    // only full regions: the order stands
+    set_live(&mut w, lon, 0, 99.0, f32::NAN);
+    w.regions[lon as usize].shed = Some((0.8, 0.9));
+    set_live(&mut w, par, 0, 95.0, f32::NAN);
+    assert_eq!(
+        w.answer(&s, Family::V4, &german(1), &mut rng),
+        ["192.0.2.1"]
+    );
+    // a region that sheds later in the order does not touch the answer
+    set_live(&mut w, fra, 0, 10.0, f32::NAN);
+    let d = w.decide(&s, Family::V4, &german(3), &mut rng);
+    assert_eq!(w.order(&s, &d)[0], "fra");
+}
