@@ -20,7 +20,7 @@ pub use dynamic::Live;
 pub use geo::{GeoHit, GeoIndex, GeoMap, GeoMeta, GeoOrder, GeoView, geo_order, geo_order_into};
 pub use order::utilisation;
 use order::{order, shed};
-use select::{draw_index, pool_into};
+use select::{draw_index, fallback_index, pool_into};
 
 use crate::geo::Located;
 use crate::model::{Policy, Select};
@@ -436,7 +436,7 @@ pub fn decide_view(
             let idx = if weighted {
                 draw_index(svc.select, pool.as_slice(), region, inp, net, rng)
             } else {
-                rng.below(pool.len() as u64) as usize
+                fallback_index(svc.select, pool.as_slice(), region, net, rng)
             };
             let ei = pool.remove(idx);
             decision.picks.push(Pick {

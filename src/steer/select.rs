@@ -92,6 +92,25 @@ pub(super) fn draw_index(
     }
 }
 
+/// Index into `pool` of the next fallback endpoint (a region whose usable
+/// endpoints all have weight 0): by hash, equally, for `select = "hash"`,
+/// so that a network keeps its endpoint while the scope says so; at
+/// random otherwise.
+pub(super) fn fallback_index(
+    select: Select,
+    pool: &[u8],
+    region: &Region,
+    net: u64,
+    rng: &mut Rng,
+) -> usize {
+    match select {
+        Select::Hash => best(pool, |i| {
+            rendezvous(region.endpoints[i as usize].seed, net, 1.0)
+        }),
+        _ => rng.below(pool.len() as u64) as usize,
+    }
+}
+
 /// Index into `items` drawn in proportion to `weight` (total > 0).
 pub(super) fn draw(items: &[u8], weight: impl Fn(u8) -> u64, rng: &mut Rng) -> usize {
     let total: u64 = items.iter().map(|&i| weight(i)).sum();

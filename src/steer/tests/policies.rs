@@ -582,3 +582,44 @@ fn shed_skips_every_full_region_not_only_the_first() {
     let d = w.decide(&s, Family::V4, &german(3), &mut rng);
     assert_eq!(w.order(&s, &d)[0], "fra");
 }
+
+/// `select = "hash"` keeps hashing among the weight-0 (last resort)
+/// endpoints when they are all a region has left: one network gets one
+/// address, as long as its scope says it may cache it (issue 16).
+#[test]
+fn hash_select_keeps_hashing_among_weight_zero_fallbacks() {
+    let mut w = World::default();
+    let r = w.region(
+        "r",
+        AMSTERDAM,
+        1,
+        &[
+            ("192.0.2.1", 1),
+            ("192.0.2.2", 0),
+            ("192.0.2.3", 0),
+            ("192.0.2.4", 0),
+        ],
+    );
+    let mut s = service(Policy::Failover, &[r]);
+    s.select = Select::Hash;
+    let mut rng = Rng::new(11);
+    // the weighted endpoint down: only the fallbacks are usable
+    w.set(r, 0, 0);
+    let mut seen = std::collections::BTreeSet::new();
+    for n in 0..64 {
+        let first = w.answer(&s, Family::V4, &net_client(n), &mut rng);
+        for _ in 0..8 {
+            assert_eq!(
+                w.answer(&s, Family::V4, &net_client(n), &mut rng),
+                first,
+                "network {n} keeps its fallback"
+            );
+        }
+        seen.insert(first[0].to_string());
+    }
+    assert_eq!(
+        seen.len(),
+        3,
+        "the networks spread over the fallbacks: {seen:?}"
+    );
+}
