@@ -167,7 +167,7 @@ fn rrl_cases(snap: &Snapshot, ctx: &mut Ctx, filter: Option<&str>) {
                 let len = respond(snap, black_box(&pkt), src, Transport::Udp, &mut out, ctx)
                     .expect("answered");
                 if limit {
-                    black_box(table.check(&limits, now, src, &out[..len]));
+                    black_box(table.check(&limits, now, src, &out[..len], ctx.wildcard));
                 }
             }
             start.elapsed()

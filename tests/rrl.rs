@@ -183,3 +183,28 @@ fn tcp_from(src: &str, server: SocketAddr, bytes: &[u8]) -> Message {
     s.read_exact(&mut body).unwrap();
     Message::from_vec(&body).unwrap()
 }
+
+/// Answers synthesized from a wildcard count as the wildcard's name, as
+/// BIND keys them: random labels under `*.wild` are one flood, not one
+/// fresh budget per label (issue 16), while real names beside it keep
+/// their own accounts.
+#[test]
+fn random_names_under_a_wildcard_share_one_budget() {
+    let zone = format!("{ZONE}*.wild IN A 192.0.2.99\nplain IN A 192.0.2.98\n");
+    let config = format!("{SERVER}{RRL}{REST}");
+    let s = Server::start("rrl-wild", &config, &[("example.test.zone", &zone)]);
+    // each query a new label, all answered by the wildcard
+    let flood = burst(s.dns, "127.0.5.1", "r{i}.wild.example.test.", 200);
+    eprintln!("wildcard flood: {flood:?}");
+    assert!(
+        (1..=15).contains(&flood.full),
+        "full answers to random names under the wildcard: {flood:?}"
+    );
+    assert!(flood.slipped >= 60 && flood.lost() >= 60, "{flood:?}");
+    // another name from the same network has its own account
+    let plain = burst(s.dns, "127.0.5.1", "plain.example.test.", 3);
+    assert_eq!(plain.full, 3, "{plain:?}");
+    // and another network is served under the wildcard as usual
+    let other = burst(s.dns, "127.0.6.1", "x{i}.wild.example.test.", 5);
+    assert_eq!(other.full, 5, "{other:?}");
+}

@@ -117,10 +117,11 @@ fuzz_target!(|data: &[u8]| {
         static CTX: std::cell::RefCell<Option<Ctx>> = const { std::cell::RefCell::new(None) };
     }
     let mut out = vec![0u8; 65535];
-    let len = CTX.with(|c| {
+    let (len, wildcard) = CTX.with(|c| {
         let mut c = c.borrow_mut();
         let ctx = c.get_or_insert_with(|| Ctx::new(w.metrics.worker(false)));
-        respond(snap, data, src, transport, &mut out, ctx)
+        let len = respond(snap, data, src, transport, &mut out, ctx);
+        (len, ctx.wildcard)
     });
     if let Some(len) = len {
         assert!(len <= out.len());
@@ -132,7 +133,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(out[2] & 0x80 != 0, "QR set");
         let _ = w
             .table
-            .check(&w.limits, (h >> 20) as u32 & 0xfff, src, &out[..len]);
+            .check(&w.limits, (h >> 20) as u32 & 0xfff, src, &out[..len], wildcard);
         let cut = rrl::slip(&mut out, len);
         assert!(cut <= len);
     }

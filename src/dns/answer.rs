@@ -25,6 +25,10 @@ pub struct Ctx {
     /// On a TCP connection: the idle timeout in force, in units of 100 ms,
     /// for EDNS keepalive (RFC 7828).
     pub keepalive: Option<u16>,
+    /// Set by [`respond`]: the wildcard whose expansion answered the last
+    /// query, if one did, for the rate limits to count its answers as one
+    /// name (random labels under a wildcard are one flood, not many).
+    pub wildcard: Option<u64>,
 }
 
 impl Ctx {
@@ -34,6 +38,7 @@ impl Ctx {
             rng: Rng::from_entropy(),
             stats,
             keepalive: None,
+            wildcard: None,
         }
     }
 }
@@ -58,6 +63,7 @@ pub fn respond(
     out: &mut [u8],
     ctx: &mut Ctx,
 ) -> Option<usize> {
+    ctx.wildcard = None;
     let q = match wire::parse(packet) {
         Ok(q) => q,
         Err(ParseError::Drop) => {
@@ -200,7 +206,13 @@ fn answer(
             write_soa(w, table, zone, q, r)
         }
         Lookup::Referral(cut) => write_referral(w, cut, q, r),
-        Lookup::Found(node) | Lookup::Wildcard(node) => answer_node(w, snap, node, q, src, ctx, r),
+        Lookup::Found(node) => answer_node(w, snap, node, q, src, ctx, r),
+        Lookup::Wildcard(node) => {
+            // the node's address names the wildcard for as long as this
+            // snapshot serves; a reload starts its accounts afresh
+            ctx.wildcard = Some(std::ptr::from_ref(node).addr() as u64);
+            answer_node(w, snap, node, q, src, ctx, r)
+        }
     }
 }
 

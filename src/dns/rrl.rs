@@ -122,7 +122,14 @@ impl Table {
 
     /// Charges `response` (a complete DNS response about to go to `client`)
     /// to its account and says whether it may be sent.
-    pub fn check(&self, limits: &Limits, now: u32, client: IpAddr, response: &[u8]) -> Verdict {
+    pub fn check(
+        &self,
+        limits: &Limits,
+        now: u32,
+        client: IpAddr,
+        response: &[u8],
+        wildcard: Option<u64>,
+    ) -> Verdict {
         if limits
             .exempt
             .iter()
@@ -130,7 +137,7 @@ impl Table {
         {
             return Verdict::Send;
         }
-        let Some((key, rate)) = classify(limits, client, response) else {
+        let Some((key, rate)) = classify(limits, client, response, wildcard) else {
             return Verdict::Send;
         };
         self.charge(mix(key ^ self.seed), rate, limits.window, now)
@@ -228,13 +235,20 @@ pub fn slip(buf: &mut [u8], len: usize) -> usize {
 /// The account key and rate of a response, or None for one that is not
 /// counted (too short to be a DNS response).
 ///
-/// Answers are counted per client network, name and type: responses to
+/// Answers are counted per client network, name and type (for a wildcard
+/// expansion, the wildcard's name, as BIND does: random labels under a
+/// wildcard would otherwise each get a fresh budget): responses to
 /// the same question count as identical even when a weighted draw varied
 /// the address, or a flood could spread itself over many accounts. Errors
 /// (any rcode but NOERROR, and NOERROR without answers) are counted per
 /// client network alone, so that a flood of random names shares one
 /// account, as BIND's errors-per-second does.
-fn classify(limits: &Limits, client: IpAddr, r: &[u8]) -> Option<(u64, u32)> {
+fn classify(
+    limits: &Limits,
+    client: IpAddr,
+    r: &[u8],
+    wildcard: Option<u64>,
+) -> Option<(u64, u32)> {
     if r.len() < 12 {
         return None;
     }
@@ -257,6 +271,10 @@ fn classify(limits: &Limits, client: IpAddr, r: &[u8]) -> Option<(u64, u32)> {
             break;
         }
         let label = r.get(i + 1..i + 1 + len)?;
+        i += 1 + len;
+        if wildcard.is_some() {
+            continue; // counted by the wildcard, below
+        }
         for chunk in label.chunks(8) {
             let mut w = [0u8; 8];
             for (d, s) in w.iter_mut().zip(chunk) {
@@ -265,7 +283,9 @@ fn classify(limits: &Limits, client: IpAddr, r: &[u8]) -> Option<(u64, u32)> {
             h = mix(h ^ u64::from_le_bytes(w));
         }
         h = mix(h ^ len as u64);
-        i += 1 + len;
+    }
+    if let Some(id) = wildcard {
+        h = mix(h ^ 0x2a2e ^ id);
     }
     let qtype = r.get(i + 1..i + 3)?;
     h = mix(h ^ u64::from(u16::from_be_bytes([qtype[0], qtype[1]])) << 8);
@@ -301,7 +321,7 @@ mod tests {
     fn count_sent(t: &Table, l: &Limits, now: u32, ip: &str, r: &[u8], n: usize) -> usize {
         let ip: IpAddr = ip.parse().unwrap();
         (0..n)
-            .filter(|_| t.check(l, now, ip, r) == Verdict::Send)
+            .filter(|_| t.check(l, now, ip, r, None) == Verdict::Send)
             .count()
     }
 

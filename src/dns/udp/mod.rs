@@ -218,6 +218,7 @@ impl Worker {
                     peer_ip(peer),
                     out,
                     len,
+                    ctx.wildcard,
                 )
             {
                 batch.replies.push(Reply {
@@ -239,11 +240,16 @@ impl Worker {
         peer: IpAddr,
         out: &mut [u8],
         len: usize,
+        wildcard: Option<u64>,
     ) -> Option<usize> {
         let Some(rl) = limits else {
             return Some(len);
         };
-        if rl.table.check(rl.limits, rl.now, peer, &out[..len]) == rrl::Verdict::Send {
+        if rl
+            .table
+            .check(rl.limits, rl.now, peer, &out[..len], wildcard)
+            == rrl::Verdict::Send
+        {
             return Some(len);
         }
         *slips = slips.wrapping_add(1);
@@ -304,6 +310,7 @@ fn serve(
             peer_ip(peer),
             &mut out,
             len,
+            ctx.wildcard,
         ) && let Err(e) = sock.send_to(&out[..len], peer)
         {
             tracing::debug!("send to {peer}: {e}");
