@@ -131,9 +131,13 @@ fuzz_target!(|data: &[u8]| {
         }
         assert!(len >= 12, "a response has a header");
         assert!(out[2] & 0x80 != 0, "QR set");
-        let _ = w
-            .table
-            .check(&w.limits, (h >> 20) as u32 & 0xfff, src, &out[..len], wildcard);
+        let _ = w.table.check(
+            &w.limits,
+            (h >> 20) as u32 & 0xfff,
+            src,
+            &out[..len],
+            wildcard,
+        );
         let cut = rrl::slip(&mut out, len);
         assert!(cut <= len);
     }
