@@ -107,6 +107,9 @@ pub struct RunOptions {
     pub admin: Option<SocketAddr>,
     /// Start the failure lab (`signpost demo`).
     pub lab: bool,
+    /// Start although the `[server] state` file cannot be used, without
+    /// its drains (`serve --discard-state`).
+    pub discard_state: bool,
     /// Called once every listener is up.
     pub on_ready: Option<OnReady>,
 }
@@ -180,6 +183,7 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
         metrics.clone(),
         admin_token.clone(),
         stop_rx.clone(),
+        opts.discard_state,
     )
     .await
     .map_err(|e| {

@@ -26,6 +26,11 @@ enum Command {
         /// Configuration file.
         #[arg(long, short, default_value = "signpost.toml")]
         config: PathBuf,
+        /// Start although the `[server] state` file exists but cannot be
+        /// used, without its drains (the file is rewritten at the next
+        /// drain).
+        #[arg(long)]
+        discard_state: bool,
     },
     /// Validate the configuration, zone files and GeoIP database.
     Check {
@@ -109,7 +114,10 @@ fn main() {
         }
     }
     let code = match cli.command {
-        Command::Serve { config } => cli::serve(config),
+        Command::Serve {
+            config,
+            discard_state,
+        } => cli::serve(config, discard_state),
         Command::Check { config } => cli::check(&config),
         Command::Demo { dns, admin } => cli::demo(dns, admin),
         Command::Explain {

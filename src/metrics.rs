@@ -272,6 +272,8 @@ pub struct Metrics {
     pub cluster_nodes: Gauge,
     /// Live nodes that answer differently from this one (clusters).
     pub cluster_diverged: Gauge,
+    /// Writes of the `[server] state` file that failed.
+    pub state_write_errors: Counter,
     /// Per endpoint, how many live nodes see it down (clusters).
     pub endpoint_down_nodes: Family<EndpointLabels, Gauge>,
     /// Probes that could not run for a local reason (not counted against
@@ -346,6 +348,7 @@ impl Metrics {
             cluster_connected: Gauge::default(),
             cluster_nodes: Gauge::default(),
             cluster_diverged: Gauge::default(),
+            state_write_errors: Counter::default(),
             endpoint_down_nodes: Family::default(),
             probe_local_errors: Counter::default(),
             endpoint_load: Family::default(),
@@ -470,6 +473,11 @@ impl Metrics {
             "signpost_cluster_nodes",
             "live signpost nodes in the cluster, this one included",
             self.cluster_nodes.clone(),
+        );
+        r.register(
+            "signpost_state_write_errors",
+            "writes of the [server] state file that failed (the drain or undrain was refused with 503)",
+            self.state_write_errors.clone(),
         );
         r.register(
             "signpost_cluster_diverged_nodes",

@@ -586,14 +586,69 @@ policy = "failover"
     );
     assert!(s.stop().success());
 
-    // a garbage state file is logged and ignored
+    // a garbage state file stops the start, naming the file: its drains
+    // would silently come back into answers otherwise
     std::fs::write(dir.join("signpost.state"), "{{{ not json").unwrap();
-    let s = Server::start_in(dir.clone(), &["serve", "--config", "signpost.toml"]);
+    let Err((log, status)) =
+        Server::try_start_in(dir.clone(), &["serve", "--config", "signpost.toml"])
+    else {
+        panic!("started with an unusable state file");
+    };
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{log:?}");
+    assert!(
+        log.iter().any(|l| l.contains("signpost.state")
+            && l.contains("not a valid state file")
+            && l.contains("--discard-state")),
+        "{log:?}"
+    );
+    // unless told to start without it
+    let s = Server::start_in(
+        dir.clone(),
+        &["serve", "--config", "signpost.toml", "--discard-state"],
+    );
     assert_eq!(s.a(WWW, None), vec![ip("192.0.2.2")], "no drains");
     assert!(
         s.log()
             .iter()
-            .any(|l| l.contains("signpost.state") && l.contains("not valid")),
+            .any(|l| l.contains("signpost.state") && l.contains("--discard-state")),
+        "{:?}",
+        s.log()
+    );
+
+    // a drain whose write fails is refused with 503 and changes nothing
+    let tmp = dir.join(".signpost.state.tmp");
+    std::fs::create_dir(&tmp).unwrap(); // the writer cannot create its file
+    let (code, body) = drain(&s, "POST", "eu-west", "");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("not saved"), "{body}");
+    assert_eq!(s.a(WWW, None), vec![ip("192.0.2.2")], "not drained");
+    let errors = metric(&s, "signpost_state_write_errors_total");
+    assert!(errors >= 1.0, "{errors}");
+    // the disk back: the drain is saved, then in force
+    std::fs::remove_dir(&tmp).unwrap();
+    let (code, body) = drain(&s, "POST", "eu-west", "");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(s.a(WWW, None), vec![ip("192.0.2.1")]);
+    assert!(
+        std::fs::read_to_string(dir.join("signpost.state")).is_ok_and(|t| t.contains("eu-west")),
+        "saved before the 200"
+    );
+
+    // a reload that removes a drained region says that its drain went
+    let cfg = std::fs::read_to_string(dir.join("signpost.toml"))
+        .unwrap()
+        .replace(
+            "[regions.eu-west]\nlocation = { lat = 53.35, lon = -6.26 }\nendpoints = [{ address = \"192.0.2.2\" }]\n",
+            "",
+        )
+        .replace("regions = [\"eu-west\", \"us-east\"]", "regions = [\"us-east\"]");
+    write(&dir.join("signpost.toml"), &cfg);
+    let (code, body) = http("POST", &format!("{}/v1/reload", s.admin_url()), None);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        s.log()
+            .iter()
+            .any(|l| l.contains("drain of region eu-west") && l.contains("no longer")),
         "{:?}",
         s.log()
     );

@@ -26,12 +26,13 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 }
 
 /// `signpost serve`.
-pub fn serve(config: PathBuf) -> i32 {
+pub fn serve(config: PathBuf, discard_state: bool) -> i32 {
     run_with_signals(RunOptions {
         config,
         listen: None,
         admin: None,
         lab: false,
+        discard_state,
         on_ready: None,
     })
 }
@@ -171,6 +172,7 @@ pub fn demo(dns: SocketAddr, admin: SocketAddr) -> i32 {
         listen: Some(vec![dns]),
         admin: Some(admin),
         lab: true,
+        discard_state: false,
         on_ready: Some(Box::new(move |r: &Ready| print_demo_help(r, &exe, &shown))),
     });
     if let Err(e) = std::fs::remove_dir_all(&dir) {

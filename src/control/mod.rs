@@ -165,17 +165,24 @@ pub struct Control {
 impl Control {
     /// Joins the cluster, if there is one, probes every target once (probe
     /// before serve), then publishes the first snapshot into a new shared
-    /// handle. `Err` when another live process holds this node's name.
+    /// handle. `Err` when another live process holds this node's name, or
+    /// the state file exists but cannot be used (unless `discard_state`).
     pub async fn start(
         config_path: PathBuf,
         compiled: Compiled,
         metrics: Arc<Metrics>,
         admin_token: Arc<arc_swap::ArcSwapOption<String>>,
         stop: watch::Receiver<bool>,
+        discard_state: bool,
     ) -> Result<(Control, Shared), ControlError> {
         let compiled = Arc::new(compiled);
         // drains kept across restarts, then (in a cluster) etcd's
-        let operator = Operator::restore(compiled.config.server.state.as_deref());
+        let operator = Operator::restore(
+            compiled.config.server.state.as_deref(),
+            discard_state,
+            metrics.state_write_errors.clone(),
+        )
+        .map_err(ControlError::Refused)?;
         let cluster = match compiled.config.cluster.clone() {
             Some(cfg) => Some(
                 ClusterLink::start(
@@ -253,6 +260,7 @@ impl Control {
                     dirty |= self.retry_drains();
                 }
                 Some(o) = self.operator.outcomes_rx.recv() => self.drain_outcome(o),
+                Some(p) = self.operator.saved_rx.recv() => dirty |= self.saved(p),
                 Some(g) = self.reloads.geo_rx.recv() => self.apply_geo(g),
                 _ = sleep_until_opt(next_expiry) => dirty |= self.expire_drains(),
                 Some(view) = link::next_view(&mut self.cluster) => dirty |= self.apply_view(view),

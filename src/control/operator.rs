@@ -6,12 +6,13 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::drains::{Drain, Drains};
 use super::link::forward;
-use super::persist::{self, Saved};
+use super::persist::{self, Saved, Writer};
 use super::{Control, ControlError, safety, send};
 use crate::cluster::{ClusterError, ToCluster};
 use crate::text::for_text;
@@ -45,8 +46,14 @@ pub(super) struct Operator {
     recent: Vec<(DrainKey, Instant)>,
     /// Operator actions of a single node, newest first.
     pub audit: VecDeque<AuditEntry>,
-    /// `[server] state`: the drains as last written.
-    state: Option<watch::Sender<Saved>>,
+    /// `[server] state`.
+    state: Option<Writer>,
+    /// A single node's drains (`Some`) and undrains (`None`) being written
+    /// to the state file: in force once the write succeeded.
+    unsaved: Vec<(DrainKey, Option<Drain>)>,
+    saved_tx: mpsc::UnboundedSender<Persisted>,
+    /// Outcomes of those writes.
+    pub saved_rx: mpsc::UnboundedReceiver<Persisted>,
     /// Drains that lost to another node's, waiting for the view to show it,
     /// with the drains' revision they were checked against.
     waiting: Vec<(DrainRequest, Option<i64>)>,
@@ -55,35 +62,78 @@ pub(super) struct Operator {
     pub outcomes_rx: mpsc::UnboundedReceiver<DrainOutcome>,
 }
 
+/// A single node's drain or undrain, written (or not) to the state file.
+pub(super) struct Persisted {
+    key: DrainKey,
+    change: Option<Drain>,
+    duration: Option<Duration>,
+    reply: oneshot::Sender<Result<(), ControlError>>,
+    result: Result<(), String>,
+}
+
 impl Operator {
     /// Restores the drains kept in the state file, if there is one, and
-    /// starts its writer.
-    pub fn restore(state: Option<&Path>) -> Operator {
-        let saved = state.and_then(persist::load).unwrap_or_default();
+    /// starts its writer. A file that exists but cannot be used is an
+    /// error naming it, unless `discard` says to start without it.
+    pub fn restore(
+        state: Option<&Path>,
+        discard: bool,
+        write_errors: Counter,
+    ) -> Result<Operator, String> {
+        let saved = match state.map(persist::load) {
+            None | Some(Ok(None)) => Saved::default(),
+            Some(Ok(Some(s))) => s,
+            Some(Err(e)) if discard => {
+                tracing::warn!("{e}; starting without its drains (--discard-state)");
+                Saved::default()
+            }
+            Some(Err(e)) => {
+                return Err(format!(
+                    "{e}; its drains would be lost: repair or remove it, or start with --discard-state"
+                ));
+            }
+        };
         let drains = Drains::from_records(&saved.records(), SystemTime::now());
-        if !drains.regions.is_empty() || !drains.endpoints.is_empty() {
+        let (regions, endpoints) = (drains.regions.len(), drains.endpoints.len());
+        if regions + endpoints > 0 {
             tracing::info!(
-                "restored from the state file: {} region and {} endpoint drains",
-                drains.regions.len(),
-                drains.endpoints.len()
+                "restored from the state file: {regions} region drain(s), {endpoints} endpoint drain(s)"
             );
         }
         let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
-        Operator {
+        let (saved_tx, saved_rx) = mpsc::unbounded_channel();
+        Ok(Operator {
             drains,
             recent: Vec::new(),
             audit: VecDeque::new(),
-            state: state.map(|p| persist::writer(p.to_path_buf(), saved)),
+            state: state.map(|p| Writer::start(p.to_path_buf(), write_errors)),
+            unsaved: Vec::new(),
+            saved_tx,
+            saved_rx,
             waiting: Vec::new(),
             outcomes_tx,
             outcomes_rx,
+        })
+    }
+
+    /// The drains as they will be once the writes under way succeed.
+    fn intended(&self) -> Drains {
+        let mut d = self.drains.clone();
+        for (k, change) in &self.unsaved {
+            match change {
+                Some(drain) => d.set(k.clone(), drain.clone()),
+                None => {
+                    d.remove(k);
+                }
+            }
         }
+        d
     }
 
     /// Writes the drains to the state file (by the writer task).
     pub fn persist(&self, node: &str) {
-        if let Some(tx) = &self.state {
-            tx.send_replace(self.drains.saved(node));
+        if let Some(w) = &self.state {
+            w.write(self.intended().saved(node), None);
         }
     }
 }
@@ -278,11 +328,84 @@ impl Control {
             });
             return false;
         }
+        if self.operator.state.is_some() {
+            self.save(req.key, Some(drain), req.duration, req.reply);
+            return false;
+        }
         tracing::info!("{} drained{}", req.key, for_text(req.duration));
         self.operator.drains.set(req.key.clone(), drain);
         self.operator.recent.push((req.key, Instant::now()));
-        self.persist();
         send(req.reply, Ok(()));
+        true
+    }
+
+    /// A single node's drain (`Some`) or undrain (`None`): written to the
+    /// state file first, in force (and acknowledged) once the write
+    /// succeeded (SPEC §5).
+    fn save(
+        &mut self,
+        key: DrainKey,
+        change: Option<Drain>,
+        duration: Option<Duration>,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    ) {
+        let Some(w) = &self.operator.state else {
+            return;
+        };
+        self.operator.unsaved.push((key.clone(), change.clone()));
+        let (tx, rx) = oneshot::channel();
+        w.write(self.operator.intended().saved(""), Some(tx));
+        let saved = self.operator.saved_tx.clone();
+        tokio::spawn(async move {
+            let result = rx
+                .await
+                .unwrap_or_else(|_| Err("the state file writer is gone".into()));
+            let p = Persisted {
+                key,
+                change,
+                duration,
+                reply,
+                result,
+            };
+            if saved.send(p).is_err() {
+                tracing::debug!("state file write finished after shutdown");
+            }
+        });
+    }
+
+    /// A write of [`Control::save`] finished: the change is in force now,
+    /// or refused with 503 and nothing changed.
+    pub(super) fn saved(&mut self, p: Persisted) -> bool {
+        let op = &mut self.operator;
+        if let Some(i) = op
+            .unsaved
+            .iter()
+            .position(|(k, c)| *k == p.key && *c == p.change)
+        {
+            op.unsaved.remove(i);
+        }
+        if let Err(e) = p.result {
+            send(
+                p.reply,
+                Err(ControlError::Unavailable(format!(
+                    "not saved: {e}; nothing was changed"
+                ))),
+            );
+            self.persist();
+            return false;
+        }
+        match p.change {
+            Some(drain) => {
+                tracing::info!("{} drained{}", p.key, for_text(p.duration));
+                op.drains.set(p.key.clone(), drain);
+                op.recent.push((p.key, Instant::now()));
+            }
+            None => {
+                tracing::info!("{} undrained", p.key);
+                op.drains.remove(&p.key);
+            }
+        }
+        send(p.reply, Ok(()));
         true
     }
 
@@ -304,13 +427,20 @@ impl Control {
             forward(&c.tx, cmd, rx, reply);
             return false;
         }
-        let had = self.operator.drains.remove(&target);
-        if had {
+        let drained = match &target {
+            DrainKey::Region(n) => self.operator.drains.regions.contains_key(n),
+            DrainKey::Endpoint(a) => self.operator.drains.endpoints.contains_key(a),
+        };
+        if drained && self.operator.state.is_some() {
+            self.save(target, None, None, reply);
+            return false;
+        }
+        if drained {
+            self.operator.drains.remove(&target);
             tracing::info!("{target} undrained");
-            self.persist();
         }
         send(reply, Ok(()));
-        had
+        drained
     }
 
     /// Ends the drains whose time is up.

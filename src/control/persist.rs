@@ -1,16 +1,18 @@
 //! The `[server] state` file: the drains, kept across restarts (SPEC §5).
 //! JSON, written atomically (a temporary file in the same directory,
 //! flushed, then renamed over the old one) by one writer task, so the
-//! control loop never waits on a disk. A missing or unreadable file is
-//! logged and ignored: the node starts with no drains rather than not at
-//! all.
+//! control loop never waits on a disk, and a drain is acknowledged only
+//! once its write succeeded. A missing file is a first start; a file that
+//! exists but cannot be used stops the start (`serve --discard-state`
+//! overrides), so drains never silently come back into answers.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::view::{DrainKey, DrainRecord};
 
@@ -66,8 +68,11 @@ impl Saved {
     }
 }
 
-/// Reads the state file; `None` (logged) when it is missing or unusable.
-pub fn load(path: &Path) -> Option<Saved> {
+/// Reads the state file: `Ok(None)` when it does not exist yet, `Err`
+/// naming the file and the reason when it exists but cannot be used (a
+/// start then stops, unless told to discard it: its drains would silently
+/// come back into answers otherwise).
+pub fn load(path: &Path) -> Result<Option<Saved>, String> {
     let text = match crate::os::read_input(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -75,33 +80,18 @@ pub fn load(path: &Path) -> Option<Saved> {
                 "state file {} does not exist yet; no drains to restore",
                 path.display()
             );
-            return None;
+            return Ok(None);
         }
-        Err(e) => {
-            tracing::warn!(
-                "state file {}: cannot read ({e}); starting without its drains",
-                path.display()
-            );
-            return None;
-        }
+        Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
     };
     match serde_json::from_slice::<Saved>(&text) {
-        Ok(s) if s.version == 1 => Some(s),
-        Ok(s) => {
-            tracing::warn!(
-                "state file {}: unknown version {}; starting without its drains",
-                path.display(),
-                s.version
-            );
-            None
-        }
-        Err(e) => {
-            tracing::warn!(
-                "state file {} is not valid ({e}); starting without its drains",
-                path.display()
-            );
-            None
-        }
+        Ok(s) if s.version == 1 => Ok(Some(s)),
+        Ok(s) => Err(format!(
+            "{}: unknown state file version {}",
+            path.display(),
+            s.version
+        )),
+        Err(e) => Err(format!("{}: not a valid state file ({e})", path.display())),
     }
 }
 
@@ -130,25 +120,61 @@ pub fn save(path: &Path, s: &Saved) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Starts the writer: every new value sent on the returned channel is
-/// written (the latest wins when writes fall behind).
-pub fn writer(path: PathBuf, initial: Saved) -> watch::Sender<Saved> {
-    let (tx, mut rx) = watch::channel(initial);
-    tokio::spawn(async move {
-        while rx.changed().await.is_ok() {
-            let s = rx.borrow_and_update().clone();
-            let p = path.clone();
-            match tokio::task::spawn_blocking(move || save(&p, &s)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(
-                    "cannot write the state file {}: {e}; drains will not survive a restart",
-                    path.display()
-                ),
-                Err(e) => tracing::error!("state file writer: {e}"),
+/// One write asked of the writer, and who waits for its outcome.
+struct WriteRequest {
+    saved: Saved,
+    ack: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+/// The state file's writer task: the control loop never waits on a disk.
+pub struct Writer {
+    tx: mpsc::UnboundedSender<WriteRequest>,
+}
+
+impl Writer {
+    /// Starts the writer for `path`. Writes that queue up while one is
+    /// under way are written once, as the newest, and all of them hear its
+    /// outcome; failures count in `errors`.
+    pub fn start(path: PathBuf, errors: Counter) -> Writer {
+        let (tx, mut rx) = mpsc::unbounded_channel::<WriteRequest>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut acks = Vec::new();
+                let mut saved = first.saved;
+                acks.extend(first.ack);
+                while let Ok(next) = rx.try_recv() {
+                    saved = next.saved;
+                    acks.extend(next.ack);
+                }
+                let p = path.clone();
+                let r = match tokio::task::spawn_blocking(move || save(&p, &saved)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(format!(
+                        "cannot write the state file {}: {e}",
+                        path.display()
+                    )),
+                    Err(e) => Err(format!("state file writer: {e}")),
+                };
+                if let Err(e) = &r {
+                    errors.inc();
+                    tracing::error!("{e}; drains made meanwhile are not saved");
+                }
+                for ack in acks {
+                    if ack.send(r.clone()).is_err() {
+                        tracing::debug!("state file: nobody waits for the write");
+                    }
+                }
             }
+        });
+        Writer { tx }
+    }
+
+    /// Writes `saved`; `ack` hears whether it reached the disk.
+    pub fn write(&self, saved: Saved, ack: Option<oneshot::Sender<Result<(), String>>>) {
+        if self.tx.send(WriteRequest { saved, ack }).is_err() {
+            tracing::debug!("state file writer is gone");
         }
-    });
-    tx
+    }
 }
 
 #[cfg(test)]
@@ -178,12 +204,13 @@ mod tests {
             },
         );
         save(&path, &Saved::from_records(&r)).unwrap();
-        assert_eq!(load(&path).unwrap().records(), r);
+        assert_eq!(load(&path).unwrap().unwrap().records(), r);
         for garbage in [&b"{not json"[..], b"", b"{\"version\":7}", b"\x00\xff"] {
             std::fs::write(&path, garbage).unwrap();
-            assert!(load(&path).is_none());
+            let e = load(&path).unwrap_err();
+            assert!(e.contains("signpost.state"), "names the file: {e}");
         }
-        assert!(load(&dir.join("missing")).is_none());
+        assert_eq!(load(&dir.join("missing")), Ok(None));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

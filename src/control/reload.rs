@@ -262,6 +262,10 @@ impl Control {
             |addr| compiled.slots.iter().any(|s| s.address == addr),
         );
         if self.operator.drains != before {
+            let now = self.operator.drains.records("");
+            for k in before.records("").keys().filter(|k| !now.contains_key(*k)) {
+                tracing::warn!("the drain of {k} is dropped: it is no longer in the configuration");
+            }
             self.persist();
         }
     }
