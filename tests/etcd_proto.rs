@@ -64,7 +64,10 @@ fn committed_etcd_grpc_code_is_fresh() {
     let names: Vec<_> = made.iter().filter_map(|p| p.file_name()).collect();
     for entry in std::fs::read_dir(&committed).expect("committed directory readable") {
         let path = entry.expect("directory entry").path();
-        if !names.iter().any(|n| Some(*n) == path.file_name().as_ref().copied()) {
+        if !names
+            .iter()
+            .any(|n| Some(*n) == path.file_name().as_ref().copied())
+        {
             stale.push(format!("{} is no longer generated", path.display()));
         }
     }
