@@ -53,6 +53,25 @@ impl Policy {
     }
 }
 
+/// What a service answers when every region is down (`when_all_down`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenAllDown {
+    /// Fail open: answer as if every non-drained endpoint were up.
+    All,
+    /// Answer NODATA.
+    Nodata,
+}
+
+impl WhenAllDown {
+    /// The name used in the config (and in the status).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WhenAllDown::All => "all",
+            WhenAllDown::Nodata => "nodata",
+        }
+    }
+}
+
 /// How endpoints are drawn inside a region (`select`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Select {

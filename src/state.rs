@@ -653,10 +653,7 @@ fn compile_service(
         hash_prefix: s.hash_prefix,
         ttl: s.ttl,
         answers: s.answers as u8,
-        when_all_down: match s.when_all_down {
-            config::WhenAllDown::All => steer::WhenAllDown::All,
-            config::WhenAllDown::Nodata => steer::WhenAllDown::Nodata,
-        },
+        when_all_down: s.when_all_down,
         map,
         geo: None,
     }

@@ -10,10 +10,11 @@ mod validate;
 use std::fmt;
 use std::path::Path;
 
+pub use crate::model::WhenAllDown;
 pub use raw::RawConfig;
 pub use types::{
     CONTINENTS, Check, CheckId, CheckKind, Cluster, Config, DEFAULT_CAPACITY, Endpoint, MapEntry,
-    MapKey, Quorum, Region, Server, Service, Shed, WhenAllDown, Zone, parse_map_key,
+    MapKey, Quorum, Region, Server, Service, Shed, Zone, parse_map_key,
 };
 use validate::validate;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::model::{Limits, Policy, Select};
+use crate::model::{Limits, Policy, Select, WhenAllDown};
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -250,15 +250,6 @@ pub struct Endpoint {
     pub probe: IpAddr,
     /// Load at which it is full (defaults to its region's `capacity`).
     pub capacity: f64,
-}
-
-/// What to answer when every region is down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WhenAllDown {
-    /// Fail open: answer as if every non-drained endpoint were up.
-    All,
-    /// Answer NODATA.
-    Nodata,
 }
 
 /// A `map` key of a geo service.

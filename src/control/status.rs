@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use super::Control;
 use super::probes::Probed;
-use crate::config::WhenAllDown;
 use crate::health::ProbeResult;
 use crate::state::{Compiled, Snapshot};
 use crate::steer::{self, Endpoint, Family, Region};
@@ -36,11 +35,7 @@ impl Control {
                 policy: s.policy.as_str().to_string(),
                 ttl: s.ttl,
                 answers: s.answers,
-                when_all_down: match s.when_all_down {
-                    WhenAllDown::All => "all",
-                    WhenAllDown::Nodata => "nodata",
-                }
-                .to_string(),
+                when_all_down: s.when_all_down.as_str().to_string(),
                 regions: s.regions.clone(),
                 healthy_regions: s
                     .regions

@@ -23,6 +23,7 @@ use order::{order, shed};
 use select::{draw_index, fallback_index, pool_into};
 
 use crate::geo::Located;
+pub use crate::model::WhenAllDown;
 use crate::model::{Policy, Select};
 
 /// Health flag: the endpoint's last decided state is up.
@@ -189,15 +190,6 @@ impl Region {
     pub fn has_family(&self, fam: Family) -> bool {
         self.endpoints.iter().any(|e| e.family() == fam)
     }
-}
-
-/// When every region is down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WhenAllDown {
-    /// Answer as if every non-drained endpoint were up.
-    All,
-    /// NODATA.
-    Nodata,
 }
 
 /// A service as the answer path sees it.
