@@ -109,6 +109,10 @@ pub struct AuditEntry {
     pub result: String,
     /// The node that took the call.
     pub node: Option<String>,
+    /// Its etcd key, when it came from etcd (so that a deleted key leaves
+    /// the view too).
+    #[serde(skip)]
+    pub key: Option<String>,
 }
 
 /// What a drain applies to.
@@ -136,6 +140,10 @@ impl fmt::Display for DrainKey {
 pub struct View {
     /// etcd is reachable and the view is current.
     pub connected: bool,
+    /// The cluster's drains and verdicts have been read at least once since
+    /// this node started: a node that could not reach etcd at start serves
+    /// with its state file's drains until then.
+    pub synced: bool,
     /// Live nodes (their lease holds), by name.
     pub nodes: BTreeMap<String, NodeInfo>,
     /// Verdicts by target id ([`target_id`]), then node.

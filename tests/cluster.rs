@@ -479,6 +479,13 @@ fn nodes_survive_the_loss_of_etcd_and_resync() {
     lab.stop(3);
     lab.up(3);
     assert_eq!(lab.node(3).a(WWW, None), vec![ip(US)]);
+    // and says so: not synced with the cluster; no node count is stale
+    let st = status(lab.node(3));
+    assert_eq!(st["cluster"]["synced"], false, "{}", st["cluster"]);
+    assert_eq!(status(lab.node(1))["cluster"]["synced"], true);
+    for s in lab.running() {
+        assert_eq!(cluster_nodes(s), 1.0, "only this node is known alive");
+    }
 
     // etcd back: every node reconnects, publishes again, reads again
     lab.etcd.revive_all();
@@ -496,6 +503,7 @@ fn nodes_survive_the_loss_of_etcd_and_resync() {
         "verdicts not published again: {:?}",
         verdicts(lab.node(1))
     );
+    assert_eq!(status(lab.node(3))["cluster"]["synced"], true);
     let (code, body) = drain(lab.node(2), "DELETE", "eu-west", "");
     assert_eq!(code, 200, "{body}");
     assert!(lab.all_answer(WWW, EU, Duration::from_secs(2)).is_some());
@@ -894,5 +902,27 @@ fn a_node_name_is_held_by_one_process() {
     });
     let (code, body) = drain(&first, "POST", "eu-west", "");
     assert_eq!(code, 200, "{body}");
+    // audit keys deleted in etcd leave the node's view too
+    let audit = || get_json(&format!("{}/v1/audit", first.admin_url()))["audit"].clone();
+    assert!(
+        wait_fast(BOUND, || audit().as_array().is_some_and(|a| !a.is_empty())).is_some(),
+        "the drain is audited"
+    );
+    rt.block_on(async {
+        let mut c = etcd_client::Client::connect([etcd.client_url()], None)
+            .await
+            .expect("connect to etcd");
+        c.delete(
+            format!("{prefix}/audit/"),
+            Some(etcd_client::DeleteOptions::new().with_prefix()),
+        )
+        .await
+        .expect("delete the audit");
+    });
+    assert!(
+        wait_fast(BOUND, || audit().as_array().is_some_and(|a| a.is_empty())).is_some(),
+        "{}",
+        audit()
+    );
     assert!(first.stop().success());
 }

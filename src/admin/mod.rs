@@ -319,6 +319,7 @@ async fn audit(
             Err(ApiError(code, msg)) => format!("{} {msg}", code.as_u16()),
         },
         node: None,
+        key: None,
     };
     if s.commands.send(Command::Audit(entry)).await.is_err() {
         tracing::debug!("control loop is gone; audit entry dropped");

@@ -84,11 +84,13 @@ impl Task {
                 }
             }
             [DRAINS_REV] => view.drains_rev = if value.is_some() { mod_rev } else { 0 },
-            ["audit", _] => {
-                if let Some(a) = value.and_then(parse::<AuditEntry>) {
+            ["audit", id] => match value.and_then(parse::<AuditEntry>) {
+                Some(mut a) => {
+                    a.key = Some(id.to_string());
                     view.audit.insert(0, a);
                 }
-            }
+                None => view.audit.retain(|a| a.key.as_deref() != Some(*id)),
+            },
             _ => tracing::debug!("cluster: ignoring key {key}"),
         }
     }

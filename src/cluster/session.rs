@@ -225,6 +225,7 @@ impl Task {
         let prefix = self.key("");
         let mut view = View {
             connected: true,
+            synced: true,
             ..View::default()
         };
         let rev = self.read_prefix(s, &prefix, &mut view).await?;
@@ -232,10 +233,11 @@ impl Task {
         view.audit.truncate(AUDIT_KEEP);
         self.view = view;
         if self.logged_down {
+            let n = self.view.nodes.len();
             tracing::info!(
-                "cluster: connected to etcd as node {}; {} nodes live",
+                "cluster: connected to etcd as node {}; {n} node{} live",
                 self.cfg.node,
-                self.view.nodes.len()
+                if n == 1 { "" } else { "s" }
             );
             self.logged_down = false;
         }

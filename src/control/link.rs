@@ -123,7 +123,14 @@ impl Control {
         self.metrics
             .cluster_connected
             .set(i64::from(view.connected));
-        self.metrics.cluster_nodes.set(view.nodes.len() as i64);
+        // while etcd is away only this node is known to be alive: the last
+        // view's count would be stale
+        let live = if view.connected {
+            view.nodes.len().max(1)
+        } else {
+            1
+        };
+        self.metrics.cluster_nodes.set(live as i64);
         c.mine.config_hash = self.compiled.config_hash.clone();
         let diverged: BTreeMap<String, Vec<String>> = view
             .nodes

@@ -182,6 +182,7 @@ impl Control {
                 from: Some(from),
                 result: outcome.clone(),
                 node: None,
+                key: None,
             });
         }
         for reply in loaded.replies {

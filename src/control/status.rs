@@ -204,6 +204,7 @@ impl Control {
         Some(ClusterStatus {
             node: c.node.clone(),
             connected: c.view.connected,
+            synced: c.view.synced,
             down_quorum: c.quorum.as_str().to_string(),
             config_hash: self.compiled.config_hash.clone(),
             nodes,
@@ -320,6 +321,10 @@ pub struct ClusterStatus {
     pub node: String,
     /// etcd is reachable.
     pub connected: bool,
+    /// The cluster's drains have been read since this node started (false:
+    /// it started while etcd was unreachable and serves its state file's
+    /// drains until it can read them).
+    pub synced: bool,
     /// `down_quorum`.
     pub down_quorum: String,
     /// This node's configuration hash.
