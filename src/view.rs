@@ -144,6 +144,8 @@ pub struct View {
     /// this node started: a node that could not reach etcd at start serves
     /// with its state file's drains until then.
     pub synced: bool,
+    /// The etcd member this node talks to (its client URL).
+    pub member: String,
     /// Live nodes (their lease holds), by name.
     pub nodes: BTreeMap<String, NodeInfo>,
     /// Verdicts by target id ([`target_id`]), then node.

@@ -47,7 +47,7 @@ const READ_PAGE: i64 = 200;
 /// Deadline of one etcd request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest pause between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How long a drain call waits for etcd (a member's death, a leader
 /// election) before it is refused.
 const DRAIN_PATIENCE: Duration = Duration::from_secs(4);
@@ -159,6 +159,8 @@ pub fn start(
         down_why: String::new(),
         pending: std::collections::VecDeque::new(),
         lease: None,
+        prev_lease: None,
+        member: String::new(),
         endpoint: 0,
     };
     tokio::spawn(async move {
@@ -199,6 +201,11 @@ struct Task {
     pending: std::collections::VecDeque<(ToCluster, tokio::time::Instant)>,
     /// The current session's lease (revoked when leaving).
     lease: Option<i64>,
+    /// The session before this one's lease: its keys are this node's own,
+    /// not another process's.
+    prev_lease: Option<i64>,
+    /// The etcd member of the current (or last) session.
+    member: String,
     /// The etcd member the next connection tries first.
     endpoint: usize,
 }

@@ -38,7 +38,8 @@ impl Task {
             match attempt.await {
                 Ok(s) => {
                     self.endpoint = (i + 1) % n;
-                    self.lease = Some(s.lease);
+                    self.member = url.clone();
+                    self.prev_lease = self.lease.replace(s.lease);
                     return Ok(s);
                 }
                 Err(e) => last = format!("{url}: {}", plain(&e)),
@@ -99,7 +100,9 @@ impl Task {
             let Some(kv) = r.kvs().first() else {
                 return Ok(None);
             };
-            if kv.lease() == s.lease {
+            // this session's, or this process's previous session's (etcd
+            // keeps a lease through its own restart)
+            if kv.lease() == s.lease || Some(kv.lease()) == self.prev_lease {
                 return Ok(None);
             }
             if tokio::time::Instant::now() >= patience {
@@ -201,6 +204,13 @@ impl Task {
         }
         self.put_own(s).await?;
         self.tell_joined(Joined::Yes);
+        // the previous session's lease holds nothing of ours any more
+        if let Some(old) = self.prev_lease.take()
+            && old != s.lease
+            && let Err(e) = s.client.lease_revoke(old).await
+        {
+            tracing::debug!("cluster: revoking the previous lease: {e}");
+        }
         // this node's verdicts of an earlier life, for targets it no
         // longer has, go away (the old lease would take them anyway)
         let mine = s
@@ -226,6 +236,7 @@ impl Task {
         let mut view = View {
             connected: true,
             synced: true,
+            member: self.member.clone(),
             ..View::default()
         };
         let rev = self.read_prefix(s, &prefix, &mut view).await?;
@@ -271,11 +282,24 @@ impl Task {
         let (mut keeper, mut alive) = s.client.lease_keep_alive(s.lease).await?;
         let mut tick = tokio::time::interval(Duration::from_millis(NODE_TTL as u64 * 1000 / 4));
         let mut audits = 0usize;
+        // a member that hangs (neither closes the connection nor answers)
+        // is noticed by its silence: no lease keepalive answered for two
+        // ticks ends the session, and the next one uses another member
+        let mut answered = tokio::time::Instant::now();
+        let silence = Duration::from_millis(NODE_TTL as u64 * 1000 / 2);
         loop {
             tokio::select! {
-                _ = tick.tick() => keeper.keep_alive().await?,
+                _ = tick.tick() => {
+                    if answered.elapsed() > silence {
+                        return Err(etcd_client::Error::LeaseKeepAliveError(format!(
+                            "the etcd member answered no keepalive for {:.1} s",
+                            answered.elapsed().as_secs_f64()
+                        )));
+                    }
+                    keeper.keep_alive().await?
+                }
                 r = alive.message() => match r? {
-                    Some(r) if r.ttl() > 0 => {}
+                    Some(r) if r.ttl() > 0 => answered = tokio::time::Instant::now(),
                     _ => return Err(etcd_client::Error::LeaseKeepAliveError("the node's lease expired".into())),
                 },
                 msg = stream.message() => {

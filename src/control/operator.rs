@@ -18,10 +18,6 @@ use crate::cluster::{ClusterError, ToCluster};
 use crate::text::for_text;
 use crate::view::{AUDIT_KEEP, AuditEntry, DrainKey};
 
-/// How long a drain just taken counts for the safety rule before the
-/// state shows it (a cluster's view takes a round trip through etcd).
-const RECENT_DRAIN: Duration = Duration::from_secs(5);
-
 /// Longest audited field, in bytes (a longer one ends in "…").
 const AUDIT_FIELD_MAX: usize = 256;
 
@@ -42,8 +38,6 @@ fn cap(field: &mut String) {
 pub(super) struct Operator {
     /// The drains in force.
     pub drains: Drains,
-    /// Drains taken in the last [`RECENT_DRAIN`], for the safety rule.
-    recent: Vec<(DrainKey, Instant)>,
     /// Operator actions of a single node, newest first.
     pub audit: VecDeque<AuditEntry>,
     /// `[server] state`.
@@ -104,7 +98,6 @@ impl Operator {
         let (saved_tx, saved_rx) = mpsc::unbounded_channel();
         Ok(Operator {
             drains,
-            recent: Vec::new(),
             audit: VecDeque::new(),
             state: state.map(|p| Writer::start(p.to_path_buf(), write_errors)),
             unsaved: Vec::new(),
@@ -205,7 +198,6 @@ impl Control {
         } = o;
         match result {
             Ok(Ok(())) => {
-                self.operator.recent.push((req.key.clone(), Instant::now()));
                 send(req.reply, Ok(()));
             }
             Ok(Err(ClusterError::Conflict)) => {
@@ -260,20 +252,23 @@ impl Control {
         target: DrainKey,
         reply: oneshot::Sender<Result<(), ControlError>>,
     ) -> bool {
-        self.operator.recent.retain(|(t, _)| *t != target);
         self.undrain(target, reply)
     }
 
-    /// The safety rule over the published snapshot, counting drains taken
-    /// in the last seconds as made: in a cluster the view shows them only
-    /// once etcd has sent them back.
+    /// The safety rule over the published snapshot, counting a single
+    /// node's drains still being written to its state file as made. A
+    /// cluster needs no such allowance: a drain checked against a view
+    /// that lags is stored only if no other drain was stored since
+    /// (one etcd transaction), and is checked again otherwise.
     fn safety(&mut self, target: &DrainKey) -> Result<(), ControlError> {
-        let now = Instant::now();
-        self.operator
-            .recent
-            .retain(|(_, at)| now.duration_since(*at) < RECENT_DRAIN);
-        let recent: Vec<&DrainKey> = self.operator.recent.iter().map(|(k, _)| k).collect();
-        safety::check(&self.shared.load(), &recent, target).map_err(ControlError::Refused)
+        let unsaved: Vec<&DrainKey> = self
+            .operator
+            .unsaved
+            .iter()
+            .filter(|(_, change)| change.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        safety::check(&self.shared.load(), &unsaved, target).map_err(ControlError::Refused)
     }
 
     /// Whether the configuration has this region or endpoint.
@@ -334,7 +329,6 @@ impl Control {
         }
         tracing::info!("{} drained{}", req.key, for_text(req.duration));
         self.operator.drains.set(req.key.clone(), drain);
-        self.operator.recent.push((req.key, Instant::now()));
         send(req.reply, Ok(()));
         true
     }
@@ -398,7 +392,6 @@ impl Control {
             Some(drain) => {
                 tracing::info!("{} drained{}", p.key, for_text(p.duration));
                 op.drains.set(p.key.clone(), drain);
-                op.recent.push((p.key, Instant::now()));
             }
             None => {
                 tracing::info!("{} undrained", p.key);

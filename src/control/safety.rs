@@ -11,7 +11,7 @@ use crate::steer::{self, Endpoint, Family, Region};
 use crate::view::DrainKey;
 
 /// Checks `target` against every service's `min_healthy_regions`, as if
-/// the drains in `recent` (taken moments ago, not yet in the snapshot) were
+/// the drains in `recent` (taken, not yet in the snapshot) were
 /// already made. `Err` names each service the drain would leave short.
 pub(super) fn check(
     snap: &Snapshot,

@@ -205,6 +205,7 @@ impl Control {
             node: c.node.clone(),
             connected: c.view.connected,
             synced: c.view.synced,
+            etcd_member: c.view.member.clone(),
             down_quorum: c.quorum.as_str().to_string(),
             config_hash: self.compiled.config_hash.clone(),
             nodes,
@@ -325,6 +326,9 @@ pub struct ClusterStatus {
     /// it started while etcd was unreachable and serves its state file's
     /// drains until it can read them).
     pub synced: bool,
+    /// The etcd member this node talks to (the last one, while etcd is
+    /// unreachable).
+    pub etcd_member: String,
     /// `down_quorum`.
     pub down_quorum: String,
     /// This node's configuration hash.

@@ -153,6 +153,28 @@ impl Etcd {
         }
     }
 
+    /// How many members it has.
+    pub fn members(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Client URL of member `i`.
+    pub fn member_url(&self, i: usize) -> String {
+        self.members[i].client.clone()
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT (`false`) to member `i`: a member that
+    /// hangs, neither dead nor answering.
+    pub fn pause(&self, i: usize, stop: bool) {
+        if let Some(c) = &self.members[i].child {
+            let sig = if stop { libc::SIGSTOP } else { libc::SIGCONT };
+            // SAFETY: a signal to our own child process
+            unsafe {
+                libc::kill(c.id() as i32, sig);
+            }
+        }
+    }
+
     /// Kills every member.
     pub fn kill_all(&mut self) {
         for i in 0..self.members.len() {
