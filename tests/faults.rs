@@ -711,14 +711,40 @@ fn the_cluster_keeps_its_promises_under_faults() {
         format!("{empty} of {total}"),
     );
 
-    println!("\n| injected | what must hold | held | measured |\n|---|---|---|---|");
+    // one line per promise, over every round: how often it held, and what
+    // was measured each time
+    let mut table: Vec<(String, String, usize, usize, Vec<String>)> = Vec::new();
     for r in &lab.rows {
+        match table
+            .iter_mut()
+            .find(|t| t.0 == r.injected && t.1 == r.property)
+        {
+            Some(t) => {
+                t.2 += usize::from(r.held);
+                t.3 += 1;
+                t.4.push(r.measured.clone());
+            }
+            None => table.push((
+                r.injected.clone(),
+                r.property.clone(),
+                usize::from(r.held),
+                1,
+                vec![r.measured.clone()],
+            )),
+        }
+    }
+    println!("\n| injected | what must hold | held | measured |\n|---|---|---|---|");
+    for (injected, property, held, of, measured) in &table {
+        let measured: Vec<&String> = measured.iter().filter(|m| !m.is_empty()).collect();
         println!(
-            "| {} | {} | {} | {} |",
-            r.injected,
-            r.property,
-            if r.held { "yes" } else { "**no**" },
-            r.measured
+            "| {injected} | {property} | {}{held} of {of}{} | {} |",
+            if held < of { "**" } else { "" },
+            if held < of { "**" } else { "" },
+            measured
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let broken: Vec<String> = lab

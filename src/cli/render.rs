@@ -235,22 +235,27 @@ pub fn render_status(v: &Value) -> String {
     out
 }
 
-/// The cluster line of a status.
+/// The cluster line of a status, then a line per node that answers
+/// differently from this one.
 fn status_cluster(c: &Value) -> String {
     let nodes = c.get("nodes").and_then(Value::as_array);
-    format!(
-        "cluster: node {}, {}, {} nodes, down_quorum {}{}\n",
+    let n = nodes.map_or(0, Vec::len);
+    let mut out = format!(
+        "cluster: node {}, {}, {n} node{}, down_quorum {}{}\n",
         text(c, "node"),
         if flag(c, "connected") {
-            "connected"
+            "connected".to_string()
+        } else if c.get("synced") == Some(&Value::Bool(false)) {
+            "etcd unreachable (serving the state file's drains; the cluster's not read yet)"
+                .to_string()
         } else {
-            "etcd unreachable"
+            "etcd unreachable".to_string()
         },
-        nodes.map_or(0, Vec::len),
+        if n == 1 { "" } else { "s" },
         text(c, "down_quorum"),
         match c.get("diverged").and_then(Value::as_array) {
             Some(d) if !d.is_empty() => format!(
-                "; nodes with another configuration: {}",
+                "; answering differently: {}",
                 d.iter()
                     .filter_map(Value::as_str)
                     .collect::<Vec<_>>()
@@ -258,7 +263,18 @@ fn status_cluster(c: &Value) -> String {
             ),
             _ => String::new(),
         }
-    )
+    );
+    for node in nodes.into_iter().flatten() {
+        let differs = strings(node, "differs");
+        if !differs.is_empty() {
+            out.push_str(&format!(
+                "  {}: {}\n",
+                text(node, "name"),
+                differs.join(", ")
+            ));
+        }
+    }
+    out
 }
 
 /// A region of a status: its line, its drain, then a line per endpoint.
@@ -322,7 +338,12 @@ fn status_endpoint(e: &Value) -> String {
         .filter(|p| !p.is_null())
         .map(|p| {
             format!(
-                "  last probe: {}, {:.1} ms",
+                "  {}last probe: {}, {:.1} ms",
+                if e.get("cluster_verdict").is_some_and(|v| !v.is_null()) {
+                    "this node's "
+                } else {
+                    ""
+                },
                 text(p, "reason"),
                 p.get("latency_ms").and_then(Value::as_f64).unwrap_or(0.0)
             )
@@ -332,8 +353,21 @@ fn status_endpoint(e: &Value) -> String {
         Some(u) => format!("  drained until {u}"),
         None => String::new(),
     };
+    // in a cluster the verdict of the live nodes decides; this node's own
+    // probe (the last probe above) is one vote of it
+    let votes = e
+        .get("cluster_verdict")
+        .filter(|v| !v.is_null())
+        .map(|v| {
+            format!(
+                "  {} of {} nodes see it down",
+                v.get("down").and_then(Value::as_u64).unwrap_or(0),
+                v.get("of").and_then(Value::as_u64).unwrap_or(0)
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "  {:<30} {:<15} {:>6} {:>9}{since}{last}{until}\n",
+        "  {:<30} {:<15} {:>6} {:>9}{votes}{since}{last}{until}\n",
         text(e, "address"),
         state,
         load(e),
@@ -383,7 +417,8 @@ mod tests {
             "generation": 7,
             "config": "/etc/signpost/signpost.toml",
             "cluster": { "node": "ns1", "connected": true, "down_quorum": "majority",
-                         "nodes": [{}, {}, {}], "diverged": ["ns3"] },
+                         "nodes": [{}, {}, { "name": "ns3", "differs": ["down_quorum = \"any\""] }],
+                         "diverged": ["ns3"] },
             "regions": [
                 { "name": "a", "healthy": false, "drained": true,
                   "drain_until": "2026-12-04T23:59:59Z",
@@ -418,8 +453,29 @@ mod tests {
             "{d}"
         );
         assert!(
-            out.contains("3 nodes") && out.contains("another configuration: ns3"),
+            out.contains("3 nodes") && out.contains("answering differently: ns3"),
             "{out}"
+        );
+        assert!(out.contains("  ns3: down_quorum = \"any\""), "{out}");
+    }
+
+    #[test]
+    fn a_cluster_endpoint_shows_the_votes_before_this_nodes_probe() {
+        let e = json!({ "address": "192.0.2.1", "healthy": true, "drained": false,
+            "capacity": 100.0,
+            "cluster_verdict": { "healthy": true, "down": 1, "of": 3, "down_quorum": "majority" },
+            "last_probe": { "reason": "HTTP 503", "latency_ms": 2.0 } });
+        let line = status_endpoint(&e);
+        let votes = line.find("1 of 3 nodes see it down").expect("votes shown");
+        let own = line
+            .find("this node's last probe: HTTP 503")
+            .expect("own probe named");
+        assert!(votes < own, "{line}");
+        let single = status_endpoint(&json!({ "address": "192.0.2.1", "healthy": true,
+            "drained": false, "last_probe": { "reason": "HTTP 200", "latency_ms": 1.0 } }));
+        assert!(
+            !single.contains("nodes see") && single.contains("  last probe: HTTP 200"),
+            "{single}"
         );
     }
 
