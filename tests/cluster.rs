@@ -504,6 +504,38 @@ fn nodes_survive_the_loss_of_etcd_and_resync() {
         verdicts(lab.node(1))
     );
     assert_eq!(status(lab.node(3))["cluster"]["synced"], true);
+    // the audit, with what was refused during the outage, reads alike on
+    // every node, newest first by when things happened
+    let audits: Vec<serde_json::Value> = (1..=3)
+        .map(|i| get_json(&format!("{}/v1/audit", lab.node(i).admin_url()))["audit"].clone())
+        .collect();
+    assert!(
+        wait_fast(BOUND, || {
+            let a: Vec<serde_json::Value> = (1..=3)
+                .map(|i| {
+                    get_json(&format!("{}/v1/audit", lab.node(i).admin_url()))["audit"].clone()
+                })
+                .collect();
+            a[0] == a[1] && a[1] == a[2]
+        })
+        .is_some(),
+        "{audits:?}"
+    );
+    let list = get_json(&format!("{}/v1/audit", lab.node(1).admin_url()))["audit"].clone();
+    let at: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["at"].as_str())
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] >= w[1]), "newest first: {at:?}");
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["result"].as_str().is_some_and(|r| r.starts_with("503"))),
+        "the refused undrain is audited: {list}"
+    );
     let (code, body) = drain(lab.node(2), "DELETE", "eu-west", "");
     assert_eq!(code, 200, "{body}");
     assert!(lab.all_answer(WWW, EU, Duration::from_secs(2)).is_some());

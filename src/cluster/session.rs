@@ -325,6 +325,10 @@ impl Task {
                             }
                         }
                     }
+                    // entries written back after an outage arrive late:
+                    // the audit reads by when things happened, alike on
+                    // every node
+                    view.audit.sort_by(|a, b| b.at.cmp(&a.at));
                     view.audit.truncate(AUDIT_KEEP);
                     self.view = view;
                     self.publish();
