@@ -49,30 +49,32 @@ pub(super) fn shed(
     order: &mut Stack<u8, MAX_REGIONS>,
     net: u64,
 ) -> bool {
-    if order.len() < 2 {
+    let ratio = |p: u8| {
+        let r = inp.region(svc, p);
+        match r.shed {
+            Some((low, high)) => match utilisation(r, fam, inp) {
+                Some(u) if u > low => shed_ratio(u, low, high),
+                _ => 0.0,
+            },
+            None => 0.0,
+        }
+    };
+    // the common case first, before any list is built: nothing sheds
+    if order.len() < 2 || !order.as_slice().iter().any(|&p| ratio(p) > 0.0) {
         return false;
     }
-    // each candidate's shed ratio (0: not shedding), the full ones apart
+    // each candidate's shed ratio, the full ones apart
     let mut kept: Stack<u8, MAX_REGIONS> = Stack::default();
     let mut ratios: Stack<f64, MAX_REGIONS> = Stack::default();
     let mut full: Stack<u8, MAX_REGIONS> = Stack::default();
-    let mut shedding = false;
     for &p in order.as_slice() {
-        let r = inp.region(svc, p);
-        let ratio = match (r.shed, utilisation(r, fam, inp)) {
-            (Some((low, high)), Some(u)) if u > low => shed_ratio(u, low, high),
-            _ => 0.0,
-        };
-        shedding |= ratio > 0.0;
-        if ratio >= 1.0 {
+        let x = ratio(p);
+        if x >= 1.0 {
             full.push(p);
         } else {
             kept.push(p);
-            ratios.push(ratio);
+            ratios.push(x);
         }
-    }
-    if !shedding {
-        return false;
     }
     if kept.is_empty() {
         return true; // every region is full: the order stands
