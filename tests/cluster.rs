@@ -706,47 +706,7 @@ fn a_node_joins_a_prefix_larger_than_one_grpc_response() {
     };
     let prefix = format!("/signpost-test-large-{}", std::process::id());
     // 520 verdicts of a node long gone, 11 KiB each: 5.7 MB in all
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut c = etcd_client::Client::connect([etcd.client_url()], None)
-            .await
-            .expect("connect to etcd");
-        let reason = "x".repeat(11 * 1024);
-        for batch in 0..52 {
-            let ops: Vec<etcd_client::TxnOp> = (0..10)
-                .map(|i| {
-                    let v = serde_json::json!({
-                        "healthy": false,
-                        "reason": reason,
-                        "since": "2026-01-01T00:00:00Z",
-                    });
-                    etcd_client::TxnOp::put(
-                        format!("{prefix}/health/ghost/http:%2F%2F192.0.2.{batch}:{i}"),
-                        v.to_string(),
-                        None,
-                    )
-                })
-                .collect();
-            c.txn(etcd_client::Txn::new().and_then(ops))
-                .await
-                .expect("fill etcd");
-        }
-        let all = c
-            .get(
-                format!("{prefix}/"),
-                Some(
-                    etcd_client::GetOptions::new()
-                        .with_prefix()
-                        .with_count_only(),
-                ),
-            )
-            .await
-            .expect("count");
-        assert_eq!(all.count(), 520);
-    });
+    assert_eq!(etcd.put_ghost_verdicts(&prefix, 520), 520);
     let eu = FakeLb::start(format!("{EU}:0").parse().unwrap());
     let _asia = FakeLb::start(format!("{ASIA}:{}", eu.addr.port()).parse().unwrap());
     let dir = scratch("large-ns1");

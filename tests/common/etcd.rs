@@ -175,6 +175,53 @@ impl Etcd {
         }
     }
 
+    /// Writes `count` verdicts of a node long gone (`ghost`), about 11 KiB
+    /// each, under `prefix`: 520 make 5.7 MB, more than one gRPC response
+    /// may carry. Returns how many keys the prefix holds then.
+    pub fn put_ghost_verdicts(&self, prefix: &str, count: usize) -> i64 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async {
+            let mut c = etcd_client::Client::connect([self.member_url(0)], None)
+                .await
+                .expect("connect to etcd");
+            let reason = "x".repeat(11 * 1024);
+            // ten puts of 11 KiB per transaction: below etcd's 1.5 MiB request limit
+            for batch in 0..count.div_ceil(10) {
+                let ops: Vec<etcd_client::TxnOp> = (0..10.min(count - 10 * batch))
+                    .map(|i| {
+                        let v = serde_json::json!({
+                            "healthy": false,
+                            "reason": reason,
+                            "since": "2026-01-01T00:00:00Z",
+                        });
+                        etcd_client::TxnOp::put(
+                            format!("{prefix}/health/ghost/http:%2F%2F192.0.2.{batch}:{i}"),
+                            v.to_string(),
+                            None,
+                        )
+                    })
+                    .collect();
+                c.txn(etcd_client::Txn::new().and_then(ops))
+                    .await
+                    .expect("fill etcd");
+            }
+            c.get(
+                format!("{prefix}/"),
+                Some(
+                    etcd_client::GetOptions::new()
+                        .with_prefix()
+                        .with_count_only(),
+                ),
+            )
+            .await
+            .expect("count")
+            .count()
+        })
+    }
+
     /// Kills every member.
     pub fn kill_all(&mut self) {
         for i in 0..self.members.len() {
