@@ -189,7 +189,7 @@ pub async fn run(opts: RunOptions, mut signals: Signals) -> Result<(), RunError>
     .map_err(|e| {
         RunError::Config(ConfigErrors(vec![config::ConfigError::Invalid {
             file: path.display().to_string(),
-            key: "cluster.node".into(),
+            key: e.key().into(),
             reason: e.to_string(),
         }]))
     })?;

@@ -636,7 +636,8 @@ policy = "failover"
     };
     assert_eq!(status.and_then(|s| s.code()), Some(1), "{log:?}");
     assert!(
-        log.iter().any(|l| l.contains("signpost.state")
+        log.iter().any(|l| l.contains("server.state: ")
+            && l.contains("signpost.state")
             && l.contains("not a valid state file")
             && l.contains("--discard-state")),
         "{log:?}"

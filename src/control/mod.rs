@@ -74,6 +74,27 @@ pub enum ControlError {
     Refused(String),
 }
 
+/// Why the control loop could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// `[server] state` exists but cannot be used (and was not discarded).
+    #[error("{0}")]
+    StateFile(String),
+    /// Another live process holds `[cluster] node`.
+    #[error("{0}")]
+    NodeName(String),
+}
+
+impl StartError {
+    /// The configuration key the error is about.
+    pub fn key(&self) -> &'static str {
+        match self {
+            StartError::StateFile(_) => "server.state",
+            StartError::NodeName(_) => "cluster.node",
+        }
+    }
+}
+
 /// A request to the control loop.
 #[derive(Debug)]
 pub enum Command {
@@ -174,7 +195,7 @@ impl Control {
         admin_token: Arc<arc_swap::ArcSwapOption<String>>,
         stop: watch::Receiver<bool>,
         discard_state: bool,
-    ) -> Result<(Control, Shared), ControlError> {
+    ) -> Result<(Control, Shared), StartError> {
         let compiled = Arc::new(compiled);
         // drains kept across restarts, then (in a cluster) etcd's
         let operator = Operator::restore(
@@ -182,7 +203,7 @@ impl Control {
             discard_state,
             metrics.state_write_errors.clone(),
         )
-        .map_err(ControlError::Refused)?;
+        .map_err(StartError::StateFile)?;
         let cluster = match compiled.config.cluster.clone() {
             Some(cfg) => Some(
                 ClusterLink::start(
@@ -193,7 +214,7 @@ impl Control {
                     stop,
                 )
                 .await
-                .map_err(ControlError::Refused)?,
+                .map_err(StartError::NodeName)?,
             ),
             None => None,
         };
