@@ -2,7 +2,7 @@
 //! truncated or not a MaxMind DB, and zone files with two CNAMEs at one
 //! name, are refused by `check` and by `serve` with an error naming the
 //! file, never a panic. (Reloads of the same files keep the old data
-//! serving: tests/geo_reload.rs and tests/admin.rs.)
+//! serving: tests/geo_reload.rs and tests/admin/.)
 
 mod common;
 
