@@ -20,11 +20,14 @@ use crate::view::{AUDIT_KEEP, AuditEntry, DrainKey};
 
 /// Longest audited field, in bytes (a longer one ends in "…").
 const AUDIT_FIELD_MAX: usize = 256;
+/// Longest audited result: our own message (a refusal names every service
+/// it would leave short), though it may quote the caller's input.
+const AUDIT_RESULT_MAX: usize = 2048;
 
-/// Cuts a field to [`AUDIT_FIELD_MAX`] bytes, on a character boundary.
-fn cap(field: &mut String) {
-    if field.len() > AUDIT_FIELD_MAX {
-        let mut end = AUDIT_FIELD_MAX - '…'.len_utf8();
+/// Cuts a field to `max` bytes, on a character boundary.
+fn cap(field: &mut String, max: usize) {
+    if field.len() > max {
+        let mut end = max - '…'.len_utf8();
         while !field.is_char_boundary(end) {
             end -= 1;
         }
@@ -33,7 +36,7 @@ fn cap(field: &mut String) {
     }
 }
 
-/// Operator state: drains, the drains just taken, a single node's audit,
+/// Operator state: drains, those being saved or retried, a single node's audit,
 /// and the state file's writer.
 pub(super) struct Operator {
     /// The drains in force.
@@ -455,14 +458,16 @@ impl Control {
     }
 
     /// Logs an operator action and keeps it (in etcd, in a cluster). Its
-    /// fields are cut to [`AUDIT_FIELD_MAX`] bytes: a caller's input (a
-    /// region name in a path) must not fill the log or etcd.
+    /// fields are cut to [`AUDIT_FIELD_MAX`] bytes (its result to
+    /// [`AUDIT_RESULT_MAX`]): a caller's input (a region name in a path)
+    /// must not fill the log or etcd.
     pub(super) fn record(&mut self, mut entry: AuditEntry) {
-        for field in [&mut entry.action, &mut entry.target, &mut entry.result] {
-            cap(field);
+        for field in [&mut entry.action, &mut entry.target] {
+            cap(field, AUDIT_FIELD_MAX);
         }
+        cap(&mut entry.result, AUDIT_RESULT_MAX);
         for field in [&mut entry.duration, &mut entry.from].into_iter().flatten() {
-            cap(field);
+            cap(field, AUDIT_FIELD_MAX);
         }
         tracing::info!(
             "audit: {} {}{} from {}: {}",
@@ -505,10 +510,10 @@ mod tests {
     #[test]
     fn audited_fields_are_capped_on_a_character_boundary() {
         let mut short = "region eu-west".to_string();
-        cap(&mut short);
+        cap(&mut short, AUDIT_FIELD_MAX);
         assert_eq!(short, "region eu-west");
         let mut long = format!("region {}", "é".repeat(10_000));
-        cap(&mut long);
+        cap(&mut long, AUDIT_FIELD_MAX);
         assert!(long.len() <= AUDIT_FIELD_MAX, "{}", long.len());
         assert!(long.ends_with('…'));
         assert!(long.starts_with("region éé"));

@@ -4,18 +4,18 @@
 //! service; a drain that takes no usable region from it is not. Each
 //! address family a service answers is held to the minimum on its own.
 //!
-//! Pure: it reads a snapshot and the drains just made, nothing else.
+//! Pure: it reads a snapshot and the drains not yet in it, nothing else.
 
 use crate::state::Snapshot;
 use crate::steer::{self, Endpoint, Family, Region};
 use crate::view::DrainKey;
 
 /// Checks `target` against every service's `min_healthy_regions`, as if
-/// the drains in `recent` (taken, not yet in the snapshot) were
+/// the drains in `pending` (taken, not yet in the snapshot) were
 /// already made. `Err` names each service the drain would leave short.
 pub(super) fn check(
     snap: &Snapshot,
-    recent: &[&DrainKey],
+    pending: &[&DrainKey],
     target: &DrainKey,
 ) -> Result<(), String> {
     let drained_by = |r: &Region, e: &Endpoint, t: &DrainKey| match t {
@@ -29,7 +29,7 @@ pub(super) fn check(
             e.family() == fam
                 && f & steer::UP != 0
                 && f & steer::DRAINED == 0
-                && !recent.iter().any(|t| drained_by(r, e, t))
+                && !pending.iter().any(|t| drained_by(r, e, t))
                 && !(with_drain && drained_by(r, e, target))
         })
     };
