@@ -38,6 +38,7 @@ pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod dns;
+pub mod dnssec;
 pub mod explain;
 pub mod geo;
 pub mod health;

@@ -1,0 +1,1 @@
+//! BIND key files (placeholder; being written).
