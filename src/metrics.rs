@@ -15,6 +15,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
@@ -40,6 +41,8 @@ pub struct WorkerStats {
     queries: [AtomicU64; 2],
     rcodes: [AtomicU64; 17],
     truncated: AtomicU64,
+    /// Signatures held in this worker's cache of on-demand signatures.
+    sig_cached: AtomicU64,
     dropped: AtomicU64,
     /// Responses over a rate limit: [dropped, slipped].
     rrl: [AtomicU64; 2],
@@ -53,6 +56,7 @@ impl WorkerStats {
             queries: Default::default(),
             rcodes: Default::default(),
             truncated: AtomicU64::new(0),
+            sig_cached: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             rrl: Default::default(),
             answers: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
@@ -80,6 +84,12 @@ impl WorkerStats {
     #[inline]
     pub fn truncated(&self) {
         self.inc(&self.truncated);
+    }
+
+    /// How many signatures this worker's on-demand cache holds.
+    #[inline]
+    pub fn set_sig_cached(&self, n: usize) {
+        self.sig_cached.store(n as u64, Ordering::Relaxed);
     }
 
     /// Counts a packet dropped without reply.
@@ -191,6 +201,15 @@ impl Collector for Pool {
             }
         }
 
+        let v = sum(&|w| w.sig_cached.load(Ordering::Relaxed));
+        let m = encoder.encode_descriptor(
+            "signpost_dnssec_cache_signatures",
+            "signatures made on first use and held in the answer workers' bounded caches",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(v as i64).encode(m)?;
+
         let v = sum(&|w| w.truncated.load(Ordering::Relaxed));
         let m = encoder.encode_descriptor(
             "signpost_dns_truncated",
@@ -289,6 +308,43 @@ pub struct Metrics {
     pub tcp_open: Gauge,
     /// DNS TCP connections refused or closed to make room, by reason.
     pub tcp_refused: Family<ReasonLabels, Counter>,
+    /// RRSIGs made, at snapshot builds and on first use.
+    pub dnssec_signatures_made: Counter,
+    /// Per signed zone: when the signatures served expire (Unix seconds).
+    pub dnssec_expiration: Arc<Mutex<Vec<(String, i64)>>>,
+}
+
+/// Per signed zone, the expiration of its signatures and the seconds
+/// left to it, computed at scrape time (for alerts).
+#[derive(Debug)]
+struct ExpiryCollector(Arc<Mutex<Vec<(String, i64)>>>);
+
+impl Collector for ExpiryCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let zones = self.0.lock().map(|z| z.clone()).unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let mut m = encoder.encode_descriptor(
+            "signpost_dnssec_signature_expiration_timestamp_seconds",
+            "per signed zone, when the signatures being served expire (Unix seconds); they are re-made when refresh remains",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (zone, exp) in &zones {
+            ConstGauge::new(*exp).encode(m.encode_family(&[("zone", zone.as_str())])?)?;
+        }
+        let mut m = encoder.encode_descriptor(
+            "signpost_dnssec_signature_expiry_seconds",
+            "per signed zone, seconds until the signatures being served expire (alert well before 0)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (zone, exp) in &zones {
+            ConstGauge::new(exp - now).encode(m.encode_family(&[("zone", zone.as_str())])?)?;
+        }
+        Ok(())
+    }
 }
 
 /// Labels of refusals.
@@ -356,6 +412,8 @@ impl Metrics {
             region_shed_ratio: Family::default(),
             tcp_open: Gauge::default(),
             tcp_refused: Family::default(),
+            dnssec_signatures_made: Counter::default(),
+            dnssec_expiration: Arc::default(),
         };
         // the DNS answer counters, summed over the workers at scrape time
         m.registry.register_collector(Box::new(m.pool.clone()));
@@ -366,7 +424,19 @@ impl Metrics {
         m.register_cluster();
         m.register_probe_readings();
         m.register_dns_tcp();
+        m.register_dnssec();
         m
+    }
+
+    /// Signing (SPEC §9).
+    fn register_dnssec(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "signpost_dnssec_signatures_made",
+            "RRSIGs made: when a snapshot is built, and on first use for names that exist only in a query or rare answer sets",
+            self.dnssec_signatures_made.clone(),
+        );
+        r.register_collector(Box::new(ExpiryCollector(self.dnssec_expiration.clone())));
     }
 
     /// Endpoint state and the probes behind it.

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
-use crate::config::{self, Check, CheckId, Config, ConfigError, ConfigErrors, MapKey};
+use crate::config::{self, Check, CheckId, Config, ConfigError, ConfigErrors, MapKey, key_segment};
+use crate::dnssec;
 use crate::geo::table::{FileId, GeoTable};
 use crate::geo::{self, GeoError};
 use crate::metrics::Metrics;
@@ -108,6 +109,27 @@ pub struct Compiled {
     /// configuration without `[server]` and `[cluster]`, the zone files'
     /// contents and the GeoIP database's build (16 hex digits).
     pub config_hash: String,
+    /// The signatures the answer path copies (some zone is signed).
+    pub signed: Option<Arc<dnssec::Signed>>,
+    /// How the signed zones are signed (some zone is signed).
+    pub dnssec: Option<Arc<Dnssec>>,
+}
+
+/// The zones' signing (SPEC §9): what re-signing starts from, and what
+/// the status shows.
+#[derive(Debug)]
+pub struct Dnssec {
+    /// Keys by zone index (None: the zone is not signed).
+    pub keys: Vec<Option<Arc<dnssec::ZoneKeys>>>,
+    /// The zones as loaded, before their apex key sets were added.
+    pub unsigned: Arc<Table>,
+    /// What each service can answer with, as signing sees it.
+    pub services: Vec<dnssec::ServiceInput>,
+    /// Per signed zone: keys, DS, window.
+    pub status: Vec<dnssec::ZoneStatus>,
+    /// When the signatures must be re-made (Unix seconds): the next
+    /// window or key timing point.
+    pub next_event: i64,
 }
 
 /// An immutable view of everything the answer path needs.
@@ -187,6 +209,8 @@ impl Compiled {
             uses_live: self.uses_live,
             nsid: self.nsid.clone(),
             config_hash: String::new(),
+            signed: self.signed.clone(),
+            dnssec: self.dnssec.clone(),
         };
         c.config_hash = config_hash(&c.config, c.geo.as_deref());
         c.index_services(Some(self));
@@ -322,7 +346,10 @@ impl Compiled {
             .nsid
             .as_ref()
             .map(|n| n.as_bytes().to_vec().into_boxed_slice());
+        let (table, signed, dnssec) = sign_zones(&config, table, &regions, &services, metrics)?;
         Ok(Compiled {
+            signed,
+            dnssec,
             nsid,
             config: Arc::new(config),
             table,
@@ -562,6 +589,128 @@ fn config_hash(config: &Config, geo: Option<&GeoTable>) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Loads the key files of the signed zones and signs them; the table
+/// returned has their apex key sets.
+#[allow(clippy::type_complexity)]
+fn sign_zones(
+    config: &Config,
+    table: Arc<Table>,
+    regions: &[steer::Region],
+    services: &[steer::Service],
+    metrics: &Metrics,
+) -> Result<(Arc<Table>, Option<Arc<dnssec::Signed>>, Option<Arc<Dnssec>>), ConfigErrors> {
+    if config.zones.iter().all(|z| z.dnssec.is_none()) {
+        return Ok((table, None, None));
+    }
+    let file = config.path.display().to_string();
+    let mut errors = Vec::new();
+    let mut keys = Vec::with_capacity(config.zones.len());
+    for z in &config.zones {
+        let Some(d) = &z.dnssec else {
+            keys.push(None);
+            continue;
+        };
+        match dnssec::load_keys(&z.name, d) {
+            Ok(k) => keys.push(Some(Arc::new(k))),
+            Err(es) => {
+                keys.push(None);
+                errors.extend(es.into_iter().map(|reason| ConfigError::Invalid {
+                    file: file.clone(),
+                    key: format!("zones.{}.dnssec.keys", key_segment(&z.name)),
+                    reason,
+                }));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let inputs = signing_inputs(regions, services);
+    let now = dnssec::unix_now();
+    match dnssec::sign(&table, &keys, &inputs, now, &metrics.dnssec_signatures_made) {
+        Ok(s) => {
+            let state = Dnssec {
+                keys,
+                unsigned: table,
+                services: inputs,
+                status: s.status,
+                next_event: s.next_event,
+            };
+            Ok((s.table, Some(s.signed), Some(Arc::new(state))))
+        }
+        Err(reason) => Err(ConfigErrors(vec![ConfigError::Invalid {
+            file,
+            key: "zones".into(),
+            reason,
+        }])),
+    }
+}
+
+/// What signing needs of each service: its name, TTL, answer size and
+/// addresses by family.
+fn signing_inputs(
+    regions: &[steer::Region],
+    services: &[steer::Service],
+) -> Vec<dnssec::ServiceInput> {
+    services
+        .iter()
+        .map(|s| {
+            let mut addrs: [Vec<IpAddr>; 2] = [Vec::new(), Vec::new()];
+            for &ri in s.regions.iter() {
+                for e in &regions[ri as usize].endpoints {
+                    addrs[usize::from(e.addr.is_ipv6())].push(e.addr);
+                }
+            }
+            dnssec::ServiceInput {
+                name: zone::text_wire(&s.name),
+                ttl: s.ttl,
+                answers: usize::from(s.answers.max(1)),
+                addrs,
+            }
+        })
+        .collect()
+}
+
+impl Compiled {
+    /// The same configuration signed anew at `now` (a window ended or a
+    /// key timing point passed); `None` when no zone is signed.
+    pub fn resigned(&self, now: i64, metrics: &Metrics) -> Option<Result<Compiled, String>> {
+        let d = self.dnssec.as_ref()?;
+        let s = match dnssec::sign(
+            &d.unsigned,
+            &d.keys,
+            &d.services,
+            now,
+            &metrics.dnssec_signatures_made,
+        ) {
+            Ok(s) => s,
+            Err(e) => return Some(Err(e)),
+        };
+        let state = Dnssec {
+            keys: d.keys.clone(),
+            unsigned: d.unsigned.clone(),
+            services: d.services.clone(),
+            status: s.status,
+            next_event: s.next_event,
+        };
+        Some(Ok(Compiled {
+            config: self.config.clone(),
+            table: s.table,
+            geo: self.geo.clone(),
+            regions: self.regions.clone(),
+            services: self.services.clone(),
+            slots: self.slots.clone(),
+            targets: self.targets.clone(),
+            region_index: self.region_index.clone(),
+            uses_live: self.uses_live,
+            nsid: self.nsid.clone(),
+            config_hash: self.config_hash.clone(),
+            signed: Some(s.signed),
+            dnssec: Some(Arc::new(state)),
+        }))
+    }
 }
 
 /// Parses every zone file and builds the lookup table.

@@ -232,7 +232,41 @@ pub fn render_status(v: &Value) -> String {
             regions.len()
         ));
     }
+    for z in items(v, "zones") {
+        if let Some(d) = z.get("dnssec").filter(|d| !d.is_null()) {
+            status_signed_zone(&mut out, d);
+        }
+    }
     out
+}
+
+/// A signed zone: its keys and their state, the DS for the parent, and
+/// when its signatures expire and are re-made.
+fn status_signed_zone(out: &mut String, d: &Value) {
+    out.push_str(&format!(
+        "\nZONE {}  signed, signatures expire {}, re-signed {}\n",
+        text(d, "zone"),
+        text(d, "expires_at"),
+        text(d, "next_resign_at")
+    ));
+    out.push_str(&format!(
+        "  {:<6} {:<16} {:<6} {:<5} {:<10} FILE\n",
+        "TAG", "ALGORITHM", "FLAGS", "ROLE", "STATE"
+    ));
+    for k in items(d, "keys") {
+        out.push_str(&format!(
+            "  {:<6} {:<16} {:<6} {:<5} {:<10} {}\n",
+            k.get("tag").and_then(Value::as_u64).unwrap_or(0),
+            text(k, "algorithm_name"),
+            k.get("flags").and_then(Value::as_u64).unwrap_or(0),
+            text(k, "role"),
+            text(k, "state"),
+            text(k, "file")
+        ));
+    }
+    for ds in strings(d, "ds") {
+        out.push_str(&format!("  {ds}\n"));
+    }
 }
 
 /// The cluster line of a status, then a line per node that answers

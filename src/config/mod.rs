@@ -13,8 +13,8 @@ use std::path::Path;
 pub use crate::model::WhenAllDown;
 pub use raw::RawConfig;
 pub use types::{
-    CONTINENTS, Check, CheckId, CheckKind, Cluster, Config, DEFAULT_CAPACITY, Endpoint, MapEntry,
-    MapKey, Quorum, Region, Server, Service, Shed, Zone, parse_map_key,
+    CONTINENTS, Check, CheckId, CheckKind, Cluster, Config, DEFAULT_CAPACITY, Dnssec, Endpoint,
+    MapEntry, MapKey, Quorum, Region, Server, Service, Shed, Zone, parse_map_key,
 };
 use validate::validate;
 

@@ -175,6 +175,16 @@ fn default_watch() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct RawZone {
     pub file: String,
+    pub dnssec: Option<RawDnssec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDnssec {
+    pub keys: Vec<String>,
+    pub denial: Option<String>,
+    pub validity: Option<String>,
+    pub refresh: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -124,6 +124,26 @@ pub struct Zone {
     pub file: PathBuf,
     /// The file as written in the config (for messages).
     pub file_display: String,
+    /// Online signing (SPEC §9), when the zone has a `dnssec` table.
+    pub dnssec: Option<Dnssec>,
+}
+
+/// `[zones."name.".dnssec]`: the key files and the signature timing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dnssec {
+    /// BIND key files: (resolved path, as written in the config).
+    pub keys: Vec<(PathBuf, String)>,
+    /// Signature lifetime, from the start of its window.
+    pub validity: Duration,
+    /// Signatures are re-made when less than this remains.
+    pub refresh: Duration,
+}
+
+impl Dnssec {
+    /// Default `validity`.
+    pub const VALIDITY: Duration = Duration::from_secs(14 * 86_400);
+    /// Default `refresh`.
+    pub const REFRESH: Duration = Duration::from_secs(7 * 86_400);
 }
 
 /// Probe protocol.

@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawZone};
+use super::raw::{RawConfig, RawDnssec, RawZone};
 use super::{
-    Config, ConfigError, ConfigErrors, DEFAULT_CAPACITY, Zone, key_segment, normalize_name,
+    Config, ConfigError, ConfigErrors, DEFAULT_CAPACITY, Dnssec, Zone, key_segment, normalize_name,
 };
 
 /// The errors found so far, all in one file.
@@ -98,11 +98,75 @@ fn validate_zones(raw: &BTreeMap<String, RawZone>, base: &Path, errs: &mut Errs<
                 name: n,
                 file: resolve(base, &z.file),
                 file_display: z.file.clone(),
+                dnssec: z
+                    .dnssec
+                    .as_ref()
+                    .map(|d| validate_dnssec(d, &format!("{key}.dnssec"), base, errs)),
             }),
             None => errs.push(key, format!("{name:?} is not a valid DNS name")),
         }
     }
     zones
+}
+
+/// Longest signature lifetime accepted.
+const MAX_VALIDITY: Duration = Duration::from_secs(366 * 86_400);
+
+/// `[zones."name.".dnssec]`: the key files are read when the zone is
+/// compiled (by `dnssec::keys`); here only their list and the timing.
+fn validate_dnssec(d: &RawDnssec, key: &str, base: &Path, errs: &mut Errs<'_>) -> Dnssec {
+    if d.keys.is_empty() {
+        errs.push(
+            format!("{key}.keys"),
+            "no key files: list at least one BIND key file (dnssec-keygen)",
+        );
+    }
+    let mut keys: Vec<(PathBuf, String)> = Vec::new();
+    for k in &d.keys {
+        let path = resolve(base, k);
+        if keys.iter().any(|(p, _)| *p == path) {
+            errs.push(format!("{key}.keys"), format!("{k} is listed twice"));
+        } else {
+            keys.push((path, k.clone()));
+        }
+    }
+    if let Some(m) = &d.denial
+        && m != "compact"
+    {
+        errs.push(
+            format!("{key}.denial"),
+            format!("{m:?} is not a denial mode; the one mode is \"compact\" (RFC 9824)"),
+        );
+    }
+    let mut duration = |name: &str, v: &Option<String>, default: Duration| match v {
+        None => default,
+        Some(s) => match parse_duration(s) {
+            Ok(d) => d,
+            Err(e) => {
+                errs.push(format!("{key}.{name}"), e);
+                default
+            }
+        },
+    };
+    let validity = duration("validity", &d.validity, Dnssec::VALIDITY);
+    let refresh = duration("refresh", &d.refresh, Dnssec::REFRESH);
+    if validity < Duration::from_secs(7200) || validity > MAX_VALIDITY {
+        errs.push(format!("{key}.validity"), "must be between 2h and 366d");
+    } else if refresh < Duration::from_secs(3600) || refresh + Duration::from_secs(3600) > validity
+    {
+        errs.push(
+            format!("{key}.refresh"),
+            format!(
+                "must be at least 1h, and at least 1h shorter than validity ({}): signatures are re-made every validity - refresh",
+                humantime::format_duration(validity)
+            ),
+        );
+    }
+    Dnssec {
+        keys,
+        validity,
+        refresh,
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

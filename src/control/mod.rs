@@ -15,6 +15,8 @@
 //! - [`link`](self::link): the cluster task's verdicts out, views in;
 //! - [`publish`](self::publish): health by the quorum rule, drains and
 //!   measurements folded into a snapshot, and the endpoint metrics;
+//! - [`signing`](self::signing): re-signing the zones when a signature
+//!   window ends or a key's timing point passes;
 //! - [`status`](self::status): `/v1/status`, a view of what was published.
 
 mod drains;
@@ -25,6 +27,7 @@ mod probes;
 mod publish;
 mod reload;
 mod safety;
+mod signing;
 mod status;
 
 use std::collections::HashSet;
@@ -181,6 +184,8 @@ pub struct Control {
     reloads: Reloads,
     /// `[cluster]`.
     cluster: Option<ClusterLink>,
+    /// DNSSEC re-signing.
+    signing: signing::Signing,
 }
 
 impl Control {
@@ -236,6 +241,7 @@ impl Control {
             operator,
             reloads: Reloads::new(),
             cluster,
+            signing: signing::Signing::new(),
         };
         if let Some(g) = &compiled.geo {
             c.metrics
@@ -264,6 +270,7 @@ impl Control {
                 .drains
                 .next_expiry(SystemTime::now())
                 .map(|d| Instant::now() + d);
+            let next_signing = self.next_signing();
             let mut dirty = false;
             tokio::select! {
                 _ = stop.changed() => break,
@@ -284,6 +291,8 @@ impl Control {
                 Some(p) = self.operator.saved_rx.recv() => dirty |= self.saved(p),
                 Some(g) = self.reloads.geo_rx.recv() => self.apply_geo(g),
                 _ = sleep_until_opt(next_expiry) => dirty |= self.expire_drains(),
+                _ = sleep_until_opt(next_signing) => self.start_signing(),
+                Some(r) = self.signing.done_rx.recv() => self.apply_signing(r),
                 Some(view) = link::next_view(&mut self.cluster) => dirty |= self.apply_view(view),
             }
             if dirty {

@@ -110,6 +110,7 @@ impl Control {
         self.export_endpoints(&flags, &live);
         self.export_shed(&flags, &live);
         self.metrics.snapshot_generation.set(self.generation as i64);
+        self.export_signing();
         self.shared.store(Arc::new(Snapshot {
             generation: self.generation,
             data: self.compiled.clone(),

@@ -397,7 +397,7 @@ impl Control {
 /// Drops a replaced configuration a few seconds later, on a blocking
 /// thread: snapshots still in use finish with it first, and freeing zone
 /// tables and GeoIP data never lands on a DNS worker.
-fn retire(old: Arc<Compiled>) {
+pub(super) fn retire(old: Arc<Compiled>) {
     /// Far longer than a worker holds a snapshot (one batch), short enough
     /// that two configurations seldom overlap in memory.
     const RETIRE_AFTER: Duration = Duration::from_secs(1);

@@ -55,6 +55,10 @@ impl Control {
                 .map(|z| ZoneStatus {
                     name: z.name.clone(),
                     rrsets: z.rrsets,
+                    dnssec: c
+                        .dnssec
+                        .as_ref()
+                        .and_then(|d| d.status.iter().find(|s| s.zone == z.name).cloned()),
                 })
                 .collect(),
             regions,
@@ -239,6 +243,10 @@ pub struct ZoneStatus {
     pub name: String,
     /// RRsets loaded.
     pub rrsets: usize,
+    /// Signing: keys and their state, DS for the parent, signature
+    /// window (SPEC §9); absent when the zone is not signed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dnssec: Option<crate::dnssec::ZoneStatus>,
 }
 
 /// A region in the status.

@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::dnssec::{self, Signed};
 use crate::metrics::{Transport, WorkerStats};
 use crate::state::Snapshot;
 use crate::steer::{self, Family, GeoHit, Rng};
@@ -29,6 +30,8 @@ pub struct Ctx {
     /// query, if one did, for the rate limits to count its answers as one
     /// name (random labels under a wildcard are one flood, not many).
     pub wildcard: Option<u64>,
+    /// Signatures made on first use (names only a query holds, rare sets).
+    pub sigs: dnssec::cache::Cache,
 }
 
 impl Ctx {
@@ -39,6 +42,7 @@ impl Ctx {
             stats,
             keepalive: None,
             wildcard: None,
+            sigs: dnssec::cache::Cache::new(),
         }
     }
 }
@@ -183,8 +187,8 @@ fn answer(
             r.rcode = rcode::REFUSED;
             return Ok(());
         }
-        // meta types that are never questions
-        rtype::OPT | 249 | 250 => {
+        // meta types that are never questions (NXNAME: RFC 9824 §3.4)
+        rtype::OPT | rtype::NXNAME | 249 | 250 => {
             r.rcode = rcode::FORMERR;
             return Ok(());
         }
@@ -195,66 +199,113 @@ fn answer(
         _ => {}
     }
     let table = &snap.data.table;
-    match table.lookup(q.name(), q.labels(), q.qtype) {
+    // signatures go to a client that asked for them, from a signed zone
+    let sig = Sig {
+        signed: q
+            .edns
+            .filter(|e| e.dnssec_ok)
+            .and(snap.data.signed.as_deref()),
+        compact_ok: q.edns.is_some_and(|e| e.compact_ok),
+    };
+    let name = q.name();
+    match table.lookup(name, q.labels(), q.qtype) {
         Lookup::NotAuth => {
             r.rcode = rcode::REFUSED;
             Ok(())
         }
         Lookup::NxDomain { zone } => {
             r.aa = true;
-            r.rcode = rcode::NXDOMAIN;
-            write_soa(w, table, zone, q, r)
+            write_nxdomain(w, table, zone, q, Owner::Offset(12), name, sig, ctx, r)
         }
-        Lookup::Referral(cut) => write_referral(w, cut, q, r),
-        Lookup::Found(node) => answer_node(w, snap, node, q, src, ctx, r),
+        Lookup::Referral(cut) => write_referral(w, cut, q, sig, r),
+        Lookup::Found(node) => answer_node(w, snap, node, false, q, src, sig, ctx, r),
         Lookup::Wildcard(node) => {
             // the node's address names the wildcard for as long as this
             // snapshot serves; a reload starts its accounts afresh
             ctx.wildcard = Some(std::ptr::from_ref(node).addr() as u64);
-            answer_node(w, snap, node, q, src, ctx, r)
+            answer_node(w, snap, node, true, q, src, sig, ctx, r)
         }
     }
 }
 
+/// What signing a response takes: the signatures when the client set DO
+/// (whether the zone at hand is signed is asked per zone), and its CO.
+#[derive(Clone, Copy)]
+struct Sig<'s> {
+    signed: Option<&'s Signed>,
+    compact_ok: bool,
+}
+
+impl<'s> Sig<'s> {
+    /// The signatures and signer of zone `z`, when the client asked and
+    /// the zone is signed.
+    #[inline]
+    fn zone(self, z: u16) -> Option<(&'s Signed, &'s dnssec::ZoneSigner)> {
+        let s = self.signed?;
+        Some((s, s.zone(z)?))
+    }
+}
+
+/// Kinds of on-demand signatures in a worker's cache.
+mod kind {
+    /// An RRset at a wildcard expansion.
+    pub const WILDCARD: u8 = 1;
+    /// The NSEC of a name that does not exist.
+    pub const NXNAME: u8 = 2;
+    /// The NSEC of a wildcard expansion (NODATA).
+    pub const WILDCARD_NSEC: u8 = 3;
+    /// A service answer set not signed in advance.
+    pub const SET: u8 = 4;
+}
+
+#[allow(clippy::too_many_arguments)]
 fn answer_node<'s>(
     w: &mut Writer<'_>,
     snap: &'s Snapshot,
     mut node: &'s Node,
+    mut wild: bool,
     q: &Query<'_>,
     src: IpAddr,
+    sig: Sig<'_>,
     ctx: &mut Ctx,
     r: &mut Resp,
 ) -> Result<(), Full> {
     let table = &snap.data.table;
     r.aa = true;
     let mut owner = Owner::Offset(12);
+    let mut owner_name: &[u8] = q.name();
     for _ in 0..MAX_CHAIN {
         if let Some(target) = &node.cname
             && q.qtype != rtype::CNAME
             && q.qtype != rtype::ANY
         {
-            let Some(rr) = node.rrset(rtype::CNAME) else {
+            let Some(i) = node.rrset_index(rtype::CNAME) else {
                 break;
             };
+            let rr = &node.rrsets[i];
             let rdata_at = write_rrset(w, owner, rr)?;
             r.an += rr.count;
+            write_rrsig(w, owner, owner_name, node, i, wild, sig, ctx, &mut r.an)?;
             let mut labels = [0u8; 128];
             let n = crate::zone::label_offsets(target, &mut labels);
             match table.lookup(target, &labels[..n], q.qtype) {
-                Lookup::Found(next) | Lookup::Wildcard(next) => {
+                found @ (Lookup::Found(next) | Lookup::Wildcard(next)) => {
+                    wild = matches!(found, Lookup::Wildcard(_));
                     node = next;
                     owner = Owner::at(rdata_at, target);
+                    owner_name = target;
                     continue;
                 }
                 Lookup::NxDomain { zone } => {
-                    r.rcode = rcode::NXDOMAIN;
-                    return write_soa(w, table, zone, q, r);
+                    let o = Owner::at(rdata_at, target);
+                    return write_nxdomain(w, table, zone, q, o, target, sig, ctx, r);
                 }
                 // out of our zones, or delegated: the resolver follows on
                 Lookup::Referral(_) | Lookup::NotAuth => return Ok(()),
             }
         }
 
+        let mut drop = 0u8;
         if let Some(si) = node.service
             && matches!(q.qtype, rtype::A | rtype::AAAA | rtype::ANY)
         {
@@ -263,27 +314,217 @@ fn answer_node<'s>(
                 rtype::AAAA => &[Family::V6],
                 _ => &[Family::V4, Family::V6],
             };
+            let mut any = false;
             for &fam in fams {
-                if write_service(w, snap, si, fam, owner, q, src, ctx, r)? {
-                    return Ok(());
+                let at = SetOwner {
+                    owner,
+                    name: owner_name,
+                    zone: node.zone,
+                    wild,
+                };
+                if write_service(w, snap, si, fam, at, q, src, sig, ctx, r)? {
+                    any = true;
+                } else {
+                    drop |= match fam {
+                        Family::V4 => dnssec::store::DROP_A,
+                        Family::V6 => dnssec::store::DROP_AAAA,
+                    };
                 }
             }
+            if any {
+                return Ok(());
+            }
         }
-        let rr = if q.qtype == rtype::ANY {
-            node.rrsets.first()
+        let idx = if q.qtype == rtype::ANY {
+            (!node.rrsets.is_empty()).then_some(0)
         } else {
-            node.rrset(q.qtype)
+            node.rrset_index(q.qtype)
         };
-        if let Some(rr) = rr {
+        if let Some(i) = idx {
+            let rr = &node.rrsets[i];
             write_rrset(w, owner, rr)?;
             r.an += rr.count;
+            write_rrsig(w, owner, owner_name, node, i, wild, sig, ctx, &mut r.an)?;
             return Ok(());
         }
         // NODATA
-        return write_soa(w, table, node.zone, q, r);
+        write_soa(w, table, node.zone, q, sig, r)?;
+        return write_nodata_nsec(w, owner, owner_name, node, wild, drop, sig, ctx, r);
     }
     // chain too long: what was written stands
     Ok(())
+}
+
+/// The RRSIGs of the `i`th RRset of `node` (signed ahead, or at a
+/// wildcard expansion on first use), when the client asked.
+#[allow(clippy::too_many_arguments)]
+fn write_rrsig(
+    w: &mut Writer<'_>,
+    owner: Owner<'_>,
+    owner_name: &[u8],
+    node: &Node,
+    i: usize,
+    wild: bool,
+    sig: Sig<'_>,
+    ctx: &mut Ctx,
+    count: &mut u16,
+) -> Result<(), Full> {
+    let Some((signed, zs)) = sig.zone(node.zone) else {
+        return Ok(());
+    };
+    let sigs = if wild {
+        let rr = &node.rrsets[i];
+        let mut key = dnssec::cache::Key::new(kind::WILDCARD, rr.rtype);
+        if !key.push(owner_name) {
+            return Ok(());
+        }
+        let made = ctx
+            .sigs
+            .get_or_make(signed.generation, &key, &ctx.stats, || {
+                let name = dnssec::sign::wire_name(owner_name).ok()?;
+                let s = zs.sign_wire(&name, rr, rr.ttl(0)).ok()?;
+                Some((None, s))
+            });
+        match made {
+            Some(e) => &e.sigs,
+            None => return Ok(()),
+        }
+    } else {
+        match signed.rrset(node.id, i) {
+            Some(s) => s,
+            None => return Ok(()),
+        }
+    };
+    write_rrset(w, owner, sigs)?;
+    *count += sigs.count;
+    Ok(())
+}
+
+/// NXDOMAIN at `name`: the SOA, and for a client that asked for
+/// signatures the compact denial (RFC 9824): an NSEC at the name with
+/// {RRSIG, NSEC, NXNAME}, and RCODE NXDOMAIN only when it set CO.
+#[allow(clippy::too_many_arguments)]
+fn write_nxdomain(
+    w: &mut Writer<'_>,
+    table: &Table,
+    zone: u16,
+    q: &Query<'_>,
+    owner: Owner<'_>,
+    name: &[u8],
+    sig: Sig<'_>,
+    ctx: &mut Ctx,
+    r: &mut Resp,
+) -> Result<(), Full> {
+    let Some((signed, zs)) = sig.zone(zone) else {
+        r.rcode = rcode::NXDOMAIN;
+        return write_soa(w, table, zone, q, sig, r);
+    };
+    r.rcode = if sig.compact_ok {
+        rcode::NXDOMAIN
+    } else {
+        rcode::NOERROR
+    };
+    write_soa(w, table, zone, q, sig, r)?;
+    let mut key = dnssec::cache::Key::new(kind::NXNAME, rtype::NSEC);
+    if !key.push(name) {
+        return Ok(());
+    }
+    let ttl = signed.negative_ttl.get(zone as usize).copied().unwrap_or(0);
+    let made = ctx
+        .sigs
+        .get_or_make(signed.generation, &key, &ctx.stats, || {
+            let owner = dnssec::sign::wire_name(name).ok()?;
+            let rd = dnssec::denial::nxname(&owner)?;
+            let rec = RRset::encode(rtype::NSEC, ttl, std::slice::from_ref(&rd)).ok()?;
+            let s = zs.sign(&owner, rtype::NSEC, ttl, ttl, &[rd]).ok()?;
+            Some((Some(rec), s))
+        });
+    if let Some(e) = made
+        && let Some(nsec) = &e.nsec
+    {
+        write_rrset(w, owner, nsec)?;
+        write_rrset(w, owner, &e.sigs)?;
+        r.ns += nsec.count + e.sigs.count;
+    }
+    Ok(())
+}
+
+/// The NSEC of a NODATA answer at `node` (its types, less the service
+/// families that had nothing to give), with its RRSIGs.
+#[allow(clippy::too_many_arguments)]
+fn write_nodata_nsec(
+    w: &mut Writer<'_>,
+    owner: Owner<'_>,
+    owner_name: &[u8],
+    node: &Node,
+    wild: bool,
+    drop: u8,
+    sig: Sig<'_>,
+    ctx: &mut Ctx,
+    r: &mut Resp,
+) -> Result<(), Full> {
+    let Some((signed, zs)) = sig.zone(node.zone) else {
+        return Ok(());
+    };
+    if !wild {
+        if let Some((nsec, sigs)) = signed.nsec(node.id, drop) {
+            write_rrset(w, owner, nsec)?;
+            write_rrset(w, owner, sigs)?;
+            r.ns += nsec.count + sigs.count;
+        }
+        return Ok(());
+    }
+    // a wildcard expansion: the same bitmap as the wildcard, at this name
+    let Some((nsec, _)) = signed.nsec(node.id, drop) else {
+        return Ok(());
+    };
+    let mut key = dnssec::cache::Key::new(kind::WILDCARD_NSEC, u16::from(drop));
+    if !key.push(owner_name) {
+        return Ok(());
+    }
+    let ttl = signed
+        .negative_ttl
+        .get(node.zone as usize)
+        .copied()
+        .unwrap_or(0);
+    let made = ctx
+        .sigs
+        .get_or_make(signed.generation, &key, &ctx.stats, || {
+            let name = dnssec::sign::wire_name(owner_name).ok()?;
+            let types = dnssec::sign::read_rdata(rtype::NSEC, nsec.rdata(0)).ok()?;
+            let types: Vec<u16> = match &types {
+                hickory_proto::rr::RData::DNSSEC(
+                    hickory_proto::dnssec::rdata::DNSSECRData::NSEC(n),
+                ) => n
+                    .type_bit_maps()
+                    .map(u16::from)
+                    .filter(|&t| t != rtype::NSEC && t != rtype::RRSIG)
+                    .collect(),
+                _ => return None,
+            };
+            let rd = dnssec::denial::nsec(&name, &types)?;
+            let rec = RRset::encode(rtype::NSEC, ttl, std::slice::from_ref(&rd)).ok()?;
+            let s = zs.sign(&name, rtype::NSEC, ttl, ttl, &[rd]).ok()?;
+            Some((Some(rec), s))
+        });
+    if let Some(e) = made
+        && let Some(nsec) = &e.nsec
+    {
+        write_rrset(w, owner, nsec)?;
+        write_rrset(w, owner, &e.sigs)?;
+        r.ns += nsec.count + e.sigs.count;
+    }
+    Ok(())
+}
+
+/// Where a service answer goes: its owner, as written and as a name, its
+/// zone, and whether it expands a wildcard.
+#[derive(Clone, Copy)]
+struct SetOwner<'a> {
+    owner: Owner<'a>,
+    name: &'a [u8],
+    zone: u16,
+    wild: bool,
 }
 
 /// Writes a service's answer; `Ok(false)` when it has no address of the
@@ -294,9 +535,10 @@ fn write_service(
     snap: &Snapshot,
     si: u32,
     fam: Family,
-    owner: Owner<'_>,
+    at: SetOwner<'_>,
     q: &Query<'_>,
     src: IpAddr,
+    sig: Sig<'_>,
     ctx: &mut Ctx,
     r: &mut Resp,
 ) -> Result<bool, Full> {
@@ -304,6 +546,7 @@ fn write_service(
     let Some(svc) = data.services.get(si as usize) else {
         return Ok(false);
     };
+    let owner = at.owner;
     let ecs = q.edns.and_then(|e| e.ecs).filter(|e| e.source > 0);
     // the shared GeoIP table gives the region order and the ECS scope
     let client = ecs.map_or(src, |e| e.addr);
@@ -335,6 +578,54 @@ fn write_service(
         }
         r.an += 1;
     }
+    if let Some((signed, zs)) = sig.zone(at.zone) {
+        let mut set = [0u128; crate::steer::MAX_ANSWERS];
+        let mut n = 0;
+        for p in picks {
+            let a = data.regions[p.region as usize].endpoints[p.endpoint as usize].addr;
+            set[n] = dnssec::store::addr_key(a);
+            n += 1;
+        }
+        let set = &mut set[..n];
+        set.sort_unstable();
+        let n = dedup_sorted(set);
+        let set = &set[..n];
+        let fi = usize::from(fam == Family::V6);
+        let ready = if at.wild {
+            None
+        } else {
+            signed.service_set(si, fi, set)
+        };
+        let sigs = match ready {
+            Some(s) => Some(s),
+            None => {
+                let mut key = dnssec::cache::Key::new(kind::SET, t);
+                let mut ok = key.push(at.name) && key.push(&si.to_be_bytes());
+                for a in set {
+                    ok &= key.push(&a.to_be_bytes());
+                }
+                let ttl = svc.ttl;
+                let made = ok
+                    .then(|| {
+                        ctx.sigs
+                            .get_or_make(signed.generation, &key, &ctx.stats, || {
+                                let name = dnssec::sign::wire_name(at.name).ok()?;
+                                let rdatas: Vec<_> =
+                                    set.iter().map(|&a| set_rdata(fam, a)).collect();
+                                let s = zs.sign(&name, t, ttl, ttl, &rdatas).ok()?;
+                                Some((None, s))
+                            })
+                    })
+                    .flatten()
+                    .map(|e| &e.sigs);
+                made
+            }
+        };
+        if let Some(s) = sigs {
+            write_rrset(w, owner, s)?;
+            r.an += s.count;
+        }
+    }
     if let Some(&slot) = svc.counter_slots.get(first.position as usize) {
         ctx.stats.answer(slot);
     }
@@ -352,6 +643,28 @@ fn write_service(
         r.scope = scope;
     }
     Ok(true)
+}
+
+/// Removes adjacent duplicates in place; returns the new length.
+fn dedup_sorted(s: &mut [u128]) -> usize {
+    let mut n = 0;
+    for i in 0..s.len() {
+        if n == 0 || s[n - 1] != s[i] {
+            s[n] = s[i];
+            n += 1;
+        }
+    }
+    n
+}
+
+/// An A or AAAA RDATA from a set key.
+fn set_rdata(fam: Family, a: u128) -> hickory_proto::rr::RData {
+    use hickory_proto::rr::RData;
+    use hickory_proto::rr::rdata::{A, AAAA};
+    match fam {
+        Family::V4 => RData::A(A(std::net::Ipv4Addr::from(a as u32))),
+        Family::V6 => RData::AAAA(AAAA(std::net::Ipv6Addr::from(a))),
+    }
 }
 
 /// Where an owner name is written from.
@@ -394,21 +707,30 @@ fn write_rrset(w: &mut Writer<'_>, owner: Owner<'_>, rr: &RRset) -> Result<usize
     Ok(rdata_at)
 }
 
-/// The zone's SOA in the authority section (negative answers).
+/// The zone's SOA in the authority section (negative answers), with its
+/// RRSIGs for a client that asked.
 fn write_soa(
     w: &mut Writer<'_>,
     table: &Table,
     zone: u16,
     q: &Query<'_>,
+    sig: Sig<'_>,
     r: &mut Resp,
 ) -> Result<(), Full> {
     let Some(z) = table.zones.get(zone as usize) else {
         return Ok(());
     };
+    let at = w.len();
     write_suffix_owner(w, q, &z.apex)?;
     let rr = &z.soa_negative;
     w.put(&rr.wire)?;
     r.ns += 1;
+    if let Some((signed, _)) = sig.zone(zone)
+        && let Some(Some(sigs)) = signed.soa_negative.get(zone as usize)
+    {
+        write_rrset(w, Owner::at(at, &z.apex), sigs)?;
+        r.ns += sigs.count;
+    }
     Ok(())
 }
 
@@ -424,7 +746,13 @@ fn write_suffix_owner(w: &mut Writer<'_>, q: &Query<'_>, name: &[u8]) -> Result<
     w.put(name)
 }
 
-fn write_referral(w: &mut Writer<'_>, cut: &Node, q: &Query<'_>, r: &mut Resp) -> Result<(), Full> {
+fn write_referral(
+    w: &mut Writer<'_>,
+    cut: &Node,
+    q: &Query<'_>,
+    sig: Sig<'_>,
+    r: &mut Resp,
+) -> Result<(), Full> {
     r.aa = false;
     let Some(refer) = &cut.referral else {
         r.rcode = rcode::SERVFAIL;
@@ -432,8 +760,24 @@ fn write_referral(w: &mut Writer<'_>, cut: &Node, q: &Query<'_>, r: &mut Resp) -
     };
     let qn = q.name();
     let start = qn.len().saturating_sub(cut.name_len as usize);
-    write_rrset(w, Owner::Offset(12 + start), &refer.ns)?;
+    let owner = Owner::Offset(12 + start);
+    write_rrset(w, owner, &refer.ns)?;
     r.ns += refer.ns.count;
+    // signed: the DS at the cut, or the NSEC proving there is none
+    if let Some((signed, _)) = sig.zone(cut.zone) {
+        if let Some(i) = cut.rrset_index(rtype::DS)
+            && let Some(sigs) = signed.rrset(cut.id, i)
+        {
+            let ds = &cut.rrsets[i];
+            write_rrset(w, owner, ds)?;
+            write_rrset(w, owner, sigs)?;
+            r.ns += ds.count + sigs.count;
+        } else if let Some((nsec, sigs)) = signed.nsec(cut.id, 0) {
+            write_rrset(w, owner, nsec)?;
+            write_rrset(w, owner, sigs)?;
+            r.ns += nsec.count + sigs.count;
+        }
+    }
     for (name, rr) in &refer.glue {
         write_rrset(w, Owner::Name(name), rr)?;
         r.ar += rr.count;
@@ -454,7 +798,12 @@ fn write_opt(
     w.put(&[0])?;
     w.u16(rtype::OPT)?;
     w.u16(wire::MAX_UDP_PAYLOAD)?;
-    let do_bit = if edns.dnssec_ok { 0x8000 } else { 0 };
+    // DO echoed (RFC 3225), and CO beside it (RFC 9824)
+    let do_bit = match (edns.dnssec_ok, edns.compact_ok) {
+        (true, true) => 0xc000,
+        (true, false) => 0x8000,
+        _ => 0,
+    };
     w.u32((u32::from(ext_rcode) << 24) | do_bit)?;
     let ecs_len = edns.ecs.map_or(0, |e| 8 + e.addr_len as u16);
     let nsid_len = nsid.map_or(0, |n| 4 + n.len() as u16);

@@ -71,6 +71,9 @@ pub struct Edns {
     pub version: u8,
     /// DNSSEC OK bit.
     pub dnssec_ok: bool,
+    /// Compact answers OK bit (RFC 9824): NXDOMAIN may be said as such
+    /// beside a compact denial.
+    pub compact_ok: bool,
     /// Client subnet, if present and valid.
     pub ecs: Option<Ecs>,
     /// The query asked for the server's NSID (RFC 5001).
@@ -86,6 +89,7 @@ impl Edns {
         payload: MAX_UDP_PAYLOAD,
         version: 0,
         dnssec_ok: false,
+        compact_ok: false,
         ecs: None,
         nsid: false,
         keepalive: false,
@@ -337,6 +341,7 @@ fn parse_opt(p: &[u8], t: usize, end: usize) -> Option<Edns> {
     let ext = p.get(t + 4..t + 8)?;
     let version = ext[1];
     let dnssec_ok = ext[2] & 0x80 != 0;
+    let compact_ok = ext[2] & 0x40 != 0;
     let mut i = t + 10;
     let mut ecs = None;
     let mut nsid = false;
@@ -367,6 +372,7 @@ fn parse_opt(p: &[u8], t: usize, end: usize) -> Option<Edns> {
         payload,
         version,
         dnssec_ok,
+        compact_ok,
         ecs,
         nsid,
         keepalive,

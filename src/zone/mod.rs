@@ -30,6 +30,23 @@ pub mod rtype {
     pub const DS: u16 = 43;
     /// OPT.
     pub const OPT: u16 = 41;
+    /// RRSIG.
+    pub const RRSIG: u16 = 46;
+    /// NSEC.
+    pub const NSEC: u16 = 47;
+    /// DNSKEY.
+    pub const DNSKEY: u16 = 48;
+    /// NSEC3.
+    pub const NSEC3: u16 = 50;
+    /// NSEC3PARAM.
+    pub const NSEC3PARAM: u16 = 51;
+    /// CDS.
+    pub const CDS: u16 = 59;
+    /// CDNSKEY.
+    pub const CDNSKEY: u16 = 60;
+    /// NXNAME (RFC 9824): a meta type that only ever appears in an NSEC
+    /// bitmap of compact denial; a query for it is FORMERR.
+    pub const NXNAME: u16 = 128;
     /// IXFR.
     pub const IXFR: u16 = 251;
     /// AXFR.
@@ -116,6 +133,14 @@ impl RRset {
             wire: wire.into_boxed_slice(),
             offsets: offsets.into_boxed_slice(),
         })
+    }
+
+    /// TTL of the `i`th record.
+    pub fn ttl(&self, i: usize) -> u32 {
+        let off = self.offsets.get(i).map_or(0, |&o| o as usize);
+        self.wire
+            .get(off + 4..off + 8)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     /// RDATA of the `i`th record.
@@ -221,12 +246,19 @@ pub struct Node {
     pub referral: Option<Referral>,
     /// Length of the node's wire name.
     pub name_len: u8,
+    /// Its index in the table (signatures are kept by it).
+    pub id: u32,
 }
 
 impl Node {
     /// The RRset of a type.
     pub fn rrset(&self, t: u16) -> Option<&RRset> {
         self.rrsets.iter().find(|r| r.rtype == t)
+    }
+
+    /// Where the RRset of a type is in [`Node::rrsets`].
+    pub fn rrset_index(&self, t: u16) -> Option<usize> {
+        self.rrsets.iter().position(|r| r.rtype == t)
     }
 }
 
@@ -262,7 +294,7 @@ pub enum Lookup<'a> {
 }
 
 /// All served zones in one lookup table.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Table {
     /// Zones, in the order given to [`Table::build`].
     pub zones: Vec<ZoneInfo>,
@@ -312,6 +344,7 @@ impl Table {
             cut: None,
             referral: None,
             name_len: wire.len() as u8,
+            id,
         });
         self.index.insert(wire.to_vec().into_boxed_slice(), id);
         id
@@ -424,6 +457,27 @@ impl Table {
     /// Looks up a lowercase wire name exactly (CNAME chasing).
     pub fn get(&self, name: &[u8]) -> Option<&Node> {
         self.index.get(name).map(|&id| &self.nodes[id as usize])
+    }
+
+    /// Every name with its node, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.index
+            .iter()
+            .map(|(k, &id)| (&**k, &self.nodes[id as usize]))
+    }
+
+    /// Replaces the RRsets of the types `remove` at an existing name by
+    /// `add` (the apex key sets a signer makes); false when there is no
+    /// such name.
+    pub fn replace_rrsets(&mut self, name: &[u8], remove: &[u16], add: Vec<RRset>) -> bool {
+        let Some(&id) = self.index.get(name) else {
+            return false;
+        };
+        let node = &mut self.nodes[id as usize];
+        node.rrsets.retain(|r| !remove.contains(&r.rtype));
+        node.rrsets.extend(add);
+        node.rrsets.sort_by_key(|r| r.rtype);
+        true
     }
 
     /// Number of names in the table.

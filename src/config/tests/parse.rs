@@ -123,11 +123,13 @@ fn full_config_parses_every_key() {
                 name: "example.test.".into(),
                 file: PathBuf::from("/etc/signpost/zones/example.test.zone"),
                 file_display: "zones/example.test.zone".into(),
+                dnssec: None,
             },
             Zone {
                 name: "other.test.".into(),
                 file: PathBuf::from("/abs/other.zone"),
                 file_display: "/abs/other.zone".into(),
+                dnssec: None,
             },
         ]
     );

@@ -193,3 +193,61 @@ fn rrl_bad_keys_are_named() {
     let errs = errors(&format!("{BASE}\n[server.rrl]\nrate = 5\n"));
     assert!(errs.iter().any(|e| e.contains("rate")), "{errs:?}");
 }
+
+#[test]
+fn dnssec_table_defaults_and_bad_values() {
+    let zone = "[zones.\"example.test.\"]\nfile = \"example.test.zone\"";
+    let c = ok(&edit(
+        zone,
+        &format!(
+            "{zone}\n[zones.\"example.test.\".dnssec]\nkeys = [\"keys/Kexample.test.+013+1.private\"]"
+        ),
+    ));
+    let d = c.zones[0].dnssec.as_ref().expect("dnssec table");
+    assert_eq!(d.validity, Dnssec::VALIDITY);
+    assert_eq!(d.refresh, Dnssec::REFRESH);
+    assert_eq!(d.keys[0].1, "keys/Kexample.test.+013+1.private");
+    assert!(d.keys[0].0.ends_with("keys/Kexample.test.+013+1.private"));
+    assert!(c.zones[0].dnssec.is_some());
+
+    let cases = [
+        ("keys = []", "dnssec.keys", "no key files"),
+        ("keys = [\"a\", \"a\"]", "dnssec.keys", "listed twice"),
+        (
+            "keys = [\"a\"]\ndenial = \"nsec3\"",
+            "dnssec.denial",
+            "compact",
+        ),
+        (
+            "keys = [\"a\"]\nvalidity = \"1h\"",
+            "dnssec.validity",
+            "between 2h and 366d",
+        ),
+        (
+            "keys = [\"a\"]\nvalidity = \"soon\"",
+            "dnssec.validity",
+            "invalid duration",
+        ),
+        (
+            "keys = [\"a\"]\nrefresh = \"14d\"",
+            "dnssec.refresh",
+            "shorter than validity",
+        ),
+        (
+            "keys = [\"a\"]\nrefresh = \"10m\"",
+            "dnssec.refresh",
+            "at least 1h",
+        ),
+    ];
+    for (body, key, reason) in cases {
+        let text = edit(
+            zone,
+            &format!("{zone}\n[zones.\"example.test.\".dnssec]\n{body}"),
+        );
+        let errs = errors(&text);
+        assert!(
+            errs.iter().any(|e| e.contains(key) && e.contains(reason)),
+            "{body}: {errs:?}"
+        );
+    }
+}

@@ -191,6 +191,7 @@ fn query_with_edns_without_ecs() {
             payload: 4096,
             version: 0,
             dnssec_ok: true,
+            compact_ok: false,
             ecs: None,
             nsid: false,
             keepalive: false
