@@ -578,53 +578,11 @@ fn write_service(
         }
         r.an += 1;
     }
-    if let Some((signed, zs)) = sig.zone(at.zone) {
-        let mut set = [0u128; crate::steer::MAX_ANSWERS];
-        let mut n = 0;
-        for p in picks {
-            let a = data.regions[p.region as usize].endpoints[p.endpoint as usize].addr;
-            set[n] = dnssec::store::addr_key(a);
-            n += 1;
-        }
-        let set = &mut set[..n];
-        set.sort_unstable();
-        let n = dedup_sorted(set);
-        let set = &set[..n];
-        let fi = usize::from(fam == Family::V6);
-        let ready = if at.wild {
-            None
-        } else {
-            signed.service_set(si, fi, set)
-        };
-        let sigs = match ready {
-            Some(s) => Some(s),
-            None => {
-                let mut key = dnssec::cache::Key::new(kind::SET, t);
-                let mut ok = key.push(at.name) && key.push(&si.to_be_bytes());
-                for a in set {
-                    ok &= key.push(&a.to_be_bytes());
-                }
-                let ttl = svc.ttl;
-                let made = ok
-                    .then(|| {
-                        ctx.sigs
-                            .get_or_make(signed.generation, &key, &ctx.stats, || {
-                                let name = dnssec::sign::wire_name(at.name).ok()?;
-                                let rdatas: Vec<_> =
-                                    set.iter().map(|&a| set_rdata(fam, a)).collect();
-                                let s = zs.sign(&name, t, ttl, ttl, &rdatas).ok()?;
-                                Some((None, s))
-                            })
-                    })
-                    .flatten()
-                    .map(|e| &e.sigs);
-                made
-            }
-        };
-        if let Some(s) = sigs {
-            write_rrset(w, owner, s)?;
-            r.an += s.count;
-        }
+    if let Some(z) = sig.zone(at.zone) {
+        let addrs = picks
+            .iter()
+            .map(|p| data.regions[p.region as usize].endpoints[p.endpoint as usize].addr);
+        write_set_rrsig(w, z, si, fam, svc.ttl, at, addrs, ctx, r)?;
     }
     if let Some(&slot) = svc.counter_slots.get(first.position as usize) {
         ctx.stats.answer(slot);
@@ -643,6 +601,69 @@ fn write_service(
         r.scope = scope;
     }
     Ok(true)
+}
+
+/// The RRSIGs of a service answer of `addrs`: signed ahead, or (a set
+/// beyond the ones signed ahead, a wildcard expansion) on first use.
+#[allow(clippy::too_many_arguments)]
+fn write_set_rrsig(
+    w: &mut Writer<'_>,
+    (signed, zs): (&Signed, &dnssec::ZoneSigner),
+    si: u32,
+    fam: Family,
+    ttl: u32,
+    at: SetOwner<'_>,
+    addrs: impl Iterator<Item = IpAddr>,
+    ctx: &mut Ctx,
+    r: &mut Resp,
+) -> Result<(), Full> {
+    let mut buf = [0u128; crate::steer::MAX_ANSWERS];
+    let mut n = 0;
+    for a in addrs.take(buf.len()) {
+        buf[n] = dnssec::store::addr_key(a);
+        n += 1;
+    }
+    buf[..n].sort_unstable();
+    let n = dedup_sorted(&mut buf[..n]);
+    let set = &buf[..n];
+    let fi = usize::from(fam == Family::V6);
+    let t = if fam == Family::V4 {
+        rtype::A
+    } else {
+        rtype::AAAA
+    };
+    let ready = if at.wild {
+        None
+    } else {
+        signed.service_set(si, fi, set)
+    };
+    let sigs = match ready {
+        Some(s) => s,
+        None => {
+            let mut key = dnssec::cache::Key::new(kind::SET, t);
+            let mut fits = key.push(at.name) && key.push(&si.to_be_bytes());
+            for a in set {
+                fits &= key.push(&a.to_be_bytes());
+            }
+            if !fits {
+                return Ok(());
+            }
+            let made = ctx
+                .sigs
+                .get_or_make(signed.generation, &key, &ctx.stats, || {
+                    let name = dnssec::sign::wire_name(at.name).ok()?;
+                    let rdatas: Vec<_> = set.iter().map(|&a| set_rdata(fam, a)).collect();
+                    Some((None, zs.sign(&name, t, ttl, ttl, &rdatas).ok()?))
+                });
+            match made {
+                Some(e) => &e.sigs,
+                None => return Ok(()),
+            }
+        }
+    };
+    write_rrset(w, at.owner, sigs)?;
+    r.an += sigs.count;
+    Ok(())
 }
 
 /// Removes adjacent duplicates in place; returns the new length.
