@@ -43,6 +43,10 @@
 #   ECS_MANY=0        leave out the "ecs-many" workload (on by default, see below)
 #   ECS_MANY_COUNT [50000] ECS_MANY_SEED [20240601] ECS_MANY_CLIENTS [100]
 #   PEERS_DIR         the harness [../shared/peers]
+#   DNSSEC=1          signed workloads (issue 17): "plain-do" and "mix-do" (plain and mix with the
+#                     DO bit, dnsperf -D); signpost's zone signed with the ECDSA KSK and ZSK in
+#                     tests/data/dnssec, Knot's with mod-onlinesign. Each server's plain-do against
+#                     its own plain is the cost of signing (see benches/peers_patch.py).
 # QUICK=1 only changes defaults (an explicit ROUNDS=... still wins): SKIP_CHECK=1 ROUNDS=2
 # DURATION=8 LAT_DURATION=0 PHASES=pinned-1t PEERS="nsd gdnsd knot".
 #
@@ -132,6 +136,10 @@ cp "$SIGNPOST_BIN" "$work/signpost-bins/signpost"
 
 # ---- patch the copy: second candidate slot, ecs-many workload, SIGNPOST_POLICY/SIGNPOST_SELECT in
 # the adapter, the wait for gslb=0 candidates (benches/peers_patch.py says how)
+if [ "${DNSSEC:-0}" = 1 ]; then
+  keys="$root/tests/data/dnssec"
+  export DNSSEC SIGNPOST_DNSSEC_KEYS="$keys/Kexample.test.+013+64068.private $keys/Kexample.test.+013+13951.private"
+fi
 python3 "$benches/peers_patch.py" "$work"
 
 # ---- the candidates' command lines: the patched candidates/signpost.sh reads SIGNPOST_BIN,

@@ -39,6 +39,14 @@ changed harness makes this script fail loudly instead of producing a half-patche
       benchmarking a candidate that answers SERVFAIL or NODATA. gslb=1 peers are unchanged:
       still the nearest-region expectation, still only a warning when they do not converge.
       Without WAIT_ANY_REGION nothing changes.
+  DNSSEC=1 (benches/peers.sh exports it when asked), for the signed workloads of issue 17:
+    - bin/bench.py: two more workloads, "plain-do" and "mix-do": the plain and mix query files
+      sent with the DO bit (`dnsperf -D`). A signed server answers them with RRSIGs (and compact
+      denial for mix's NXDOMAIN names); an unsigned one with the same unsigned answers.
+    - candidates/signpost.sh: a `[zones."example.test.".dnssec]` table with the key files in
+      SIGNPOST_DNSSEC_KEYS (space-separated absolute paths), when set.
+    - conf/knot/knot.conf: Knot signs online too (`mod-onlinesign` after `mod-geoip`, keys made
+      by Knot's default policy, ECDSA P-256), so its plain-do is a signed workload beside ours.
 bin/report.py needs no change: it lists whatever peers and workloads bench.jsonl holds. Nor does
 the fixed-rate latency parsing: for -B input dnsperf -v prints "> NOERROR binary input 0.000077",
 which has the same four fields as "> NOERROR www.example.test A 0.000180".
@@ -119,6 +127,44 @@ def patch_bench(path):
     ])
 
 
+def patch_dnssec(d):
+    """The signed workloads and signing peers (DNSSEC=1); see the module docstring."""
+    edit(os.path.join(d, "bin", "bench.py"), [
+        ('    wl_clients = {}\n',
+         '    wl_clients = {}\n'
+         f'    # {TAG} DNSSEC=1: the plain and mix files again with the DO bit\n'
+         '    if os.environ.get("DNSSEC") == "1":\n'
+         '        workloads += [("plain-do", plain, ["-D"]), ("mix-do", mix, ["-D"])]\n'),
+    ])
+    edit(os.path.join(d, "candidates", "signpost.sh"), [
+        ("open(f\"{d}/signpost.toml\", \"w\").write(\"\\n\".join(out))\n",
+         f"# {TAG} DNSSEC=1: the zone signed with the keys in SIGNPOST_DNSSEC_KEYS\n"
+         "if os.environ.get(\"SIGNPOST_DNSSEC_KEYS\"):\n"
+         "    keys = os.environ[\"SIGNPOST_DNSSEC_KEYS\"].split()\n"
+         "    i = out.index('file = \"example.test.zone\"')\n"
+         "    out[i + 1:i + 1] = [\"\", f'[zones.\"{spec[\"zone\"]}.\".dnssec]', \"keys = \" + json.dumps(keys)]\n"
+         "open(f\"{d}/signpost.toml\", \"w\").write(\"\\n\".join(out))\n"),
+    ])
+    edit(os.path.join(d, "conf", "knot", "knot.conf"), [
+        ('    module: mod-geoip/www\n',
+         f'    # {TAG} DNSSEC=1: signed online, after the geo answer is chosen\n'
+         '    module: [ mod-geoip/www, mod-onlinesign ]\n'),
+    ])
+
+
+def edit(path, edits):
+    """Exact replacements (each must match once) in a file that may already be patched."""
+    with open(path) as f:
+        text = f.read()
+    for old, new in edits:
+        n = text.count(old)
+        if n != 1:
+            sys.exit(f"{path}: expected exactly one match, found {n}, for:\n{old}")
+        text = text.replace(old, new)
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def patch_adapter(path):
     patch(path, [
         ('\n: "${SIGNPOST_BIN:?set SIGNPOST_BIN to the signpost binary}"\n',
@@ -181,6 +227,8 @@ def main():
     patch_bench(os.path.join(d, "bin", "bench.py"))
     patch_adapter(os.path.join(d, "candidates", "signpost.sh"))
     patch_check(os.path.join(d, "bin", "check.py"))
+    if os.environ.get("DNSSEC") == "1":
+        patch_dnssec(d)
 
 
 if __name__ == "__main__":

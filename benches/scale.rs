@@ -14,6 +14,11 @@
 //! computed, RSS while serving, SIGHUP to the changed answer, and RSS and
 //! time of a reload with a new GeoIP database file. Peak RSS of a reload
 //! is read from VmHWM after resetting it (`/proc/PID/clear_refs`).
+//!
+//! `SIGNED=1 cargo bench --bench scale` runs the same with the zone signed
+//! (the ECDSA KSK and ZSK of tests/data/dnssec): every static name, NSEC
+//! and service answer set is signed at start and at every reload, and the
+//! table gains the count of signatures made.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -40,8 +45,9 @@ fn main() {
     let dir = scratch("scale");
     std::fs::copy(&geolite, dir.join("geo.mmdb")).unwrap();
     let (cfg, zone) = large_config(port, "us-east-1", true);
+    let signed = std::env::var("SIGNED").is_ok_and(|v| v == "1");
     write(&dir.join("example.test.zone"), &zone);
-    write(&dir.join("signpost.toml"), &cfg);
+    write(&dir.join("signpost.toml"), &sign(&cfg, &dir, signed));
     let mut rows: Vec<(String, String, String)> = Vec::new();
 
     // signpost check, three times
@@ -119,7 +125,7 @@ fn main() {
         .parse()
         .unwrap();
         let (cfg, _) = large_config(port, to, true);
-        write(&dir.join("signpost.toml"), &cfg);
+        write(&dir.join("signpost.toml"), &sign(&cfg, &dir, signed));
         clear_peak(s.pid());
         let t = Instant::now();
         s.signal(libc::SIGHUP);
@@ -192,6 +198,13 @@ fn main() {
         "≤ 150 MB".into(),
         format!("{} MB", status_kb(s.pid(), "VmRSS") / 1024),
     ));
+    if signed {
+        rows.push((
+            "signatures made (start, 5 reloads, the database reload)".into(),
+            "-".into(),
+            format!("{}", metric(&s, "signpost_dnssec_signatures_made_total")),
+        ));
+    }
     let trace = sampler.join().unwrap();
     eprintln!(
         "RSS (MB) during the database reload, every 250 ms: {}",
@@ -207,6 +220,29 @@ fn main() {
     for (what, target, got) in rows {
         println!("| {what} | {target} | {got} |");
     }
+}
+
+/// `cfg` with its zone signed by the fixture keys (copied beside it), when
+/// `signed`.
+fn sign(cfg: &str, dir: &Path, signed: bool) -> String {
+    if !signed {
+        return cfg.to_string();
+    }
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dnssec");
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    for tag in ["64068", "13951"] {
+        for ext in ["key", "private"] {
+            let f = format!("Kexample.test.+013+{tag}.{ext}");
+            std::fs::copy(fixtures.join(&f), dir.join("keys").join(&f)).unwrap();
+        }
+    }
+    let table = "[zones.\"example.test.\"]\nfile = \"example.test.zone\"\n";
+    assert!(cfg.contains(table), "the zone table changed shape");
+    cfg.replacen(
+        table,
+        &format!("{table}\n[zones.\"example.test.\".dnssec]\nkeys = [\"keys/Kexample.test.+013+64068.private\", \"keys/Kexample.test.+013+13951.private\"]\n"),
+        1,
+    )
 }
 
 /// Runs the binary to completion: (exit code, peak RSS in KiB). The child
