@@ -741,30 +741,30 @@ fn write_soa(
     let Some(z) = table.zones.get(zone as usize) else {
         return Ok(());
     };
-    let at = w.len();
-    write_suffix_owner(w, q, &z.apex)?;
+    let owner = suffix_owner(q, &z.apex);
+    owner.write(w)?;
     let rr = &z.soa_negative;
     w.put(&rr.wire)?;
     r.ns += 1;
     if let Some((signed, _)) = sig.zone(zone)
         && let Some(Some(sigs)) = signed.soa_negative.get(zone as usize)
     {
-        write_rrset(w, Owner::at(at, &z.apex), sigs)?;
+        write_rrset(w, owner, sigs)?;
         r.ns += sigs.count;
     }
     Ok(())
 }
 
-/// Writes `name` as a pointer into the question when it is a suffix of it.
-fn write_suffix_owner(w: &mut Writer<'_>, q: &Query<'_>, name: &[u8]) -> Result<(), Full> {
+/// `name` as a pointer into the question when it is a suffix of it.
+fn suffix_owner<'a>(q: &Query<'_>, name: &'a [u8]) -> Owner<'a> {
     let qn = q.name();
     if name.len() <= qn.len() {
         let start = qn.len() - name.len();
         if q.labels().contains(&(start as u8)) && qn[start..] == *name {
-            return w.pointer(12 + start);
+            return Owner::Offset(12 + start);
         }
     }
-    w.put(name)
+    Owner::Name(name)
 }
 
 fn write_referral(

@@ -28,3 +28,39 @@ pub fn nsec(owner: &Name, types: &[u16]) -> Option<RData> {
 pub fn nxname(owner: &Name) -> Option<RData> {
     nsec(owner, &[rtype::NXNAME])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::RecordType;
+
+    #[test]
+    fn the_next_name_is_the_immediate_successor_and_the_bitmap_exact() {
+        let owner = Name::from_ascii("nope.example.test.").unwrap();
+        let Some(RData::DNSSEC(DNSSECRData::NSEC(n))) = nxname(&owner) else {
+            panic!("an NSEC");
+        };
+        assert_eq!(n.next_domain_name().to_ascii(), "\\000.nope.example.test.");
+        let types: Vec<RecordType> = n.type_bit_maps().collect();
+        assert_eq!(
+            types,
+            vec![RecordType::RRSIG, RecordType::NSEC, RecordType::Unknown(128)]
+        );
+        let Some(RData::DNSSEC(DNSSECRData::NSEC(n))) = nsec(&owner, &[1, 28, 16]) else {
+            panic!("an NSEC");
+        };
+        let types: Vec<u16> = n.type_bit_maps().map(u16::from).collect();
+        assert_eq!(types, vec![1, 16, 28, 46, 47]);
+    }
+
+    #[test]
+    fn a_name_too_long_for_a_successor_gets_none() {
+        // 4 labels of 63 bytes: 255 bytes in wire form, 254 as text
+        let label = "a".repeat(63);
+        let long = format!("{label}.{label}.{label}.{}.", "a".repeat(61));
+        let owner = Name::from_ascii(&long).unwrap();
+        assert!(nxname(&owner).is_none());
+        let short = Name::from_ascii("x.example.").unwrap();
+        assert!(nxname(&short).is_some());
+    }
+}

@@ -175,3 +175,44 @@ impl ZoneSigner {
         self.zsk.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn windows_start_on_fixed_boundaries_and_keep_refresh() {
+        let (validity, refresh) = (14 * DAY, 7 * DAY);
+        let t = 1_796_000_000;
+        let w = Window::at(t, validity, refresh);
+        // any moment of the same window gives the same one (nodes, reloads)
+        assert_eq!(Window::at(w.next - 1, validity, refresh), w);
+        assert_eq!(
+            Window::at(w.inception + INCEPTION_SLACK, validity, refresh),
+            w
+        );
+        assert_ne!(Window::at(w.next, validity, refresh), w);
+        // starts on a multiple of validity - refresh
+        assert_eq!((w.inception + INCEPTION_SLACK) % (validity - refresh), 0);
+        assert!(w.inception <= t - INCEPTION_SLACK);
+        // at least refresh remains until the next window
+        for now in [w.inception + INCEPTION_SLACK, t, w.next - 1] {
+            assert!(w.expiration - now > refresh, "{now}");
+        }
+        assert_eq!(w.expiration - w.next, refresh);
+        let next = Window::at(w.next, validity, refresh);
+        assert_eq!(next.inception, w.next - INCEPTION_SLACK);
+    }
+
+    #[test]
+    fn wire_names_round_trip() {
+        let n = wire_name(b"\x03www\x07example\x04test\x00").unwrap();
+        assert_eq!(n.to_ascii(), "www.example.test.");
+        assert!(n.is_fqdn());
+        assert_eq!(wire_name(b"\x00").unwrap(), Name::root());
+        assert!(wire_name(b"\x03ww").is_err());
+        assert!(wire_name(b"\x03www").is_err());
+    }
+}
