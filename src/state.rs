@@ -629,8 +629,16 @@ fn sign_zones(
     }
     let inputs = signing_inputs(regions, services);
     let now = dnssec::unix_now();
+    let started = std::time::Instant::now();
     match dnssec::sign(&table, &keys, &inputs, now, &metrics.dnssec_signatures_made) {
         Ok(s) => {
+            tracing::info!(
+                "signed {} zone(s): {} RRSIG sets, about {} KiB, in {:.0?}",
+                s.status.len(),
+                s.signed.count(),
+                s.signed.bytes() / 1024,
+                started.elapsed()
+            );
             let state = Dnssec {
                 keys,
                 unsigned: table,
