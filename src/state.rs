@@ -580,6 +580,15 @@ fn config_hash(config: &Config, geo: Option<&GeoTable>) -> String {
         // the zone files were just read whole; a file gone meanwhile
         // only changes the hash
         h.update(crate::os::read_input(&z.file).unwrap_or_default());
+        // a signed zone's public keys and their timing (the .key files;
+        // never the private halves): nodes must sign with the same keys
+        for (key, _) in z.dnssec.iter().flat_map(|d| &d.keys) {
+            let public = match key.extension().and_then(|e| e.to_str()) {
+                Some("private" | "key") => key.with_extension("key"),
+                _ => std::path::PathBuf::from(format!("{}.key", key.display())),
+            };
+            h.update(crate::os::read_input(&public).unwrap_or_default());
+        }
     }
     if let Some(g) = geo {
         h.update(g.source.kind.as_bytes());
