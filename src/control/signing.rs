@@ -13,6 +13,9 @@ use tokio::time::Instant;
 use super::Control;
 use crate::state::Compiled;
 
+/// How long after a timing point re-signing starts.
+const SLACK: Duration = Duration::from_millis(100);
+
 /// Wait before trying a failed re-signing again.
 const RETRY: Duration = Duration::from_secs(60);
 
@@ -56,9 +59,13 @@ impl Control {
             return Some(t);
         }
         let at = self.compiled.dnssec.as_ref()?.next_event;
-        let wait = (at - crate::dnssec::unix_now()).max(0) as u64;
-        // a second late, so the timing point has surely passed
-        Some(Instant::now() + Duration::from_secs(wait.min(86_400 * 365) + 1))
+        // an absolute moment, however often the loop asks: a little after
+        // the second the timing point names, so that it has passed
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(at.max(0) as u64) + SLACK;
+        let wait = at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        Some(Instant::now() + wait.min(Duration::from_secs(86_400 * 365)))
     }
 
     /// Signs the zones anew on a blocking thread.

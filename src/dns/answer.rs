@@ -347,6 +347,9 @@ fn answer_node<'s>(
             write_rrsig(w, owner, owner_name, node, i, wild, sig, ctx, &mut r.an)?;
             return Ok(());
         }
+        if matches!(q.qtype, rtype::NSEC | rtype::RRSIG) && sig.zone(node.zone).is_some() {
+            return write_meta(w, owner, owner_name, node, wild, q, sig, ctx, r);
+        }
         // NODATA
         write_soa(w, table, node.zone, q, sig, r)?;
         return write_nodata_nsec(w, owner, owner_name, node, wild, drop, sig, ctx, r);
@@ -402,7 +405,9 @@ fn write_rrsig(
 
 /// NXDOMAIN at `name`: the SOA, and for a client that asked for
 /// signatures the compact denial (RFC 9824): an NSEC at the name with
-/// {RRSIG, NSEC, NXNAME}, and RCODE NXDOMAIN only when it set CO.
+/// {RRSIG, NSEC, NXNAME}, and RCODE NXDOMAIN only when it set CO. A query
+/// for the NSEC (or RRSIG) type itself gets that NSEC (or its RRSIG) as
+/// its answer: under compact denial the name holds them.
 #[allow(clippy::too_many_arguments)]
 fn write_nxdomain(
     w: &mut Writer<'_>,
@@ -419,18 +424,58 @@ fn write_nxdomain(
         r.rcode = rcode::NXDOMAIN;
         return write_soa(w, table, zone, q, sig, r);
     };
-    r.rcode = if sig.compact_ok {
-        rcode::NXDOMAIN
-    } else {
-        rcode::NOERROR
+    let meta = matches!(q.qtype, rtype::NSEC | rtype::RRSIG);
+    if !meta {
+        r.rcode = if sig.compact_ok {
+            rcode::NXDOMAIN
+        } else {
+            rcode::NOERROR
+        };
+        write_soa(w, table, zone, q, sig, r)?;
+    }
+    let Some((nsec, sigs)) = nxname_nsec(signed, zs, zone, name, ctx) else {
+        return Ok(());
     };
-    write_soa(w, table, zone, q, sig, r)?;
+    match q.qtype {
+        rtype::NSEC => write_pair(w, owner, nsec, sigs, &mut r.an),
+        rtype::RRSIG => {
+            write_rrset(w, owner, sigs)?;
+            r.an += sigs.count;
+            Ok(())
+        }
+        _ => write_pair(w, owner, nsec, sigs, &mut r.ns),
+    }
+}
+
+/// An NSEC and its RRSIGs, counted into `count`.
+fn write_pair(
+    w: &mut Writer<'_>,
+    owner: Owner<'_>,
+    nsec: &RRset,
+    sigs: &RRset,
+    count: &mut u16,
+) -> Result<(), Full> {
+    write_rrset(w, owner, nsec)?;
+    write_rrset(w, owner, sigs)?;
+    *count += nsec.count + sigs.count;
+    Ok(())
+}
+
+/// The compact-denial NSEC of a name that does not exist, with its
+/// RRSIGs: from the worker's cache, or signed now.
+fn nxname_nsec<'c>(
+    signed: &Signed,
+    zs: &dnssec::ZoneSigner,
+    zone: u16,
+    name: &[u8],
+    ctx: &'c mut Ctx,
+) -> Option<(&'c RRset, &'c RRset)> {
     let mut key = dnssec::cache::Key::new(kind::NXNAME, rtype::NSEC);
     if !key.push(name) {
-        return Ok(());
+        return None;
     }
     let ttl = signed.negative_ttl.get(zone as usize).copied().unwrap_or(0);
-    let made = ctx
+    let e = ctx
         .sigs
         .get_or_make(signed.generation, &key, &ctx.stats, || {
             let owner = dnssec::sign::wire_name(name).ok()?;
@@ -438,15 +483,53 @@ fn write_nxdomain(
             let rec = RRset::encode(rtype::NSEC, ttl, std::slice::from_ref(&rd)).ok()?;
             let s = zs.sign(&owner, rtype::NSEC, ttl, ttl, &[rd]).ok()?;
             Some((Some(rec), s))
-        });
-    if let Some(e) = made
-        && let Some(nsec) = &e.nsec
-    {
-        write_rrset(w, owner, nsec)?;
-        write_rrset(w, owner, &e.sigs)?;
-        r.ns += nsec.count + e.sigs.count;
+        })?;
+    Some((e.nsec.as_ref()?, &e.sigs))
+}
+
+/// The NSEC at an existing name (or a wildcard expansion), leaving out
+/// the service families in `drop`, with its RRSIGs.
+#[allow(clippy::too_many_arguments)]
+fn node_nsec<'c>(
+    signed: &'c Signed,
+    zs: &dnssec::ZoneSigner,
+    owner_name: &[u8],
+    node: &Node,
+    wild: bool,
+    drop: u8,
+    ctx: &'c mut Ctx,
+) -> Option<(&'c RRset, &'c RRset)> {
+    let (nsec, sigs) = signed.nsec(node.id, drop)?;
+    if !wild {
+        return Some((nsec, sigs));
     }
-    Ok(())
+    // a wildcard expansion: the same bitmap as the wildcard, at this name
+    let mut key = dnssec::cache::Key::new(kind::WILDCARD_NSEC, u16::from(drop));
+    if !key.push(owner_name) {
+        return None;
+    }
+    let ttl = signed.negative_ttl.get(node.zone as usize).copied().unwrap_or(0);
+    let e = ctx
+        .sigs
+        .get_or_make(signed.generation, &key, &ctx.stats, || {
+            let name = dnssec::sign::wire_name(owner_name).ok()?;
+            let types = dnssec::sign::read_rdata(rtype::NSEC, nsec.rdata(0)).ok()?;
+            let types: Vec<u16> = match &types {
+                hickory_proto::rr::RData::DNSSEC(
+                    hickory_proto::dnssec::rdata::DNSSECRData::NSEC(n),
+                ) => n
+                    .type_bit_maps()
+                    .map(u16::from)
+                    .filter(|&t| t != rtype::NSEC && t != rtype::RRSIG)
+                    .collect(),
+                _ => return None,
+            };
+            let rd = dnssec::denial::nsec(&name, &types)?;
+            let rec = RRset::encode(rtype::NSEC, ttl, std::slice::from_ref(&rd)).ok()?;
+            let s = zs.sign(&name, rtype::NSEC, ttl, ttl, &[rd]).ok()?;
+            Some((Some(rec), s))
+        })?;
+    Some((e.nsec.as_ref()?, &e.sigs))
 }
 
 /// The NSEC of a NODATA answer at `node` (its types, less the service
@@ -466,55 +549,45 @@ fn write_nodata_nsec(
     let Some((signed, zs)) = sig.zone(node.zone) else {
         return Ok(());
     };
-    if !wild {
-        if let Some((nsec, sigs)) = signed.nsec(node.id, drop) {
-            write_rrset(w, owner, nsec)?;
-            write_rrset(w, owner, sigs)?;
-            r.ns += nsec.count + sigs.count;
-        }
-        return Ok(());
+    match node_nsec(signed, zs, owner_name, node, wild, drop, ctx) {
+        Some((nsec, sigs)) => write_pair(w, owner, nsec, sigs, &mut r.ns),
+        None => Ok(()),
     }
-    // a wildcard expansion: the same bitmap as the wildcard, at this name
-    let Some((nsec, _)) = signed.nsec(node.id, drop) else {
+}
+
+/// A query for the NSEC or RRSIG type at a name of a signed zone, from a
+/// client that asked for signatures: the NSEC (with its RRSIGs), or every
+/// RRSIG at the name, as the answer.
+#[allow(clippy::too_many_arguments)]
+fn write_meta(
+    w: &mut Writer<'_>,
+    owner: Owner<'_>,
+    owner_name: &[u8],
+    node: &Node,
+    wild: bool,
+    q: &Query<'_>,
+    sig: Sig<'_>,
+    ctx: &mut Ctx,
+    r: &mut Resp,
+) -> Result<(), Full> {
+    let Some((signed, zs)) = sig.zone(node.zone) else {
         return Ok(());
     };
-    let mut key = dnssec::cache::Key::new(kind::WILDCARD_NSEC, u16::from(drop));
-    if !key.push(owner_name) {
+    if q.qtype == rtype::RRSIG {
+        for i in 0..node.rrsets.len() {
+            write_rrsig(w, owner, owner_name, node, i, wild, sig, ctx, &mut r.an)?;
+        }
+    }
+    let Some((nsec, sigs)) = node_nsec(signed, zs, owner_name, node, wild, 0, ctx) else {
         return Ok(());
+    };
+    if q.qtype == rtype::NSEC {
+        write_pair(w, owner, nsec, sigs, &mut r.an)
+    } else {
+        write_rrset(w, owner, sigs)?;
+        r.an += sigs.count;
+        Ok(())
     }
-    let ttl = signed
-        .negative_ttl
-        .get(node.zone as usize)
-        .copied()
-        .unwrap_or(0);
-    let made = ctx
-        .sigs
-        .get_or_make(signed.generation, &key, &ctx.stats, || {
-            let name = dnssec::sign::wire_name(owner_name).ok()?;
-            let types = dnssec::sign::read_rdata(rtype::NSEC, nsec.rdata(0)).ok()?;
-            let types: Vec<u16> = match &types {
-                hickory_proto::rr::RData::DNSSEC(
-                    hickory_proto::dnssec::rdata::DNSSECRData::NSEC(n),
-                ) => n
-                    .type_bit_maps()
-                    .map(u16::from)
-                    .filter(|&t| t != rtype::NSEC && t != rtype::RRSIG)
-                    .collect(),
-                _ => return None,
-            };
-            let rd = dnssec::denial::nsec(&name, &types)?;
-            let rec = RRset::encode(rtype::NSEC, ttl, std::slice::from_ref(&rd)).ok()?;
-            let s = zs.sign(&name, rtype::NSEC, ttl, ttl, &[rd]).ok()?;
-            Some((Some(rec), s))
-        });
-    if let Some(e) = made
-        && let Some(nsec) = &e.nsec
-    {
-        write_rrset(w, owner, nsec)?;
-        write_rrset(w, owner, &e.sigs)?;
-        r.ns += nsec.count + e.sigs.count;
-    }
-    Ok(())
 }
 
 /// Where a service answer goes: its owner, as written and as a name, its

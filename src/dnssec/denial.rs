@@ -44,7 +44,11 @@ mod tests {
         let types: Vec<RecordType> = n.type_bit_maps().collect();
         assert_eq!(
             types,
-            vec![RecordType::RRSIG, RecordType::NSEC, RecordType::Unknown(128)]
+            vec![
+                RecordType::RRSIG,
+                RecordType::NSEC,
+                RecordType::Unknown(128)
+            ]
         );
         let Some(RData::DNSSEC(DNSSECRData::NSEC(n))) = nsec(&owner, &[1, 28, 16]) else {
             panic!("an NSEC");
