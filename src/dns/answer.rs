@@ -508,7 +508,11 @@ fn node_nsec<'c>(
     if !key.push(owner_name) {
         return None;
     }
-    let ttl = signed.negative_ttl.get(node.zone as usize).copied().unwrap_or(0);
+    let ttl = signed
+        .negative_ttl
+        .get(node.zone as usize)
+        .copied()
+        .unwrap_or(0);
     let e = ctx
         .sigs
         .get_or_make(signed.generation, &key, &ctx.stats, || {
