@@ -163,6 +163,7 @@ pub fn assume_down(snap: &Snapshot, down: &[String]) -> Result<Snapshot, Explain
         // the nodes' verdicts are real ones; beside a what-if they would
         // contradict it, so a what-if leaves them out
         cluster: None,
+        refresh: None,
     })
 }
 

@@ -50,6 +50,7 @@ pub mod state;
 pub mod steer;
 pub mod text;
 pub mod view;
+pub mod xfr;
 pub mod zone;
 
 use std::net::SocketAddr;
@@ -285,6 +286,7 @@ fn start_dns(
         pool: Arc::default(),
         open: metrics.tcp_open.clone(),
         refused: metrics.tcp_refused.clone(),
+        transfers: metrics.xfr_out.clone(),
     };
     let udp = dns::udp::UdpSettings {
         workers: server.workers,

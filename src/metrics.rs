@@ -312,6 +312,23 @@ pub struct Metrics {
     pub dnssec_signatures_made: Counter,
     /// Per signed zone: when the signatures served expire (Unix seconds).
     pub dnssec_expiration: Arc<Mutex<Vec<(String, i64)>>>,
+    /// Zone transfers served, by zone and result.
+    pub xfr_out: Family<ZoneResultLabels, Counter>,
+    /// Zone transfers from primaries, by zone and result.
+    pub xfr_in: Family<ZoneResultLabels, Counter>,
+    /// NOTIFYs sent to secondaries, by zone and result.
+    pub notify_sent: Family<ZoneResultLabels, Counter>,
+    /// NOTIFYs accepted from primaries, by zone.
+    pub notify_received: Family<ZoneResultLabels, Counter>,
+}
+
+/// Labels of per-zone outcomes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ZoneResultLabels {
+    /// The zone.
+    pub zone: String,
+    /// What happened.
+    pub result: String,
 }
 
 /// Per signed zone, the expiration of its signatures and the seconds
@@ -414,6 +431,10 @@ impl Metrics {
             tcp_refused: Family::default(),
             dnssec_signatures_made: Counter::default(),
             dnssec_expiration: Arc::default(),
+            xfr_out: Family::default(),
+            xfr_in: Family::default(),
+            notify_sent: Family::default(),
+            notify_received: Family::default(),
         };
         // the DNS answer counters, summed over the workers at scrape time
         m.registry.register_collector(Box::new(m.pool.clone()));
@@ -425,7 +446,33 @@ impl Metrics {
         m.register_probe_readings();
         m.register_dns_tcp();
         m.register_dnssec();
+        m.register_xfr();
         m
+    }
+
+    /// Zone transfers and NOTIFY (SPEC §10).
+    fn register_xfr(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "signpost_xfr_out",
+            "zone transfers (AXFR/IXFR) asked of this server, by zone and result: full, up_to_date, refused, notauth, formerr",
+            self.xfr_out.clone(),
+        );
+        r.register(
+            "signpost_xfr_in",
+            "zone transfers from primaries, by zone and result: ok, up_to_date, failed, rejected (broke a rule; the previous copy serves)",
+            self.xfr_in.clone(),
+        );
+        r.register(
+            "signpost_xfr_notify_sent",
+            "NOTIFYs sent to secondaries, by zone and result: acknowledged, failed (no acknowledgement in an hour)",
+            self.notify_sent.clone(),
+        );
+        r.register(
+            "signpost_xfr_notify_received",
+            "NOTIFYs accepted from a zone's primary, by zone",
+            self.notify_received.clone(),
+        );
     }
 
     /// Signing (SPEC §9).

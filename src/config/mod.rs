@@ -14,7 +14,8 @@ pub use crate::model::WhenAllDown;
 pub use raw::RawConfig;
 pub use types::{
     CONTINENTS, Check, CheckId, CheckKind, Cluster, Config, DEFAULT_CAPACITY, Dnssec, Endpoint,
-    MapEntry, MapKey, Quorum, Region, Server, Service, Shed, Zone, parse_map_key,
+    MapEntry, MapKey, Primary, Quorum, Region, Server, Service, Shed, Transfer, TsigAlgorithm,
+    TsigKey, Zone, parse_map_key,
 };
 use validate::validate;
 

@@ -23,6 +23,26 @@ pub struct RawConfig {
     #[serde(default)]
     pub services: BTreeMap<String, RawService>,
     pub cluster: Option<RawCluster>,
+    #[serde(default)]
+    pub tsig: BTreeMap<String, RawTsig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTsig {
+    pub algorithm: String,
+    pub secret: Option<String>,
+    pub secret_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransfer {
+    #[serde(default)]
+    pub allow: Vec<String>,
+    pub tsig: Option<String>,
+    #[serde(default)]
+    pub notify: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,8 +194,11 @@ fn default_watch() -> bool {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawZone {
-    pub file: String,
+    pub file: Option<String>,
+    pub primary: Option<String>,
+    pub tsig: Option<String>,
     pub dnssec: Option<RawDnssec>,
+    pub transfer: Option<RawTransfer>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,6 +305,8 @@ pub struct RawService {
     pub hash_prefix: Option<Vec<i64>>,
     #[serde(default)]
     pub min_healthy_regions: i64,
+    #[serde(default)]
+    pub fallback: Vec<String>,
 }
 
 fn default_policy() -> String {

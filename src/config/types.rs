@@ -31,6 +31,8 @@ pub struct Config {
     pub services: Vec<Service>,
     /// `[cluster]`.
     pub cluster: Option<Cluster>,
+    /// `[tsig]` keys by name.
+    pub tsig: BTreeMap<String, TsigKey>,
     /// The configuration every node of a cluster must share: the file
     /// without `[server]` and `[cluster]`, in a canonical form (keys
     /// sorted, comments and layout dropped), for the configuration hash.
@@ -126,6 +128,89 @@ pub struct Zone {
     pub file_display: String,
     /// Online signing (SPEC §9), when the zone has a `dnssec` table.
     pub dnssec: Option<Dnssec>,
+    /// Outbound transfers (SPEC §10), when the zone has a `transfer` table.
+    pub transfer: Option<Transfer>,
+    /// The primary the zone's static records come from (then `file` is
+    /// the last good copy, kept beside the state file).
+    pub primary: Option<Primary>,
+}
+
+/// `[zones."name.".transfer]`: who may take the zone, and whom to notify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// Clients allowed to AXFR/IXFR over TCP.
+    pub allow: Vec<IpNet>,
+    /// The `[tsig.NAME]` key every transfer must be signed with.
+    pub tsig: Option<String>,
+    /// Secondaries sent NOTIFY when the serial changes.
+    pub notify: Vec<SocketAddr>,
+}
+
+/// `[zones."name."] primary`: where the zone is transferred from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Primary {
+    /// The primary's address.
+    pub addr: SocketAddr,
+    /// The `[tsig.NAME]` key the transfers are signed with.
+    pub tsig: Option<String>,
+}
+
+/// TSIG algorithms (RFC 8945).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TsigAlgorithm {
+    /// hmac-sha256.
+    HmacSha256,
+    /// hmac-sha512.
+    HmacSha512,
+}
+
+impl TsigAlgorithm {
+    /// As written in configurations (and in BIND's and Knot's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TsigAlgorithm::HmacSha256 => "hmac-sha256",
+            TsigAlgorithm::HmacSha512 => "hmac-sha512",
+        }
+    }
+}
+
+/// `[tsig.NAME]`: a shared secret for transfers and NOTIFY.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TsigKey {
+    /// The key's name (a DNS name, as both sides must write it).
+    pub name: String,
+    /// Its algorithm.
+    pub algorithm: TsigAlgorithm,
+    /// The secret.
+    pub secret: Vec<u8>,
+}
+
+impl TsigKey {
+    /// Seconds of clock difference a TSIG signature may show (RFC 8945
+    /// §10 recommends 300).
+    pub const FUDGE: u16 = 300;
+
+    /// The hickory-proto signer of this key.
+    pub fn signer(&self) -> Result<hickory_proto::rr::TSigner, String> {
+        use hickory_proto::rr::rdata::tsig::TsigAlgorithm as Alg;
+        let alg = match self.algorithm {
+            TsigAlgorithm::HmacSha256 => Alg::HmacSha256,
+            TsigAlgorithm::HmacSha512 => Alg::HmacSha512,
+        };
+        let name = hickory_proto::rr::Name::from_ascii(&self.name)
+            .map_err(|e| format!("TSIG key name {}: {e}", self.name))?;
+        hickory_proto::rr::TSigner::new(self.secret.clone(), alg, name, Self::FUDGE)
+            .map_err(|e| format!("TSIG key {}: {e}", self.name))
+    }
+}
+
+impl std::fmt::Debug for TsigKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TsigKey")
+            .field("name", &self.name)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[zones."name.".dnssec]`: the key files and the signature timing.
@@ -323,6 +408,9 @@ pub struct Service {
     /// Safety rule: a drain that would leave fewer usable regions is
     /// refused (409) unless forced; 0 = no rule.
     pub min_healthy_regions: u32,
+    /// Addresses that zone transfers carry for this name (SPEC §10);
+    /// empty: the name is left out of transfers.
+    pub fallback: Vec<IpAddr>,
 }
 
 /// The default `capacity` of a region's endpoints.

@@ -17,6 +17,8 @@
 //!   measurements folded into a snapshot, and the endpoint metrics;
 //! - [`signing`](self::signing): re-signing the zones when a signature
 //!   window ends or a key's timing point passes;
+//! - [`transfers`](self::transfers): zones taken from primaries, and
+//!   NOTIFY to secondaries when a serial changes;
 //! - [`status`](self::status): `/v1/status`, a view of what was published.
 
 mod drains;
@@ -29,6 +31,7 @@ mod reload;
 mod safety;
 mod signing;
 mod status;
+mod transfers;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -53,6 +56,7 @@ pub use status::{
     ClusterStatus, ClusterVerdict, EndpointStatus, NodeStatus, ProbeTarget, RegionStatus,
     ServiceStatus, Status, ZoneStatus,
 };
+pub use transfers::TransferStatus;
 
 /// Errors of control commands.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -186,6 +190,8 @@ pub struct Control {
     cluster: Option<ClusterLink>,
     /// DNSSEC re-signing.
     signing: signing::Signing,
+    /// Zone transfers in and NOTIFY out.
+    transfers: transfers::Transfers,
 }
 
 impl Control {
@@ -242,6 +248,7 @@ impl Control {
             reloads: Reloads::new(),
             cluster,
             signing: signing::Signing::new(),
+            transfers: transfers::Transfers::new(&compiled.config),
         };
         if let Some(g) = &compiled.geo {
             c.metrics
@@ -271,6 +278,7 @@ impl Control {
                 .next_expiry(SystemTime::now())
                 .map(|d| Instant::now() + d);
             let next_signing = self.next_signing();
+            let next_transfer = self.next_transfer();
             let mut dirty = false;
             tokio::select! {
                 _ = stop.changed() => break,
@@ -293,6 +301,10 @@ impl Control {
                 _ = sleep_until_opt(next_expiry) => dirty |= self.expire_drains(),
                 _ = sleep_until_opt(next_signing) => self.start_signing(),
                 Some(r) = self.signing.done_rx.recv() => self.apply_signing(r),
+                _ = sleep_until_opt(next_transfer) => self.start_transfers(),
+                Some(d) = self.transfers.done_rx.recv() => self.transfer_done(d),
+                Some(z) = self.transfers.refresh_rx.recv() => self.primary_notified(z),
+                Some(n) = self.transfers.notified_rx.recv() => self.notified(n),
                 Some(view) = link::next_view(&mut self.cluster) => dirty |= self.apply_view(view),
             }
             if dirty {

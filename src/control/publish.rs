@@ -120,7 +120,9 @@ impl Control {
                 .cluster
                 .as_ref()
                 .map(|l| (l.view.clone(), l.node.clone())),
+            refresh: Some(self.transfers.refresh_tx.clone()),
         }));
+        self.notify_secondaries();
     }
 
     /// Endpoint gauges: updated in place, and only those of removed

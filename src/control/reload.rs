@@ -226,6 +226,7 @@ impl Control {
                 .geoip_build_timestamp
                 .set(g.source.build_epoch as i64);
         }
+        self.transfers.configure(&compiled.config);
         let old = std::mem::replace(&mut self.compiled, compiled);
         retire(old);
         self.publish();

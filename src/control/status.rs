@@ -55,6 +55,17 @@ impl Control {
                 .map(|z| ZoneStatus {
                     name: z.name.clone(),
                     rrsets: z.rrsets,
+                    serial: z.serial,
+                    source: c
+                        .config
+                        .zones
+                        .iter()
+                        .find(|cz| cz.name == z.name)
+                        .map_or_else(String::new, |cz| match &cz.primary {
+                            Some(p) => format!("primary {}", p.addr),
+                            None => format!("file {}", cz.file_display),
+                        }),
+                    transfer: self.transfers.status(&z.name),
                     dnssec: c
                         .dnssec
                         .as_ref()
@@ -243,6 +254,13 @@ pub struct ZoneStatus {
     pub name: String,
     /// RRsets loaded.
     pub rrsets: usize,
+    /// The SOA serial served.
+    pub serial: u32,
+    /// Where its records come from: `file PATH` or `primary ADDRESS`.
+    pub source: String,
+    /// For a zone taken from a primary: the last transfer and any error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<super::transfers::TransferStatus>,
     /// Signing: keys and their state, DS for the parent, signature
     /// window (SPEC §9); absent when the zone is not signed.
     #[serde(skip_serializing_if = "Option::is_none")]

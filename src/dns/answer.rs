@@ -68,6 +68,11 @@ pub fn respond(
     ctx: &mut Ctx,
 ) -> Option<usize> {
     ctx.wildcard = None;
+    if crate::xfr::opcode(packet) == Some(crate::xfr::OPCODE_NOTIFY) {
+        // rare, and off the query path proper: a NOTIFY from a primary
+        ctx.stats.query(transport, 0);
+        return crate::xfr::notify::receive(snap, packet, src, out);
+    }
     let q = match wire::parse(packet) {
         Ok(q) => q,
         Err(ParseError::Drop) => {

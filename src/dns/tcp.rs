@@ -26,7 +26,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use super::answer::{Ctx, respond};
-use crate::metrics::{ReasonLabels, Transport, WorkerStats};
+use crate::metrics::{ReasonLabels, Transport, WorkerStats, ZoneResultLabels};
 use crate::state::Shared;
 
 /// Settings of the TCP listeners.
@@ -48,6 +48,8 @@ pub struct TcpSettings {
     pub open: Gauge,
     /// Refused or closed early, by reason.
     pub refused: Family<ReasonLabels, Counter>,
+    /// Zone transfers served, by zone and result.
+    pub transfers: Family<ZoneResultLabels, Counter>,
 }
 
 /// The open connections.
@@ -269,6 +271,11 @@ async fn connection(
             Ok(Err(e)) => return Err(e),
             Err(_) => return Ok(()),
         }
+        if crate::xfr::is_transfer(&inb[..n]) {
+            transfer(&mut stream, &shared, &inb[..n], peer, s, idle).await?;
+            queries += 1;
+            continue;
+        }
         // RFC 7828: the timeout in force, in units of 100 ms
         ctx.keepalive = Some((idle.as_millis() / 100).min(u128::from(u16::MAX)) as u16);
         let answer = {
@@ -300,6 +307,53 @@ async fn connection(
     }
 }
 
+/// An AXFR or IXFR request: its answer, message by message (SPEC §10).
+async fn transfer(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    request: &[u8],
+    peer: SocketAddr,
+    s: &TcpSettings,
+    idle: Duration,
+) -> std::io::Result<()> {
+    let (messages, outcome, zone) = {
+        let snap = shared.load();
+        crate::xfr::outbound::serve(&snap, request, peer.ip().to_canonical())
+    };
+    s.transfers
+        .get_or_create(&ZoneResultLabels {
+            zone: zone.clone(),
+            result: outcome.as_str().into(),
+        })
+        .inc();
+    let bytes: usize = messages.iter().map(Vec::len).sum();
+    match outcome {
+        crate::xfr::outbound::Outcome::Full | crate::xfr::outbound::Outcome::UpToDate => {
+            tracing::info!(
+                "transfer of {zone} to {peer}: {} ({} messages, {bytes} bytes)",
+                outcome.as_str(),
+                messages.len()
+            );
+        }
+        _ => tracing::info!("transfer of {zone} to {peer}: {}", outcome.as_str()),
+    }
+    for m in messages {
+        let mut framed = Vec::with_capacity(m.len() + 2);
+        framed.extend_from_slice(&(m.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&m);
+        match tokio::time::timeout(idle, stream.write_all(&framed)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the transfer client stopped reading",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,6 +368,7 @@ mod tests {
             pool: Arc::new(Pool::default()),
             open: Gauge::default(),
             refused: Family::default(),
+            transfers: Family::default(),
         }
     }
 

@@ -1,10 +1,11 @@
 //! The bounded cache of signatures made on first use, one per answer
 //! worker (so no lock): RRSIGs over names that exist only in a query (a
 //! name that does not exist, a wildcard expansion) and over service
-//! answer sets too many to sign in advance. Direct-mapped: a new entry
-//! replaces whatever held its slot, so memory stays at most
-//! [`CAPACITY`] entries per worker. A new set of signatures (a reload, a
-//! new window) empties it.
+//! answer sets too many to sign in advance. Eight-way set-associative: a
+//! name hashes to a set of [`WAYS`] slots, a new entry takes a free one or
+//! the one used least recently, so memory stays at most [`CAPACITY`]
+//! entries per worker and a working set of a few thousand names stays
+//! whole. A new set of signatures (a reload, a new window) empties it.
 
 use std::hash::{BuildHasher, Hasher};
 
@@ -12,7 +13,10 @@ use crate::metrics::WorkerStats;
 use crate::zone::RRset;
 
 /// Entries per worker.
-pub const CAPACITY: usize = 4096;
+pub const CAPACITY: usize = 8192;
+
+/// Slots per set.
+pub const WAYS: usize = 8;
 
 /// Longest key: kind, type, a name, and up to 16 addresses.
 pub const MAX_KEY: usize = 1 + 2 + 255 + 16 * 16;
@@ -32,6 +36,9 @@ pub struct Entry {
 pub struct Cache {
     generation: u64,
     slots: Vec<Option<Box<Entry>>>,
+    /// Per slot: when it was last used (a counter), for replacement.
+    used: Vec<u32>,
+    clock: u32,
     held: usize,
 }
 
@@ -81,6 +88,8 @@ impl Cache {
         Cache {
             generation: 0,
             slots: Vec::new(),
+            used: Vec::new(),
+            clock: 0,
             held: 0,
         }
     }
@@ -95,10 +104,12 @@ impl Cache {
         self.held == 0
     }
 
-    fn slot(key: &[u8]) -> usize {
+    /// The first slot of the set `key` falls in.
+    fn set(key: &[u8]) -> usize {
         let mut h = rustc_hash::FxBuildHasher.build_hasher();
         h.write(key);
-        (h.finish() as usize).wrapping_mul(0x9E37_79B9) % CAPACITY
+        let sets = CAPACITY / WAYS;
+        ((h.finish().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % sets) * WAYS
     }
 
     /// The entry for `key` made for signatures of `generation`; on a miss
@@ -118,22 +129,41 @@ impl Cache {
         }
         if self.slots.is_empty() {
             self.slots.resize_with(CAPACITY, || None);
+            self.used.resize(CAPACITY, 0);
         }
+        self.clock = self.clock.wrapping_add(1);
         let key = key.as_bytes();
-        let i = Self::slot(key);
-        let hit = self.slots[i].as_ref().is_some_and(|e| *e.key == *key);
-        if !hit {
-            let (nsec, sigs) = make()?;
-            if self.slots[i].is_none() {
-                self.held += 1;
-                stats.set_sig_cached(self.held);
+        let base = Self::set(key);
+        let ways = base..base + WAYS;
+        let hit = ways
+            .clone()
+            .find(|&i| self.slots[i].as_ref().is_some_and(|e| *e.key == *key));
+        let i = match hit {
+            Some(i) => i,
+            None => {
+                let (nsec, sigs) = make()?;
+                // a free slot, else the one used least recently
+                let victim = ways
+                    .clone()
+                    .find(|&i| self.slots[i].is_none())
+                    .or_else(|| {
+                        ways.clone()
+                            .max_by_key(|&i| self.clock.wrapping_sub(self.used[i]))
+                    })
+                    .unwrap_or(base);
+                if self.slots[victim].is_none() {
+                    self.held += 1;
+                    stats.set_sig_cached(self.held);
+                }
+                self.slots[victim] = Some(Box::new(Entry {
+                    key: key.into(),
+                    nsec,
+                    sigs,
+                }));
+                victim
             }
-            self.slots[i] = Some(Box::new(Entry {
-                key: key.into(),
-                nsec,
-                sigs,
-            }));
-        }
+        };
+        self.used[i] = self.clock;
         self.slots[i].as_deref()
     }
 }
@@ -190,6 +220,70 @@ mod tests {
         }
         assert!(c.len() <= CAPACITY);
         assert!(c.len() > CAPACITY / 2);
+    }
+
+    #[test]
+    fn a_working_set_smaller_than_the_cache_stays_whole() {
+        let mut c = Cache::new();
+        let stats = crate::metrics::Metrics::new().worker(false);
+        let mut made = 0;
+        // 2,000 names, asked for over and over: each is signed once
+        for _ in 0..5 {
+            for i in 0..2000u32 {
+                let mut k = Key::new(2, 47);
+                assert!(k.push(&i.to_be_bytes()));
+                let e = c.get_or_make(1, &k, &stats, || {
+                    made += 1;
+                    Some((None, rr(0)))
+                });
+                assert!(e.is_some());
+            }
+        }
+        assert!(made < 2000 + 100, "made {made} signatures for 2,000 names");
+    }
+
+    #[test]
+    fn the_least_recently_used_way_goes() {
+        let mut c = Cache::new();
+        let stats = crate::metrics::Metrics::new().worker(false);
+        // find WAYS + 1 keys of one set
+        let mut same: Vec<Key> = Vec::new();
+        let mut i = 0u32;
+        let mut first = None;
+        while same.len() < WAYS + 1 {
+            let mut k = Key::new(0, 1);
+            assert!(k.push(&i.to_be_bytes()));
+            let s = Cache::set(k.as_bytes());
+            if *first.get_or_insert(s) == s {
+                same.push(k);
+            }
+            i += 1;
+        }
+        for k in &same[..WAYS] {
+            assert!(
+                c.get_or_make(1, k, &stats, || Some((None, rr(1))))
+                    .is_some()
+            );
+        }
+        // use the first again, then add a fifth: the second goes
+        assert!(
+            c.get_or_make(1, &same[0], &stats, || panic!("a hit"))
+                .is_some()
+        );
+        assert!(
+            c.get_or_make(1, &same[WAYS], &stats, || Some((None, rr(2))))
+                .is_some()
+        );
+        assert!(
+            c.get_or_make(1, &same[0], &stats, || panic!("still held"))
+                .is_some()
+        );
+        let mut remade = false;
+        let _ = c.get_or_make(1, &same[1], &stats, || {
+            remade = true;
+            Some((None, rr(3)))
+        });
+        assert!(remade, "the least recently used way was replaced");
     }
 
     #[test]

@@ -24,6 +24,18 @@ pub fn nsec(owner: &Name, types: &[u16]) -> Option<RData> {
     Some(RData::DNSSEC(DNSSECRData::NSEC(NSEC::new(next, types))))
 }
 
+/// A regular NSEC (RFC 4034) of a chain, for zone transfers: the next
+/// name in canonical order, and the types at the owner (RRSIG and NSEC
+/// are added).
+pub fn chain(next: &Name, types: &[u16]) -> RData {
+    let types = types
+        .iter()
+        .copied()
+        .chain([rtype::RRSIG, rtype::NSEC])
+        .map(RecordType::from);
+    RData::DNSSEC(DNSSECRData::NSEC(NSEC::new(next.clone(), types)))
+}
+
 /// The NSEC RDATA of a name that does not exist.
 pub fn nxname(owner: &Name) -> Option<RData> {
     nsec(owner, &[rtype::NXNAME])

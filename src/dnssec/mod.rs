@@ -24,7 +24,7 @@ use crate::zone::{RRset, Table, rtype, wire_text};
 
 pub use keys::{Key, KeyState};
 pub use sign::{Signer, Window, ZoneSigner};
-pub use store::{ServiceInput, Signed};
+pub use store::{Prev, ServiceInput, Signed};
 
 /// Now, in Unix seconds (signature windows and key timing).
 pub fn unix_now() -> i64 {
@@ -147,6 +147,7 @@ pub fn sign(
     services: &[ServiceInput],
     now: i64,
     made: &Counter,
+    prev: Option<store::Prev<'_>>,
 ) -> Result<Signing, String> {
     let mut signed_table = table.clone();
     let mut signers = Vec::with_capacity(table.zones.len());
@@ -176,7 +177,7 @@ pub fn sign(
         status.push(zs);
         signers.push(Some(signer));
     }
-    let signed = store::build(&signed_table, signers, services)?;
+    let signed = store::build(&signed_table, signers, services, prev)?;
     Ok(Signing {
         table: Arc::new(signed_table),
         signed: Arc::new(signed),

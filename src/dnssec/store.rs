@@ -159,13 +159,50 @@ pub fn addr_key(a: IpAddr) -> u128 {
     }
 }
 
+/// What the configuration being replaced signed: a signature over an
+/// RRset that has not changed, made with the same keys for the same
+/// window, is taken from it instead of being made again (a reload of a
+/// large zone then signs only what changed).
+#[derive(Clone, Copy)]
+pub struct Prev<'a> {
+    /// Its zone table (signed).
+    pub table: &'a Table,
+    /// Its signatures.
+    pub signed: &'a Signed,
+    /// Its services, as signing saw them.
+    pub services: &'a [ServiceInput],
+}
+
+impl<'a> Prev<'a> {
+    /// The previous node at `name`, when its zone was signed just as
+    /// `signer` signs.
+    fn node(self, name: &[u8], signer: &ZoneSigner) -> Option<(&'a Node, &'a NodeSigs)> {
+        let node = self.table.get(name)?;
+        let old = self.signed.zone(node.zone)?;
+        same_signing(old, signer).then_some(())?;
+        Some((node, self.signed.node(node.id)?))
+    }
+}
+
+/// Two signers make interchangeable signatures: same zone, window and keys.
+fn same_signing(a: &ZoneSigner, b: &ZoneSigner) -> bool {
+    let keys = |v: &[super::Signer]| -> Vec<(u16, u8)> {
+        v.iter().map(|k| (k.tag, u8::from(k.algorithm))).collect()
+    };
+    a.apex == b.apex
+        && a.window == b.window
+        && keys(&a.zsk) == keys(&b.zsk)
+        && keys(&a.ksk) == keys(&b.ksk)
+}
+
 /// Signs everything in `table` that belongs to a zone with a signer in
 /// `signers` (by zone index), and the answer sets of `services` (by
-/// service index).
+/// service index), taking what has not changed from `prev`.
 pub fn build(
     table: &Table,
     signers: Vec<Option<ZoneSigner>>,
     services: &[ServiceInput],
+    prev: Option<Prev<'_>>,
 ) -> Result<Signed, String> {
     let mut s = Signed {
         generation: GENERATION.fetch_add(1, Ordering::Relaxed),
@@ -204,9 +241,30 @@ pub fn build(
     let node_sigs = parallel(&names, threads, |&(name, node)| {
         let signer = zones[node.zone as usize].as_ref().ok_or("unsigned zone")?;
         let fams = service_fams.get(name).map(|(f, _)| *f);
-        let sigs = sign_node(signer, negative[node.zone as usize], name, node, fams)?;
+        let old = prev.and_then(|p| p.node(name, signer));
+        let sigs = sign_node(signer, negative[node.zone as usize], name, node, fams, old)?;
         Ok((node.id, sigs))
     })?;
+    // the previous sets of each service, by name
+    let prev_sets: FxHashMap<&[u8], (&ServiceInput, &ServiceSigs)> = prev
+        .iter()
+        .flat_map(|p| {
+            p.services
+                .iter()
+                .zip(p.signed.services.iter())
+                .filter_map(move |(sv, sigs)| {
+                    let node = p.table.get(&sv.name)?;
+                    Some((sv, sigs, p.signed.zone(node.zone)?))
+                })
+        })
+        .filter(|(sv, _, old)| {
+            table
+                .get(&sv.name)
+                .and_then(|n| zones.get(n.zone as usize)?.as_ref())
+                .is_some_and(|new| same_signing(old, new))
+        })
+        .map(|(sv, sigs, _)| (sv.name.as_slice(), (sv, sigs)))
+        .collect();
     let jobs: Vec<(usize, &ServiceInput, &ZoneSigner)> = services
         .iter()
         .enumerate()
@@ -217,11 +275,16 @@ pub fn build(
         .collect();
     let set_sigs = parallel(&jobs, threads, |&(si, sv, signer)| {
         let owner = wire_name(&sv.name)?;
+        // the previous signatures hold while the TTL is the same
+        let old = prev_sets
+            .get(sv.name.as_slice())
+            .filter(|(p, _)| p.ttl == sv.ttl)
+            .map(|(_, sigs)| *sigs);
         Ok((
             si,
             [
-                sign_sets(signer, &owner, sv, 0)?,
-                sign_sets(signer, &owner, sv, 1)?,
+                sign_sets(signer, &owner, sv, 0, old)?,
+                sign_sets(signer, &owner, sv, 1, old)?,
             ],
         ))
     })?;
@@ -272,6 +335,7 @@ fn sign_node(
     name: &[u8],
     node: &Node,
     service: Option<u8>,
+    old: Option<(&Node, &NodeSigs)>,
 ) -> Result<NodeSigs, String> {
     let is_service = service.is_some();
     let service_fams = service.unwrap_or(0);
@@ -289,7 +353,14 @@ fn sign_node(
             rrsets.push(None);
             continue;
         }
-        rrsets.push(Some(signer.sign_wire(&owner, rr, rr.ttl(0))?));
+        let same = old.and_then(|(n, sigs)| {
+            let j = n.rrsets.iter().position(|o| o == rr)?;
+            sigs.rrsets.get(j)?.clone()
+        });
+        match same {
+            Some(s) => rrsets.push(Some(s)),
+            None => rrsets.push(Some(signer.sign_wire(&owner, rr, rr.ttl(0))?)),
+        }
     }
     let mut types: Vec<u16> = node.rrsets.iter().map(|r| r.rtype).collect();
     let mut variants = vec![0u8];
@@ -317,7 +388,16 @@ fn sign_node(
             continue;
         };
         let record = RRset::encode(rtype::NSEC, negative_ttl, std::slice::from_ref(&rd))?;
-        let sig = signer.sign(&owner, rtype::NSEC, negative_ttl, negative_ttl, &[rd])?;
+        let same = old.and_then(|(_, sigs)| {
+            sigs.nsec
+                .iter()
+                .find(|(d, r, _)| *d == drop && *r == record)
+                .map(|(_, _, s)| s.clone())
+        });
+        let sig = match same {
+            Some(s) => s,
+            None => signer.sign(&owner, rtype::NSEC, negative_ttl, negative_ttl, &[rd])?,
+        };
         nsec.push((drop, record, sig));
     }
     Ok(NodeSigs {
@@ -347,6 +427,7 @@ fn sign_sets(
     owner: &Name,
     sv: &ServiceInput,
     fam: usize,
+    old: Option<&ServiceSigs>,
 ) -> Result<FxHashMap<Box<[u128]>, RRset>, String> {
     let mut addrs: Vec<IpAddr> = sv.addrs[fam].clone();
     addrs.sort_by_key(|a| addr_key(*a));
@@ -372,8 +453,11 @@ fn sign_sets(
                     IpAddr::V6(v) => RData::AAAA(AAAA(*v)),
                 })
                 .collect();
-            let sig = signer.sign(owner, t, sv.ttl, sv.ttl, &rdatas)?;
             let key: Box<[u128]> = set.iter().map(|a| addr_key(*a)).collect();
+            let sig = match old.and_then(|o| o.sets[fam].get(&key)) {
+                Some(s) => s.clone(),
+                None => signer.sign(owner, t, sv.ttl, sv.ttl, &rdatas)?,
+            };
             out.insert(key, sig);
             // next combination
             let mut i = size;

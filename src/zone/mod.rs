@@ -273,6 +273,8 @@ pub struct ZoneInfo {
     pub soa_negative: RRset,
     /// Number of RRsets loaded (for status).
     pub rrsets: usize,
+    /// The SOA serial.
+    pub serial: u32,
 }
 
 /// Result of [`Table::lookup`].
@@ -553,6 +555,7 @@ impl<'a> Builder<'a> {
                             apex: self.apexes[zi].clone().into_boxed_slice(),
                             soa_negative: rr,
                             rrsets: seen.count,
+                            serial: soa.serial,
                         }),
                         Err(e) => self.error(z.file, format!("SOA: {e}")),
                     }

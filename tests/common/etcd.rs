@@ -257,5 +257,10 @@ impl Etcd {
 impl Drop for Etcd {
     fn drop(&mut self) {
         self.kill_all();
+        // etcd preallocates its WAL: hundreds of MB per cluster left in
+        // /tmp would fill the disk over a few runs
+        for m in &self.members {
+            let _ = std::fs::remove_dir_all(&m.data);
+        }
     }
 }

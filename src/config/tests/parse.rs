@@ -124,12 +124,16 @@ fn full_config_parses_every_key() {
                 file: PathBuf::from("/etc/signpost/zones/example.test.zone"),
                 file_display: "zones/example.test.zone".into(),
                 dnssec: None,
+                transfer: None,
+                primary: None,
             },
             Zone {
                 name: "other.test.".into(),
                 file: PathBuf::from("/abs/other.zone"),
                 file_display: "/abs/other.zone".into(),
                 dnssec: None,
+                transfer: None,
+                primary: None,
             },
         ]
     );

@@ -158,7 +158,19 @@ fn validate_service(
             0
         }
     };
+    let mut fallback = Vec::new();
+    for a in &sv.fallback {
+        match a.parse::<std::net::IpAddr>() {
+            Ok(ip) if !fallback.contains(&ip) => fallback.push(ip),
+            Ok(_) => errs.push(format!("{key}.fallback"), format!("{a} is listed twice")),
+            Err(_) => errs.push(
+                format!("{key}.fallback"),
+                format!("{a:?} is not an IP address"),
+            ),
+        }
+    }
     Service {
+        fallback,
         name,
         zone,
         regions: sv.regions.clone(),

@@ -4,6 +4,10 @@
 //! between snapshots; health and drains change only the small `flags`
 //! array, so a health change republishes in microseconds.
 
+mod transfer;
+
+pub use transfer::Transfer;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
@@ -113,6 +117,8 @@ pub struct Compiled {
     pub signed: Option<Arc<dnssec::Signed>>,
     /// How the signed zones are signed (some zone is signed).
     pub dnssec: Option<Arc<Dnssec>>,
+    /// By zone index: what transfers carry (zones with a `transfer` table).
+    pub transfers: Vec<Option<Arc<Transfer>>>,
 }
 
 /// The zones' signing (SPEC §9): what re-signing starts from, and what
@@ -146,6 +152,9 @@ pub struct Snapshot {
     /// In a cluster: the view the flags were decided from, and this
     /// node's name (for explain; the answer path does not look).
     pub cluster: Option<(Arc<crate::view::View>, String)>,
+    /// Where a NOTIFY from a zone's primary is passed (the zone's name),
+    /// for control to transfer it.
+    pub refresh: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl Snapshot {
@@ -159,6 +168,7 @@ impl Snapshot {
             flags,
             live,
             cluster: None,
+            refresh: None,
         }
     }
 
@@ -211,6 +221,7 @@ impl Compiled {
             config_hash: String::new(),
             signed: self.signed.clone(),
             dnssec: self.dnssec.clone(),
+            transfers: self.transfers.clone(),
         };
         c.config_hash = config_hash(&c.config, c.geo.as_deref());
         c.index_services(Some(self));
@@ -346,8 +357,18 @@ impl Compiled {
             .nsid
             .as_ref()
             .map(|n| n.as_bytes().to_vec().into_boxed_slice());
-        let (table, signed, dnssec) = sign_zones(&config, table, &regions, &services, metrics)?;
+        let (table, signed, dnssec) =
+            sign_zones(&config, table, &regions, &services, metrics, prev)?;
+        let transfers =
+            transfer::build_all(&config, &table, signed.as_deref()).map_err(|reason| {
+                ConfigErrors(vec![ConfigError::Invalid {
+                    file: config.path.display().to_string(),
+                    key: "zones".into(),
+                    reason,
+                }])
+            })?;
         Ok(Compiled {
+            transfers,
             signed,
             dnssec,
             nsid,
@@ -609,6 +630,7 @@ fn sign_zones(
     regions: &[steer::Region],
     services: &[steer::Service],
     metrics: &Metrics,
+    prev: Option<&Compiled>,
 ) -> Result<(Arc<Table>, Option<Arc<dnssec::Signed>>, Option<Arc<Dnssec>>), ConfigErrors> {
     if config.zones.iter().all(|z| z.dnssec.is_none()) {
         return Ok((table, None, None));
@@ -639,7 +661,15 @@ fn sign_zones(
     let inputs = signing_inputs(regions, services);
     let now = dnssec::unix_now();
     let started = std::time::Instant::now();
-    match dnssec::sign(&table, &keys, &inputs, now, &metrics.dnssec_signatures_made) {
+    let prev = prev.and_then(Compiled::signing_prev);
+    match dnssec::sign(
+        &table,
+        &keys,
+        &inputs,
+        now,
+        &metrics.dnssec_signatures_made,
+        prev,
+    ) {
         Ok(s) => {
             tracing::info!(
                 "signed {} zone(s): {} RRSIG sets, about {} KiB, in {:.0?}",
@@ -691,16 +721,27 @@ fn signing_inputs(
 }
 
 impl Compiled {
+    /// What signing a replacement may take from this configuration.
+    fn signing_prev(&self) -> Option<dnssec::Prev<'_>> {
+        Some(dnssec::Prev {
+            table: &self.table,
+            signed: self.signed.as_deref()?,
+            services: &self.dnssec.as_ref()?.services,
+        })
+    }
+
     /// The same configuration signed anew at `now` (a window ended or a
     /// key timing point passed); `None` when no zone is signed.
     pub fn resigned(&self, now: i64, metrics: &Metrics) -> Option<Result<Compiled, String>> {
         let d = self.dnssec.as_ref()?;
+        let made = &metrics.dnssec_signatures_made;
         let s = match dnssec::sign(
             &d.unsigned,
             &d.keys,
             &d.services,
             now,
-            &metrics.dnssec_signatures_made,
+            made,
+            self.signing_prev(),
         ) {
             Ok(s) => s,
             Err(e) => return Some(Err(e)),
@@ -712,7 +753,12 @@ impl Compiled {
             status: s.status,
             next_event: s.next_event,
         };
+        let transfers = match transfer::build_all(&self.config, &s.table, Some(&s.signed)) {
+            Ok(t) => t,
+            Err(e) => return Some(Err(e)),
+        };
         Some(Ok(Compiled {
+            transfers,
             config: self.config.clone(),
             table: s.table,
             geo: self.geo.clone(),
@@ -736,6 +782,25 @@ fn parse_zones(config: &Config) -> Result<Table, Vec<ConfigError>> {
     let mut inputs = Vec::new();
     for z in &config.zones {
         let display = display_path(&z.file, &z.file_display);
+        if let Some(p) = &z.primary
+            && !z.file.exists()
+        {
+            // nothing transferred yet: the zone's services answer, its
+            // static names wait for the first transfer (SPEC §10)
+            tracing::warn!(
+                "zone {}: no copy from its primary {} yet ({}); serving its services only until the first transfer",
+                z.name,
+                p.addr,
+                z.file.display()
+            );
+            let text =
+                "@ 0 IN SOA invalid. invalid. 0 60 60 604800 0\n@ 0 IN NS invalid.\n".to_string();
+            match zone::parse_text(&text, None, &display, &z.name) {
+                Ok(rrsets) => inputs.push((z, display, rrsets)),
+                Err(e) => errors.push(ConfigError::Zone(e)),
+            }
+            continue;
+        }
         match zone::parse_file(&z.file, &display, &z.name) {
             Ok(rrsets) => inputs.push((z, display, rrsets)),
             Err(e) => errors.push(ConfigError::Zone(e)),

@@ -1,0 +1,261 @@
+//! The transfer client (RFC 5936, RFC 1995): takes a zone from its
+//! primary over TCP, as an IXFR from the serial held (applied to the
+//! records held) or an AXFR, every message's TSIG checked when the zone
+//! names a key. The caller (control) checks the result against SPEC §3
+//! and keeps it on disk.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, SerialNumber, TSigner};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Most messages one transfer may take (a bound on a primary that never
+/// ends its stream).
+const MAX_MESSAGES: usize = 100_000;
+
+/// What a transfer brought.
+#[derive(Debug)]
+pub enum Fetched {
+    /// The primary has nothing newer than this serial.
+    UpToDate(u32),
+    /// The whole zone at `serial`: its records, the SOA first and once.
+    Zone {
+        /// The SOA serial.
+        serial: u32,
+        /// How it came: "AXFR", "IXFR" (incremental) or "IXFR, full".
+        how: &'static str,
+        /// The records.
+        records: Vec<Record>,
+    },
+}
+
+/// Transfers `zone` from `primary`: an IXFR from `have` (the serial and
+/// records held) when there is a copy, else an AXFR. Every step is
+/// bounded by `limit`.
+pub async fn fetch(
+    primary: SocketAddr,
+    zone: &Name,
+    tsig: Option<&TSigner>,
+    have: Option<(u32, &[Record])>,
+    limit: Duration,
+) -> Result<Fetched, String> {
+    tokio::time::timeout(limit, fetch_inner(primary, zone, tsig, have))
+        .await
+        .map_err(|_| format!("no complete transfer within {}s", limit.as_secs()))?
+}
+
+async fn fetch_inner(
+    primary: SocketAddr,
+    zone: &Name,
+    tsig: Option<&TSigner>,
+    have: Option<(u32, &[Record])>,
+) -> Result<Fetched, String> {
+    let mut q = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    let ixfr = have.and_then(|(serial, records)| {
+        let soa = records
+            .iter()
+            .find(|r| r.record_type() == RecordType::SOA)?;
+        let mut soa = soa.clone();
+        if let RData::SOA(s) = &mut soa.data {
+            s.serial = serial;
+        }
+        Some(soa)
+    });
+    let t = if ixfr.is_some() {
+        RecordType::IXFR
+    } else {
+        RecordType::AXFR
+    };
+    let mut question = Query::query(zone.clone(), t);
+    question.set_query_class(DNSClass::IN);
+    q.add_query(question);
+    if let Some(soa) = ixfr {
+        q.add_authority(soa);
+    }
+    let mut verifier = match tsig {
+        Some(s) => Some(
+            q.finalize(s, super::now())
+                .map_err(|e| format!("signing the request: {e}"))?
+                .ok_or("signing the request gave no verifier")?,
+        ),
+        None => None,
+    };
+    let bytes = q.to_vec().map_err(|e| format!("the request: {e}"))?;
+    let mut stream = TcpStream::connect(primary)
+        .await
+        .map_err(|e| format!("connect to {primary}: {e}"))?;
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    stream
+        .write_all(&framed)
+        .await
+        .map_err(|e| format!("send to {primary}: {e}"))?;
+
+    let mut records: Vec<Record> = Vec::new();
+    let mut buf = vec![0u8; 65535];
+    for _ in 0..MAX_MESSAGES {
+        let mut len = [0u8; 2];
+        stream
+            .read_exact(&mut len)
+            .await
+            .map_err(|e| format!("the transfer stream ended early: {e}"))?;
+        let n = u16::from_be_bytes(len) as usize;
+        stream
+            .read_exact(&mut buf[..n])
+            .await
+            .map_err(|e| format!("the transfer stream ended early: {e}"))?;
+        let m = Message::from_vec(&buf[..n]).map_err(|e| format!("a malformed message: {e}"))?;
+        if m.id != q.id || m.message_type != MessageType::Response {
+            return Err("a message that is not the answer to the request".into());
+        }
+        if m.response_code != ResponseCode::NoError {
+            let tsig = m
+                .signature()
+                .and_then(|s| s.data.error.as_ref())
+                .map(|e| format!(" (TSIG {e:?})"))
+                .unwrap_or_default();
+            return Err(format!("the primary answered {}{tsig}", m.response_code));
+        }
+        if let Some(v) = verifier.as_mut() {
+            v.verify(&buf[..n])
+                .map_err(|e| format!("TSIG of the primary's answer: {e}"))?;
+        }
+        records.extend(m.answers.iter().cloned());
+        if let Some(done) = complete(&records, have.map(|(s, _)| s)) {
+            return done.and_then(|d| finish(d, records, have));
+        }
+    }
+    Err(format!("more than {MAX_MESSAGES} messages"))
+}
+
+/// The forms of an answer.
+enum Form {
+    UpToDate(u32),
+    Full(u32),
+    Incremental(u32),
+}
+
+/// Whether `records` (all received so far) are a complete answer, and
+/// of which form.
+fn complete(records: &[Record], asked: Option<u32>) -> Option<Result<Form, String>> {
+    let serial = |r: &Record| match &r.data {
+        RData::SOA(s) => Some(s.serial),
+        _ => None,
+    };
+    let first = match records.first().map(serial) {
+        Some(Some(s)) => s,
+        Some(None) => return Some(Err("the transfer does not start with the SOA".into())),
+        None => return None,
+    };
+    if records.len() == 1 {
+        // a message of one SOA answers an IXFR from a client up to date
+        return match asked {
+            Some(h) if !newer(first, h) => Some(Ok(Form::UpToDate(first))),
+            Some(_) => Some(Err(
+                "the primary answered the IXFR with its SOA alone; asking for AXFR next".into(),
+            )),
+            None => None,
+        };
+    }
+    let last = serial(records.last()?)?;
+    if last != first {
+        return None;
+    }
+    let soas = records.iter().filter(|r| serial(r).is_some()).count();
+    if serial(&records[1]).is_some() {
+        // incremental: SOA new, (SOA from, deletions, SOA to, additions)*, SOA new
+        (soas % 2 == 0 && soas >= 4).then_some(Ok(Form::Incremental(first)))
+    } else {
+        Some(Ok(Form::Full(first)))
+    }
+}
+
+/// The zone from a complete answer.
+fn finish(
+    form: Form,
+    records: Vec<Record>,
+    have: Option<(u32, &[Record])>,
+) -> Result<Fetched, String> {
+    match form {
+        Form::UpToDate(s) => Ok(Fetched::UpToDate(s)),
+        Form::Full(serial) => {
+            let mut records = records;
+            records.pop(); // the closing SOA
+            let how = if have.is_some() { "IXFR, full" } else { "AXFR" };
+            Ok(Fetched::Zone {
+                serial,
+                how,
+                records,
+            })
+        }
+        Form::Incremental(serial) => {
+            let (_, held) = have.ok_or("an incremental answer to an AXFR")?;
+            let mut zone: Vec<Record> = held.to_vec();
+            // skip the opening SOA; then (SOA, deletions, SOA, additions)*
+            let body = &records[1..records.len() - 1];
+            let mut i = 0;
+            while i < body.len() {
+                if body[i].record_type() != RecordType::SOA {
+                    return Err("an incremental transfer out of order".into());
+                }
+                i += 1;
+                while i < body.len() && body[i].record_type() != RecordType::SOA {
+                    let del = &body[i];
+                    zone.retain(|r| {
+                        !(r.name == del.name
+                            && r.record_type() == del.record_type()
+                            && r.data == del.data)
+                    });
+                    i += 1;
+                }
+                let to = body
+                    .get(i)
+                    .ok_or("an incremental transfer without its new SOA")?;
+                zone.retain(|r| r.record_type() != RecordType::SOA);
+                zone.insert(0, to.clone());
+                i += 1;
+                while i < body.len() && body[i].record_type() != RecordType::SOA {
+                    let add = &body[i];
+                    if !zone.iter().any(|r| {
+                        r.name == add.name
+                            && r.record_type() == add.record_type()
+                            && r.data == add.data
+                    }) {
+                        zone.push(add.clone());
+                    }
+                    i += 1;
+                }
+            }
+            Ok(Fetched::Zone {
+                serial,
+                how: "IXFR",
+                records: zone,
+            })
+        }
+    }
+}
+
+/// A message ID nobody can guess from the last one.
+fn rand_id() -> u16 {
+    let mut b = [0u8; 2];
+    if getrandom(&mut b).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        return t as u16;
+    }
+    u16::from_be_bytes(b)
+}
+
+fn getrandom(b: &mut [u8]) -> Result<(), ()> {
+    use ring::rand::SecureRandom;
+    ring::rand::SystemRandom::new().fill(b).map_err(|_| ())
+}
+
+/// Whether `have` is older than `serial` (RFC 1982).
+pub fn newer(serial: u32, have: u32) -> bool {
+    SerialNumber::new(serial) > SerialNumber::new(have)
+}
