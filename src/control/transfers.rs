@@ -173,7 +173,8 @@ fn read_copy(z: &Zone) -> Option<(u32, Arc<Vec<Record>>)> {
         return None;
     }
     let display = z.file.display().to_string();
-    let sets = crate::zone::parse_file(&z.file, &display, &z.name).ok()?;
+    let bytes = crate::os::read_input(&z.file).ok()?;
+    let sets = crate::zone::parse_wire(&bytes, &display).ok()?;
     let mut records = Vec::new();
     let mut serial = None;
     for s in sets {
@@ -481,26 +482,19 @@ enum Store {
     Io(String),
 }
 
-/// Writes the records as a zone file beside the copy, checks it as the
-/// zone loader will (a record at a service name, out-of-zone data, no
-/// SOA...), then puts it in the copy's place.
+/// Writes the records beside the copy (in wire form: they read back
+/// exactly as they came), checks them as the zone loader will (a record
+/// at a service name, out-of-zone data, no SOA...), then puts them in
+/// the copy's place.
 fn store(zone: &str, path: &Path, records: &[Record], services: &[String]) -> Result<(), Store> {
-    let mut text = format!(
-        "; {zone} as transferred by signpost at {}\n",
-        crate::text::now_rfc3339()
-    );
-    for r in records {
-        text.push_str(&r.to_string());
-        text.push('\n');
-    }
+    let bytes = crate::zone::write_wire(records).map_err(Store::Rejected)?;
     let tmp: PathBuf = path.with_extension("xfr.new");
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Store::Io(format!("{}: {e}", dir.display())))?;
     }
-    std::fs::write(&tmp, &text).map_err(|e| Store::Io(format!("{}: {e}", tmp.display())))?;
     let display = tmp.display().to_string();
-    let checked = crate::zone::parse_file(&tmp, &display, zone)
-        .map_err(|e| e.to_string())
+    let checked = crate::zone::parse_wire(&bytes, &display)
+        .map_err(|e| e.reason)
         .and_then(|sets| {
             let names: Vec<(&str, u32)> = services
                 .iter()
@@ -524,9 +518,9 @@ fn store(zone: &str, path: &Path, records: &[Record], services: &[String]) -> Re
             })
         });
     if let Err(why) = checked {
-        let _ = std::fs::remove_file(&tmp);
         return Err(Store::Rejected(why));
     }
+    std::fs::write(&tmp, &bytes).map_err(|e| Store::Io(format!("{}: {e}", tmp.display())))?;
     std::fs::rename(&tmp, path).map_err(|e| Store::Io(format!("{}: {e}", path.display())))?;
     Ok(())
 }

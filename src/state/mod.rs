@@ -801,7 +801,19 @@ fn parse_zones(config: &Config) -> Result<Table, Vec<ConfigError>> {
             }
             continue;
         }
-        match zone::parse_file(&z.file, &display, &z.name) {
+        let parsed = if z.primary.is_some() {
+            // a copy transferred from the primary, in wire form
+            crate::os::read_input(&z.file)
+                .map_err(|e| zone::ZoneError {
+                    file: display.clone(),
+                    line: None,
+                    reason: format!("cannot read: {e}"),
+                })
+                .and_then(|b| zone::parse_wire(&b, &display))
+        } else {
+            zone::parse_file(&z.file, &display, &z.name)
+        };
+        match parsed {
             Ok(rrsets) => inputs.push((z, display, rrsets)),
             Err(e) => errors.push(ConfigError::Zone(e)),
         }

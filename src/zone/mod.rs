@@ -12,7 +12,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use rustc_hash::FxHashMap;
 
-pub use parse::{ParsedRRset, parse_file, parse_text};
+pub use parse::{ParsedRRset, WIRE_MAGIC, parse_file, parse_text, parse_wire, write_wire};
 
 /// RR type numbers used on the answer path.
 pub mod rtype {

@@ -64,6 +64,62 @@ pub fn parse_text(
     Ok(out)
 }
 
+/// The first bytes of a zone copy in wire form ([`write_wire`]).
+pub const WIRE_MAGIC: &[u8] = b"signpost zone copy, wire format 1\n";
+
+/// A zone's records in wire form (each record whole, names uncompressed),
+/// after [`WIRE_MAGIC`]: how a zone transferred from a primary is kept on
+/// disk, so that it reads back exactly as it came.
+pub fn write_wire(records: &[hickory_proto::rr::Record]) -> Result<Vec<u8>, String> {
+    use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+    let mut out = WIRE_MAGIC.to_vec();
+    for r in records {
+        let mut buf = Vec::new();
+        let mut enc = BinEncoder::new(&mut buf);
+        enc.set_name_encoding(NameEncoding::Uncompressed);
+        r.emit(&mut enc)
+            .map_err(|e| format!("{} {}: {e}", r.name, r.record_type()))?;
+        out.extend_from_slice(&buf);
+    }
+    Ok(out)
+}
+
+/// Reads a zone copy written by [`write_wire`]; records outside `origin`
+/// are kept (the table refuses them, naming them).
+pub fn parse_wire(bytes: &[u8], display: &str) -> Result<Vec<ParsedRRset>, ZoneError> {
+    use hickory_proto::rr::Record;
+    use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+    let body = bytes
+        .strip_prefix(WIRE_MAGIC)
+        .ok_or_else(|| ZoneError::new(display, None, "not a signpost zone copy"))?;
+    let mut d = BinDecoder::new(body);
+    let mut sets: Vec<ParsedRRset> = Vec::new();
+    let mut index: std::collections::HashMap<(Name, RecordType), usize> =
+        std::collections::HashMap::new();
+    while !d.is_empty() {
+        let r = Record::read(&mut d)
+            .map_err(|e| ZoneError::new(display, None, format!("a damaged record: {e}")))?;
+        let key = (r.name.to_lowercase(), r.record_type());
+        match index.get(&key) {
+            Some(&i) => {
+                let set = &mut sets[i];
+                set.ttl = set.ttl.min(r.ttl);
+                set.rdatas.push(r.data);
+            }
+            None => {
+                index.insert(key, sets.len());
+                sets.push(ParsedRRset {
+                    name: r.name.clone(),
+                    rtype: r.record_type(),
+                    ttl: r.ttl,
+                    rdatas: vec![r.data],
+                });
+            }
+        }
+    }
+    Ok(sets)
+}
+
 fn from_set(set: RecordSet) -> ParsedRRset {
     let rtype = set.record_type();
     let mut ttl = u32::MAX;
