@@ -63,10 +63,17 @@ pub struct ZoneKeys {
     pub validity: i64,
     /// Re-sign when less than this remains, seconds.
     pub refresh: i64,
+    /// The zone is transferred to secondaries: its serial grows with each
+    /// new signature window, so they take the new signatures (SPEC §10).
+    pub window_serial: bool,
 }
 
 /// Loads the key files of a zone; each error names the file.
-pub fn load_keys(zone: &str, d: &config::Dnssec) -> Result<ZoneKeys, Vec<String>> {
+pub fn load_keys(
+    zone: &str,
+    d: &config::Dnssec,
+    window_serial: bool,
+) -> Result<ZoneKeys, Vec<String>> {
     let mut keys = Vec::new();
     let mut errors = Vec::new();
     for (path, display) in &d.keys {
@@ -83,6 +90,7 @@ pub fn load_keys(zone: &str, d: &config::Dnssec) -> Result<ZoneKeys, Vec<String>
         keys,
         validity: d.validity.as_secs() as i64,
         refresh: d.refresh.as_secs() as i64,
+        window_serial,
     })
 }
 
@@ -173,6 +181,14 @@ pub fn sign(
         }
         let (signer, zs, sets, next) = zone_signer(zk, now, made)?;
         signed_table.replace_rrsets(&z.apex, &[rtype::DNSKEY, rtype::CDS, rtype::CDNSKEY], sets);
+        if zk.window_serial {
+            // the file's serial plus the windows since 1970: it grows with
+            // the file's and with each re-signing, the same on every node
+            let step = (zk.validity - zk.refresh).max(1);
+            let windows = (signer.window.inception + sign::INCEPTION_SLACK) / step;
+            let serial = z.serial.wrapping_add(windows as u32);
+            signed_table.set_soa_serial(zi, serial);
+        }
         next_event = next_event.min(next);
         status.push(zs);
         signers.push(Some(signer));

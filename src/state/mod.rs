@@ -643,7 +643,7 @@ fn sign_zones(
             keys.push(None);
             continue;
         };
-        match dnssec::load_keys(&z.name, d) {
+        match dnssec::load_keys(&z.name, d, z.transfer.is_some()) {
             Ok(k) => keys.push(Some(Arc::new(k))),
             Err(es) => {
                 keys.push(None);

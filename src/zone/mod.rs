@@ -482,6 +482,24 @@ impl Table {
         true
     }
 
+    /// Sets the SOA serial of zone `zi` (its apex SOA and the SOA of its
+    /// negative answers); false when the zone or its SOA is missing.
+    pub fn set_soa_serial(&mut self, zi: usize, serial: u32) -> bool {
+        let Some(z) = self.zones.get_mut(zi) else {
+            return false;
+        };
+        let ok = patch_serial(&mut z.soa_negative, serial);
+        z.serial = serial;
+        let Some(&id) = self.index.get(&z.apex) else {
+            return false;
+        };
+        let node = &mut self.nodes[id as usize];
+        let Some(soa) = node.rrsets.iter_mut().find(|r| r.rtype == rtype::SOA) else {
+            return false;
+        };
+        ok && patch_serial(soa, serial)
+    }
+
     /// Number of names in the table.
     pub fn len(&self) -> usize {
         self.nodes.len()
@@ -702,6 +720,31 @@ impl<'a> Builder<'a> {
             errors.sort_by(|a, b| a.file.cmp(&b.file).then(a.reason.cmp(&b.reason)));
             Err(errors)
         }
+    }
+}
+
+/// Writes `serial` into the (single) SOA record of `rr`.
+fn patch_serial(rr: &mut RRset, serial: u32) -> bool {
+    let name_len = |p: &[u8], i: usize| -> Option<usize> {
+        let mut j = i;
+        loop {
+            let l = *p.get(j)? as usize;
+            j += 1;
+            if l == 0 {
+                return Some(j - i);
+            }
+            j += l;
+        }
+    };
+    let rdata = 10; // TYPE CLASS TTL RDLENGTH
+    let at =
+        name_len(&rr.wire, rdata).and_then(|m| Some(rdata + m + name_len(&rr.wire, rdata + m)?));
+    match at.and_then(|a| rr.wire.get_mut(a..a + 4)) {
+        Some(b) => {
+            b.copy_from_slice(&serial.to_be_bytes());
+            true
+        }
+        None => false,
     }
 }
 
