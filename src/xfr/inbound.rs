@@ -259,3 +259,103 @@ fn getrandom(b: &mut [u8]) -> Result<(), ()> {
 pub fn newer(serial: u32, have: u32) -> bool {
     SerialNumber::new(serial) > SerialNumber::new(have)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::{A, SOA};
+
+    fn soa(serial: u32) -> Record {
+        let n = Name::from_ascii("example.test.").unwrap();
+        Record::from_rdata(
+            n.clone(),
+            300,
+            RData::SOA(SOA::new(n.clone(), n, serial, 3600, 600, 604800, 60)),
+        )
+    }
+
+    fn a(name: &str, last: u8) -> Record {
+        Record::from_rdata(
+            Name::from_ascii(name).unwrap(),
+            300,
+            RData::A(A::new(192, 0, 2, last)),
+        )
+    }
+
+    #[test]
+    fn a_full_transfer_ends_with_its_soa() {
+        let mut r = vec![soa(5), a("www.example.test.", 1)];
+        assert!(complete(&r, None).is_none(), "not ended yet");
+        r.push(soa(5));
+        let Some(Ok(Form::Full(5))) = complete(&r, None) else {
+            panic!("a full transfer");
+        };
+        let Ok(Fetched::Zone {
+            serial,
+            records,
+            how,
+        }) = finish(Form::Full(5), r, None)
+        else {
+            panic!("a zone");
+        };
+        assert_eq!((serial, records.len(), how), (5, 2, "AXFR"));
+    }
+
+    #[test]
+    fn one_soa_answers_an_ixfr_from_a_client_up_to_date() {
+        assert!(matches!(
+            complete(&[soa(5)], Some(5)),
+            Some(Ok(Form::UpToDate(5)))
+        ));
+        assert!(matches!(
+            complete(&[soa(5)], Some(7)),
+            Some(Ok(Form::UpToDate(5)))
+        ));
+        assert!(matches!(complete(&[soa(6)], Some(5)), Some(Err(_))));
+        assert!(complete(&[soa(6)], None).is_none());
+    }
+
+    #[test]
+    fn an_incremental_transfer_is_applied_to_the_copy() {
+        let held = vec![soa(5), a("www.example.test.", 1), a("old.example.test.", 2)];
+        // 5 -> 6: delete old, add new
+        let r = vec![
+            soa(6),
+            soa(5),
+            a("old.example.test.", 2),
+            soa(6),
+            a("new.example.test.", 3),
+        ];
+        assert!(
+            complete(&r, Some(5)).is_none(),
+            "the closing SOA is missing"
+        );
+        let mut r = r;
+        r.push(soa(6));
+        let Some(Ok(Form::Incremental(6))) = complete(&r, Some(5)) else {
+            panic!("an incremental transfer");
+        };
+        let Ok(Fetched::Zone {
+            serial,
+            records,
+            how,
+        }) = finish(Form::Incremental(6), r, Some((5, &held)))
+        else {
+            panic!("a zone");
+        };
+        assert_eq!((serial, how), (6, "IXFR"));
+        let names: Vec<String> = records.iter().map(|r| r.name.to_ascii()).collect();
+        assert!(names.contains(&"new.example.test.".to_string()));
+        assert!(!names.contains(&"old.example.test.".to_string()));
+        assert!(matches!(&records[0].data, RData::SOA(s) if s.serial == 6));
+        assert_eq!(records.len(), 3);
+    }
+
+    #[test]
+    fn serials_compare_in_rfc_1982_arithmetic() {
+        assert!(newer(6, 5));
+        assert!(!newer(5, 5));
+        assert!(newer(1, u32::MAX));
+        assert!(!newer(u32::MAX, 1));
+    }
+}

@@ -312,3 +312,61 @@ pub(super) fn append_record(m: &mut Vec<u8>, r: &Record<TSIG>) {
     let ar = u16::from_be_bytes([m[10], m[11]]).saturating_add(1);
     m[10..12].copy_from_slice(&ar.to_be_bytes());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(t: u16) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(b"\x07example\x04test\x00");
+        q.extend_from_slice(&t.to_be_bytes());
+        q.extend_from_slice(&[0, 1]);
+        q
+    }
+
+    #[test]
+    fn transfer_requests_are_told_apart() {
+        assert_eq!(crate::xfr::transfer_type(&query(252)), Some(252));
+        assert_eq!(crate::xfr::transfer_type(&query(251)), Some(251));
+        assert_eq!(crate::xfr::transfer_type(&query(1)), None);
+        let mut answer = query(252);
+        answer[2] |= 0x80;
+        assert_eq!(crate::xfr::transfer_type(&answer), None);
+        let mut notify = query(252);
+        notify[2] = 4 << 3;
+        assert_eq!(crate::xfr::transfer_type(&notify), None);
+        assert_eq!(crate::xfr::transfer_type(&query(252)[..20]), None);
+    }
+
+    #[test]
+    fn records_are_cut_into_messages_each_with_the_question() {
+        let q = query(252);
+        let qend = question_end(&q).unwrap();
+        let big = vec![0u8; 1000];
+        let records: Vec<&[u8]> = (0..40).map(|_| big.as_slice()).collect();
+        let m = pack(&q, qend, &records);
+        assert_eq!(m.len(), 3, "16 KB of records per message");
+        let total: u16 = m.iter().map(|m| u16::from_be_bytes([m[6], m[7]])).sum();
+        assert_eq!(total, 40);
+        for msg in &m {
+            assert_eq!(&msg[..2], &[0x12, 0x34]);
+            assert_eq!(msg[2] & 0x84, 0x84, "QR and AA");
+            assert_eq!(&msg[12..qend], &q[12..qend]);
+            assert!(msg.len() <= MESSAGE_BYTES + qend);
+        }
+        // nothing to send is still one message
+        assert_eq!(pack(&q, qend, &[]).len(), 1);
+    }
+
+    #[test]
+    fn errors_keep_the_id_and_question() {
+        let q = query(252);
+        let qend = question_end(&q).unwrap();
+        let m = &error(&q, qend, rcode::REFUSED)[0];
+        assert_eq!(&m[..2], &q[..2]);
+        assert_eq!(m[3] & 0x0f, 5);
+        assert_eq!(u16::from_be_bytes([m[4], m[5]]), 1);
+        assert_eq!(&m[12..], &q[12..qend]);
+    }
+}

@@ -251,3 +251,128 @@ fn dnssec_table_defaults_and_bad_values() {
         );
     }
 }
+
+#[test]
+fn transfer_tsig_primary_and_fallback_keys() {
+    let zone = "[zones.\"example.test.\"]\nfile = \"example.test.zone\"";
+    let secret = "wSE+lYHsP//Rko8wTnViDEyCW5NdXbkxxvzwrB6ZSzY=";
+    let text = edit(
+        zone,
+        &format!(
+            "{zone}\n[zones.\"example.test.\".transfer]\nallow = [\"127.0.0.0/8\", \"::1\", \"192.0.2.7\"]\ntsig = \"xfr\"\nnotify = [\"127.0.0.1:5399\"]\n\n[zones.\"other.test.\"]\nprimary = \"127.0.0.1:15301\"\ntsig = \"xfr\"\n\n[tsig.xfr]\nalgorithm = \"hmac-sha256\"\nsecret = \"{secret}\"\n"
+        ),
+    )
+    .replacen(
+        "regions = [\"us-east\", \"eu-west\"]",
+        "regions = [\"us-east\", \"eu-west\"]\nfallback = [\"192.0.2.10\", \"2001:db8::10\"]",
+        1,
+    );
+    let c = ok(&text);
+    let z = c.zones.iter().find(|z| z.name == "example.test.").unwrap();
+    let t = z.transfer.as_ref().expect("a transfer table");
+    assert_eq!(t.allow.len(), 3);
+    assert!(
+        t.allow
+            .iter()
+            .any(|n| n.contains(&"192.0.2.7".parse::<std::net::IpAddr>().unwrap()))
+    );
+    assert_eq!(t.tsig.as_deref(), Some("xfr"));
+    assert_eq!(t.notify, vec!["127.0.0.1:5399".parse().unwrap()]);
+    let o = c.zones.iter().find(|z| z.name == "other.test.").unwrap();
+    let p = o.primary.as_ref().expect("a primary");
+    assert_eq!(p.addr, "127.0.0.1:15301".parse().unwrap());
+    // the copy lives beside the configuration (no state file here)
+    assert!(o.file.ends_with("other.test.xfr"), "{:?}", o.file);
+    let k = &c.tsig["xfr"];
+    assert_eq!(
+        (k.name.as_str(), k.algorithm, k.secret.len()),
+        ("xfr.", TsigAlgorithm::HmacSha256, 32)
+    );
+    assert!(k.signer().is_ok());
+    assert!(
+        !format!("{k:?}").contains("secret: ["),
+        "the secret stays out of Debug"
+    );
+    assert_eq!(c.services[0].fallback.len(), 2);
+
+    let cases = [
+        (
+            "[zones.\"x.test.\"]\nprimary = \"nowhere\"",
+            "zones.\"x.test.\".primary",
+            "not an address and port",
+        ),
+        (
+            "[zones.\"x.test.\"]\nfile = \"a\"\nprimary = \"127.0.0.1:53\"",
+            "zones.\"x.test.\"",
+            "not both",
+        ),
+        (
+            "[zones.\"x.test.\"]\ntsig = \"xfr\"\nfile = \"a\"",
+            "zones.\"x.test.\".tsig",
+            "for transfers from its primary",
+        ),
+        (
+            "[zones.\"x.test.\"]\nprimary = \"127.0.0.1:53\"\ntsig = \"nope\"",
+            "zones.\"x.test.\".tsig",
+            "unknown TSIG key",
+        ),
+        (
+            "[zones.\"x.test.\"]\nfile = \"a\"\n[zones.\"x.test.\".transfer]\nallow = [\"10.0.0.0/33\"]",
+            "transfer.allow",
+            "not an address or network",
+        ),
+        (
+            "[zones.\"x.test.\"]\nfile = \"a\"\n[zones.\"x.test.\".transfer]\nnotify = [\"127.0.0.1\"]",
+            "transfer.notify",
+            "not an address and port",
+        ),
+        (
+            "[tsig.k]\nalgorithm = \"hmac-md5\"\nsecret = \"c2VjcmV0c2VjcmV0c2VjcmV0\"",
+            "tsig.k.algorithm",
+            "not supported",
+        ),
+        (
+            "[tsig.k]\nalgorithm = \"hmac-sha256\"",
+            "tsig.k",
+            "secret or secret_file",
+        ),
+        (
+            "[tsig.k]\nalgorithm = \"hmac-sha256\"\nsecret = \"!!!\"",
+            "tsig.k",
+            "not base64",
+        ),
+        (
+            "[tsig.k]\nalgorithm = \"hmac-sha256\"\nsecret = \"c2hvcnQ=\"",
+            "tsig.k",
+            "shorter than 16 bytes",
+        ),
+        (
+            "[tsig.k]\nalgorithm = \"hmac-sha256\"\nsecret_file = \"/nonexistent/k\"",
+            "tsig.k.secret_file",
+            "/nonexistent/k",
+        ),
+        ("[zones.\"x.test.\"]", "zones.\"x.test.\"", "missing file"),
+    ];
+    for (extra, key, reason) in cases {
+        let errs = errors(&format!("{BASE}\n{extra}\n"));
+        assert!(
+            errs.iter().any(|e| e.contains(key) && e.contains(reason)),
+            "{extra}: {errs:?}"
+        );
+    }
+    let errs = errors(&BASE.replacen(
+        "regions = [\"us-east\", \"eu-west\"]",
+        "regions = [\"us-east\", \"eu-west\"]\nfallback = [\"not-an-ip\", \"192.0.2.1\", \"192.0.2.1\"]",
+        1,
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("fallback") && e.contains("not an IP address")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("fallback") && e.contains("listed twice")),
+        "{errs:?}"
+    );
+}
