@@ -232,12 +232,41 @@ pub fn render_status(v: &Value) -> String {
             regions.len()
         ));
     }
+    out.push_str(&format!("\n{:<28} {:<11} SOURCE\n", "ZONE", "SERIAL"));
+    for z in items(v, "zones") {
+        out.push_str(&format!(
+            "{:<28} {:<11} {}{}\n",
+            text(z, "name"),
+            z.get("serial").and_then(Value::as_u64).unwrap_or(0),
+            text(z, "source"),
+            z.get("transfer")
+                .filter(|t| !t.is_null())
+                .map(zone_transfer)
+                .unwrap_or_default()
+        ));
+    }
     for z in items(v, "zones") {
         if let Some(d) = z.get("dnssec").filter(|d| !d.is_null()) {
             status_signed_zone(&mut out, d);
         }
     }
     out
+}
+
+/// `, last IXFR at T` and `, error: E` after a zone taken from a primary.
+fn zone_transfer(t: &Value) -> String {
+    let mut s = String::new();
+    match (
+        t.get("last_result").and_then(Value::as_str),
+        t.get("last_ok").and_then(Value::as_str),
+    ) {
+        (Some(how), Some(at)) => s.push_str(&format!(", last {how} at {at}")),
+        _ => s.push_str(", not transferred yet"),
+    }
+    if let Some(e) = t.get("error").and_then(Value::as_str) {
+        s.push_str(&format!(", error: {e}"));
+    }
+    s
 }
 
 /// A signed zone: its keys and their state, the DS for the parent, and
@@ -443,6 +472,38 @@ mod tests {
 
     fn ep(address: &str, healthy: bool, drained: bool) -> Value {
         json!({ "address": address, "healthy": healthy, "drained": drained, "capacity": 100.0 })
+    }
+
+    #[test]
+    fn status_shows_each_zones_serial_source_and_transfer() {
+        let v = json!({
+            "generation": 1, "config": "c", "regions": [], "services": [],
+            "zones": [
+                { "name": "example.test.", "serial": 2026112201, "source": "file zones/example.test.zone" },
+                { "name": "other.test.", "serial": 101, "source": "primary 192.0.2.53:53",
+                  "transfer": { "primary": "192.0.2.53:53", "serial": 101, "last_ok": "2026-12-07T12:00:00Z",
+                                "last_result": "IXFR", "error": "connect: refused" } },
+                { "name": "new.test.", "serial": 0, "source": "primary 192.0.2.54:53",
+                  "transfer": { "primary": "192.0.2.54:53", "serial": null, "last_ok": null,
+                                "last_result": null, "error": null } },
+            ],
+        });
+        let out = render_status(&v);
+        let line = |z: &str| {
+            out.lines()
+                .find(|l| l.starts_with(z))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(
+            line("example.test.").contains("2026112201  file zones/example.test.zone"),
+            "{out}"
+        );
+        assert!(
+            line("other.test.").contains("101         primary 192.0.2.53:53, last IXFR at 2026-12-07T12:00:00Z, error: connect: refused"),
+            "{out}"
+        );
+        assert!(line("new.test.").ends_with("not transferred yet"), "{out}");
     }
 
     #[test]

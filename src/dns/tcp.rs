@@ -274,6 +274,9 @@ async fn connection(
         if crate::xfr::is_transfer(&inb[..n]) {
             transfer(&mut stream, &shared, &inb[..n], peer, s, idle).await?;
             queries += 1;
+            if queries >= s.max_queries || Instant::now() >= ends {
+                return Ok(());
+            }
             continue;
         }
         // RFC 7828: the timeout in force, in units of 100 ms

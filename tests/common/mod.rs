@@ -637,3 +637,86 @@ pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, Str
         }
     }
 }
+
+/// A port free on 127.0.0.1 for both UDP and TCP (for a daemon that
+/// must be told its port before it starts).
+pub fn free_port() -> u16 {
+    for _ in 0..50 {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
+
+/// A TCP connection to `addr`, from the loopback address `src` when given.
+pub fn tcp_connect_from(src: Option<IpAddr>, addr: SocketAddr) -> TcpStream {
+    let Some(src) = src else {
+        return TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    };
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    sock.bind(&SocketAddr::new(src, 0).into())
+        .unwrap_or_else(|e| panic!("bind {src}: {e}"));
+    sock.connect_timeout(&addr.into(), Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect {addr} from {src}: {e}"));
+    sock.into()
+}
+
+/// A zone transfer over TCP (from `src` when given): sends `request`
+/// (an AXFR or IXFR query) and reads the answer's messages, raw, until
+/// the stream is complete: an error RCODE, an IXFR answered with its SOA
+/// alone, or a closing SOA equal to the opening one. Panics when the
+/// stream stalls for 5 s or ends early.
+pub fn tcp_transfer(src: Option<IpAddr>, addr: SocketAddr, request: &[u8]) -> Vec<Vec<u8>> {
+    let req = Message::from_vec(request).expect("a parsable request");
+    let ixfr = req
+        .queries
+        .first()
+        .is_some_and(|q| q.query_type() == RecordType::IXFR);
+    let mut s = tcp_connect_from(src, addr);
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut out = (request.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(request);
+    s.write_all(&out).unwrap();
+    let mut messages = Vec::new();
+    let mut soas: Vec<u32> = Vec::new();
+    let mut records = 0usize;
+    let mut last_is_soa = false;
+    loop {
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap_or_else(|e| {
+            panic!(
+                "the transfer stream ended or stalled after {} messages: {e}",
+                messages.len()
+            )
+        });
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).unwrap();
+        let m = Message::from_vec(&buf).expect("a parsable transfer message");
+        messages.push(buf);
+        if m.metadata.response_code != hickory_proto::op::ResponseCode::NoError {
+            return messages;
+        }
+        for r in &m.answers {
+            records += 1;
+            last_is_soa = false;
+            if let RData::SOA(soa) = &r.data {
+                soas.push(soa.serial);
+                last_is_soa = true;
+            }
+        }
+        if ixfr && records == 1 && soas.len() == 1 {
+            return messages;
+        }
+        if soas.len() >= 2 && last_is_soa && soas.last() == soas.first() && records > 1 {
+            return messages;
+        }
+    }
+}
