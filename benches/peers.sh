@@ -45,8 +45,11 @@
 #   PEERS_DIR         the harness [../shared/peers]
 #   DNSSEC=1          signed workloads (issue 17): "plain-do" and "mix-do" (plain and mix with the
 #                     DO bit, dnsperf -D); signpost's zone signed with the ECDSA KSK and ZSK in
-#                     tests/data/dnssec, Knot's with mod-onlinesign. Each server's plain-do against
-#                     its own plain is the cost of signing (see benches/peers_patch.py).
+#                     tests/data/dnssec (the first candidate only: a baseline runs unsigned, so
+#                     BASELINE_BIN=<the same build> compares the same DO queries signed and
+#                     unsigned in one run), Knot's with mod-onlinesign (see benches/peers_patch.py).
+#                     E.g. SKIP_BUILD=1 BASELINE_BIN=target/release/signpost BASELINE_NAME=unsigned
+#                          DNSSEC=1 ECS_MANY=0 QUICK=1 PEERS="knot" benches/peers.sh
 # QUICK=1 only changes defaults (an explicit ROUNDS=... still wins): SKIP_CHECK=1 ROUNDS=2
 # DURATION=8 LAT_DURATION=0 PHASES=pinned-1t PEERS="nsd gdnsd knot".
 #
@@ -136,17 +139,20 @@ cp "$SIGNPOST_BIN" "$work/signpost-bins/signpost"
 
 # ---- patch the copy: second candidate slot, ecs-many workload, SIGNPOST_POLICY/SIGNPOST_SELECT in
 # the adapter, the wait for gslb=0 candidates (benches/peers_patch.py says how)
+dnssec_keys=""
 if [ "${DNSSEC:-0}" = 1 ]; then
   keys="$root/tests/data/dnssec"
-  export DNSSEC SIGNPOST_DNSSEC_KEYS="$keys/Kexample.test.+013+64068.private $keys/Kexample.test.+013+13951.private"
+  dnssec_keys="$keys/Kexample.test.+013+64068.private $keys/Kexample.test.+013+13951.private"
+  export DNSSEC
 fi
 python3 "$benches/peers_patch.py" "$work"
 
 # ---- the candidates' command lines: the patched candidates/signpost.sh reads SIGNPOST_BIN,
 # SIGNPOST_POLICY and SIGNPOST_SELECT. All three are set on every command line (SELECT empty when
 # unset), so nothing of the caller's environment leaks into one candidate's config.
-cand_cmd() {  # cand_cmd BIN POLICY SELECT
-  printf 'SIGNPOST_BIN=%q SIGNPOST_POLICY=%q SIGNPOST_SELECT=%q exec %q' "$1" "$2" "$3" "$work/candidates/signpost.sh"
+cand_cmd() {  # cand_cmd BIN POLICY SELECT [DNSSEC-KEYS]
+  printf 'SIGNPOST_BIN=%q SIGNPOST_POLICY=%q SIGNPOST_SELECT=%q SIGNPOST_DNSSEC_KEYS=%q exec %q' \
+    "$1" "$2" "$3" "${4:-}" "$work/candidates/signpost.sh"
 }
 cand_desc() {  # cand_desc NAME PORT POLICY SELECT GSLB SOURCE-BIN COPY [note]
   printf '%s: port %s, policy %s%s, gslb %s, %s (sha256 %s)%s' "$1" "$2" "$3" "${4:+, select $4}" "$5" \
@@ -154,10 +160,10 @@ cand_desc() {  # cand_desc NAME PORT POLICY SELECT GSLB SOURCE-BIN COPY [note]
 }
 # ---- candidate slot 1: the current build
 export CANDIDATE_NAME CANDIDATE_PORT CANDIDATE_GSLB
-CANDIDATE_CMD="$(cand_cmd "$work/signpost-bins/signpost" "$CANDIDATE_POLICY" "$CANDIDATE_SELECT")"
+CANDIDATE_CMD="$(cand_cmd "$work/signpost-bins/signpost" "$CANDIDATE_POLICY" "$CANDIDATE_SELECT" "$dnssec_keys")"
 export CANDIDATE_CMD
 CANDIDATE_DESC="$(cand_desc "$CANDIDATE_NAME" "$CANDIDATE_PORT" "$CANDIDATE_POLICY" "$CANDIDATE_SELECT" \
-  "$CANDIDATE_GSLB" "$SIGNPOST_BIN" "$work/signpost-bins/signpost")"
+  "$CANDIDATE_GSLB" "$SIGNPOST_BIN" "$work/signpost-bins/signpost" "${dnssec_keys:+, zone signed}")"
 BASELINE_DESC=""
 WAIT_ANY_REGION=""   # the gslb=0 candidates: the patched check.py wait wants valid answers only
 [ "$CANDIDATE_GSLB" = 1 ] || WAIT_ANY_REGION="$CANDIDATE_NAME"

@@ -44,7 +44,8 @@ changed harness makes this script fail loudly instead of producing a half-patche
       sent with the DO bit (`dnsperf -D`). A signed server answers them with RRSIGs (and compact
       denial for mix's NXDOMAIN names); an unsigned one with the same unsigned answers.
     - candidates/signpost.sh: a `[zones."example.test.".dnssec]` table with the key files in
-      SIGNPOST_DNSSEC_KEYS (space-separated absolute paths), when set.
+      SIGNPOST_DNSSEC_KEYS (space-separated absolute paths), when set and not empty
+      (benches/peers.sh sets it for the first candidate only).
     - conf/knot/knot.conf: Knot signs online too (`mod-onlinesign` after `mod-geoip`, keys made
       by Knot's default policy, ECDSA P-256), so its plain-do is a signed workload beside ours.
 bin/report.py needs no change: it lists whatever peers and workloads bench.jsonl holds. Nor does
