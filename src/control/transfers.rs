@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -169,25 +168,8 @@ impl Transfers {
 
 /// The copy on disk, read back as records (for IXFR after a restart).
 fn read_copy(z: &Zone) -> Option<(u32, Arc<Vec<Record>>)> {
-    if !z.file.exists() {
-        return None;
-    }
-    let display = z.file.display().to_string();
-    let bytes = crate::os::read_input(&z.file).ok()?;
-    let sets = crate::zone::parse_wire(&bytes, &display).ok()?;
-    let mut records = Vec::new();
-    let mut serial = None;
-    for s in sets {
-        for rd in s.rdatas {
-            if let RData::SOA(soa) = &rd {
-                serial = Some(soa.serial);
-            }
-            records.push(Record::from_rdata(s.name.clone(), s.ttl, rd));
-        }
-    }
-    // the SOA first
-    records.sort_by_key(|r| r.record_type() != RecordType::SOA);
-    Some((serial?, Arc::new(records)))
+    let (serial, records) = inbound::read_copy(&z.file)?;
+    Some((serial, Arc::new(records)))
 }
 
 /// The SOA's refresh and retry, bounded below.
@@ -362,8 +344,7 @@ impl Control {
             }
             self.transfers.told.insert(z.name.clone(), t.serial);
             let key = t.tsig.as_ref().map(|(k, _)| k);
-            let apex = crate::zone::text_wire(&z.name);
-            let msg = match crate::xfr::notify::message(&apex, &t.soa, key) {
+            let msg = match crate::xfr::notify::message(&z.name, &t.soa, key) {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::error!("zone {}: cannot make a NOTIFY: {e}", z.name);
@@ -463,7 +444,7 @@ async fn transfer(
     let services = services.to_vec();
     let records = Arc::new(records);
     let kept = records.clone();
-    tokio::task::spawn_blocking(move || store(&name, &path, &kept, &services))
+    tokio::task::spawn_blocking(move || inbound::store(&name, &path, &kept, &services))
         .await
         .map_err(|e| format!("storing the copy: {e}"))?
         .map(|()| Outcome::Stored {
@@ -472,55 +453,7 @@ async fn transfer(
             records,
         })
         .or_else(|why| match why {
-            Store::Rejected(w) => Ok(Outcome::Rejected(w)),
-            Store::Io(e) => Err(e),
+            inbound::Store::Rejected(w) => Ok(Outcome::Rejected(w)),
+            inbound::Store::Io(e) => Err(e),
         })
-}
-
-enum Store {
-    Rejected(String),
-    Io(String),
-}
-
-/// Writes the records beside the copy (in wire form: they read back
-/// exactly as they came), checks them as the zone loader will (a record
-/// at a service name, out-of-zone data, no SOA...), then puts them in
-/// the copy's place.
-fn store(zone: &str, path: &Path, records: &[Record], services: &[String]) -> Result<(), Store> {
-    let bytes = crate::zone::write_wire(records).map_err(Store::Rejected)?;
-    let tmp: PathBuf = path.with_extension("xfr.new");
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Store::Io(format!("{}: {e}", dir.display())))?;
-    }
-    let display = tmp.display().to_string();
-    let checked = crate::zone::parse_wire(&bytes, &display)
-        .map_err(|e| e.reason)
-        .and_then(|sets| {
-            let names: Vec<(&str, u32)> = services
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s.as_str(), i as u32))
-                .collect();
-            crate::zone::Table::build(
-                vec![crate::zone::ZoneInput {
-                    name: zone,
-                    file: &display,
-                    rrsets: sets,
-                }],
-                &names,
-            )
-            .map(|_| ())
-            .map_err(|es| {
-                es.iter()
-                    .map(|e| e.reason.clone())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-        });
-    if let Err(why) = checked {
-        return Err(Store::Rejected(why));
-    }
-    std::fs::write(&tmp, &bytes).map_err(|e| Store::Io(format!("{}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(|e| Store::Io(format!("{}: {e}", path.display())))?;
-    Ok(())
 }

@@ -5,6 +5,7 @@
 //! and keeps it on disk.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
@@ -258,6 +259,82 @@ fn getrandom(b: &mut [u8]) -> Result<(), ()> {
 /// Whether `have` is older than `serial` (RFC 1982).
 pub fn newer(serial: u32, have: u32) -> bool {
     SerialNumber::new(serial) > SerialNumber::new(have)
+}
+
+/// A copy kept by [`store`], read back: its serial and records, the SOA
+/// first (for IXFR after a restart).
+pub fn read_copy(path: &Path) -> Option<(u32, Vec<Record>)> {
+    let display = path.display().to_string();
+    let bytes = crate::os::read_input(path).ok()?;
+    let sets = crate::zone::parse_wire(&bytes, &display).ok()?;
+    let mut records = Vec::new();
+    let mut serial = None;
+    for s in sets {
+        for rd in s.rdatas {
+            if let RData::SOA(soa) = &rd {
+                serial = Some(soa.serial);
+            }
+            records.push(Record::from_rdata(s.name.clone(), s.ttl, rd));
+        }
+    }
+    records.sort_by_key(|r| r.record_type() != RecordType::SOA);
+    Some((serial?, records))
+}
+
+/// Why a transfer was not kept.
+pub enum Store {
+    /// It breaks a zone rule (the reason).
+    Rejected(String),
+    /// It could not be written (the error).
+    Io(String),
+}
+
+/// Writes the records beside the copy (in wire form: they read back
+/// exactly as they came), checks them as the zone loader will (a record
+/// at a service name, out-of-zone data, no SOA...), then puts them in
+/// the copy's place.
+pub fn store(
+    zone: &str,
+    path: &Path,
+    records: &[Record],
+    services: &[String],
+) -> Result<(), Store> {
+    let bytes = crate::zone::write_wire(records).map_err(Store::Rejected)?;
+    let tmp: PathBuf = path.with_extension("xfr.new");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Store::Io(format!("{}: {e}", dir.display())))?;
+    }
+    let display = tmp.display().to_string();
+    let checked = crate::zone::parse_wire(&bytes, &display)
+        .map_err(|e| e.reason)
+        .and_then(|sets| {
+            let names: Vec<(&str, u32)> = services
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.as_str(), i as u32))
+                .collect();
+            crate::zone::Table::build(
+                vec![crate::zone::ZoneInput {
+                    name: zone,
+                    file: &display,
+                    rrsets: sets,
+                }],
+                &names,
+            )
+            .map(|_| ())
+            .map_err(|es| {
+                es.iter()
+                    .map(|e| e.reason.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+        });
+    if let Err(why) = checked {
+        return Err(Store::Rejected(why));
+    }
+    std::fs::write(&tmp, &bytes).map_err(|e| Store::Io(format!("{}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(|e| Store::Io(format!("{}: {e}", path.display())))?;
+    Ok(())
 }
 
 #[cfg(test)]

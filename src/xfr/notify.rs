@@ -22,9 +22,11 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 /// After this long without an acknowledgement, give up until the next change.
 const GIVE_UP: Duration = Duration::from_secs(3600);
 
-/// The NOTIFY message for a zone: its SOA record (whole, in wire form,
-/// owner `apex`) in the answer section.
-pub fn message(apex: &[u8], soa: &[u8], tsig: Option<&TsigKey>) -> Result<Vec<u8>, String> {
+/// The NOTIFY message for `zone`: its SOA record (whole, in wire form) in
+/// the answer section.
+pub fn message(zone: &str, soa: &[u8], tsig: Option<&TsigKey>) -> Result<Vec<u8>, String> {
+    let apex = crate::zone::text_wire(zone);
+    let apex = apex.as_slice();
     let mut m = Vec::with_capacity(12 + apex.len() + 4 + soa.len());
     let id = u16::from_be_bytes({
         let mut b = [0u8; 2];
