@@ -227,6 +227,7 @@ impl Control {
                 .set(g.source.build_epoch as i64);
         }
         self.transfers.configure(&compiled.config);
+        Control::warn_same_serial(&self.compiled, &compiled);
         let old = std::mem::replace(&mut self.compiled, compiled);
         retire(old);
         self.publish();

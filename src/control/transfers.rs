@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use super::Control;
 use crate::config::{Config, Zone};
 use crate::metrics::ZoneResultLabels;
+use crate::state::Compiled;
 use crate::xfr::inbound::{self, Fetched};
 
 /// A transfer gives up after this long.
@@ -170,6 +171,20 @@ impl Transfers {
 fn read_copy(z: &Zone) -> Option<(u32, Arc<Vec<Record>>)> {
     let (serial, records) = inbound::read_copy(&z.file)?;
     Some((serial, Arc::new(records)))
+}
+
+/// The type of a whole wire record (after its uncompressed owner).
+fn rtype_of(rec: &[u8]) -> Option<u16> {
+    let mut i = 0;
+    loop {
+        let l = *rec.get(i)? as usize;
+        i += 1;
+        if l == 0 {
+            break;
+        }
+        i += l;
+    }
+    Some(u16::from_be_bytes([*rec.get(i)?, *rec.get(i + 1)?]))
 }
 
 /// The SOA's refresh and retry, bounded below.
@@ -377,6 +392,40 @@ impl Control {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+        }
+    }
+
+    /// A reload that changed what a zone's transfers carry (its static
+    /// records or a service's fallback) under the same serial is served,
+    /// but the secondaries will not take it: say so.
+    pub(super) fn warn_same_serial(old: &Compiled, new: &Compiled) {
+        for (zi, t) in new.transfers.iter().enumerate() {
+            let (Some(t), Some(z)) = (t, new.config.zones.get(zi)) else {
+                continue;
+            };
+            let before = old
+                .config
+                .zones
+                .iter()
+                .position(|o| o.name == z.name)
+                .and_then(|oi| old.transfers.get(oi)?.as_ref());
+            // signatures differ at every signing (ECDSA): compare the data
+            let data = |r: &&Box<[u8]>| rtype_of(r) != Some(crate::zone::rtype::RRSIG);
+            if let Some(b) = before
+                && b.serial == t.serial
+                && (b.soa != t.soa
+                    || !b
+                        .records
+                        .iter()
+                        .filter(data)
+                        .eq(t.records.iter().filter(data)))
+            {
+                tracing::warn!(
+                    "zone {}: the static records or fallbacks changed but the serial is still {}; secondaries keep the old data until it grows",
+                    z.name,
+                    t.serial
+                );
+            }
         }
     }
 
