@@ -350,7 +350,12 @@ pub fn log_text(s: &Server) -> String {
 }
 
 /// Waits up to `limit` for `f`, panicking with `what` and `context()`.
-pub fn eventually(limit: Duration, what: &str, f: impl FnMut() -> bool, context: impl Fn() -> String) {
+pub fn eventually(
+    limit: Duration,
+    what: &str,
+    f: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
     if wait_until(limit, f).is_none() {
         panic!("{what}: not within {limit:?}\n{}", context());
     }
