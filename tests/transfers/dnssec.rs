@@ -5,7 +5,10 @@
 //! the transfer with one record altered or one NSEC removed, so their
 //! verdict is a real check.
 
+use std::collections::BTreeSet;
 use std::path::Path;
+
+use hickory_proto::rr::RecordType;
 
 use crate::tools::*;
 use crate::*;
@@ -114,6 +117,17 @@ fn a_signed_transfer_verifies_and_tampering_is_caught() {
         ctx()
     );
 
+    // the transfer's SOA is the one served (with signing, the file's
+    // serial plus the signature windows, so it grows with each re-signing)
+    let served = soa_serial(s.dns).unwrap();
+    let soa = records
+        .iter()
+        .find(|r| fields(r)[3] == "SOA")
+        .expect("an SOA");
+    assert_eq!(fields(soa)[6], served.to_string(), "{soa}");
+    assert!(served >= SERIAL, "{served}");
+    assert_eq!(zone_status(&s)["serial"], served);
+
     let good = dir.0.join("axfr.zone");
     write_zone(&good, &records);
     let v = ldns_verify(&good);
@@ -164,5 +178,192 @@ fn a_signed_transfer_verifies_and_tampering_is_caught() {
         bind_verify(&bad).code,
         0,
         "dnssec-verify accepted a broken chain"
+    );
+}
+
+/// The key tag of a BIND key's base name (`Kexample.test.+013+12345`).
+fn tag_of(base: &str) -> String {
+    base.rsplit('+')
+        .next()
+        .unwrap()
+        .trim_start_matches('0')
+        .to_string()
+}
+
+/// The public keys of the DNSKEY records and the key tags of the RRSIGs
+/// in an AXFR.
+fn tags(records: &[String]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut keys = BTreeSet::new();
+    let mut sigs = BTreeSet::new();
+    for r in records {
+        let f = fields(r);
+        if f[3] == "RRSIG" {
+            sigs.insert(f[10].to_string());
+        }
+    }
+    // a DNSKEY by its public key (dig prints no tag)
+    for r in records.iter().filter(|r| fields(r)[3] == "DNSKEY") {
+        keys.insert(fields(r)[7..].concat());
+    }
+    (keys, sigs)
+}
+
+#[test]
+fn a_zone_signed_by_its_primary_is_signed_again_with_signposts_keys() {
+    require!(
+        "knotd",
+        "knotc",
+        "dig",
+        "dnssec-keygen",
+        "dnssec-verify",
+        "ldns-verify-zone"
+    );
+    let dir = Scratch::new("dnssec-primary");
+    let key = Key::random("xfr-key");
+    let ksk = keygen(&dir.0, &["-a", "ECDSAP256SHA256", "-f", "KSK"]);
+    let zsk = keygen(&dir.0, &["-a", "ECDSAP256SHA256"]);
+    let sp_port = free_port();
+    let primary_zone = "$ORIGIN example.test.\n$TTL 300\n\
+        @ IN SOA ns1.example.test. hostmaster.example.test. 1000 3600 600 604800 60\n\
+        @ IN NS ns1.example.test.\n\
+        ns1 IN A 127.0.0.1\n\
+        mail IN A 192.0.2.25\n";
+    let knot = knot_primary(
+        &dir.sub("knot"),
+        free_port(),
+        primary_zone,
+        std::net::SocketAddr::from(([127, 0, 0, 1], sp_port)),
+        &key,
+        true,
+    );
+    // the primary sends its own DNSSEC records
+    let theirs = dig_records(&dig(knot.addr, Some(&key), &[ZONE_NAME, "AXFR"]).stdout);
+    assert!(
+        theirs.iter().any(|r| fields(r)[3] == "RRSIG")
+            && theirs.iter().any(|r| fields(r)[3] == "DNSKEY"),
+        "Knot does not sign:\n{}",
+        theirs.join("\n")
+    );
+    let (their_keys, _) = tags(&theirs);
+
+    let cfg = format!(
+        r#"
+[server]
+listen = ["127.0.0.1:{sp_port}"]
+admin = "127.0.0.1:0"
+
+[geoip]
+database = "{GEOIP}"
+
+[zones."example.test."]
+primary = "{primary}"
+tsig = "{name}"
+
+[zones."example.test.".dnssec]
+keys = ["keys/{ksk}.private", "keys/{zsk}.private"]
+
+[zones."example.test.".transfer]
+allow = ["127.0.0.0/8"]
+{tsig}{services}"#,
+        primary = knot.addr,
+        name = key.name,
+        tsig = key.toml(),
+        services = services(&default_fallback()),
+    );
+    std::fs::write(dir.0.join("signpost.toml"), cfg).unwrap();
+    let s = crate::common::Server::start_in(dir.0.clone(), &["serve", "--config", "signpost.toml"]);
+    let ctx = || format!("knot:\n{}\nsignpost:\n{}", knot.log(), log_text(&s));
+
+    let check = |what: &str| {
+        let ours = dig_records(&dig(s.dns, None, &[ZONE_NAME, "AXFR", "+onesoa"]).stdout);
+        let (keys, sigs) = tags(&ours);
+        assert_eq!(
+            keys.len(),
+            2,
+            "{what}: signpost's two keys only:\n{}",
+            ours.join("\n")
+        );
+        assert!(
+            keys.is_disjoint(&their_keys),
+            "{what}: the primary's DNSKEY kept"
+        );
+        let want: BTreeSet<String> = [tag_of(&ksk), tag_of(&zsk)].into();
+        assert_eq!(sigs, want, "{what}: RRSIGs by signpost's keys only");
+        let file = dir.0.join(format!("{what}.zone"));
+        write_zone(&file, &ours);
+        let v = ldns_verify(&file);
+        assert_eq!(
+            v.code,
+            0,
+            "{what}: ldns-verify-zone:\n{}\n{}",
+            v.text(),
+            ours.join("\n")
+        );
+        let v = bind_verify(&file);
+        assert_eq!(v.code, 0, "{what}: dnssec-verify:\n{}", v.text());
+        ours
+    };
+
+    // the copy is at the primary's serial; the served one is that plus
+    // the signature windows (it grows with each re-signing)
+    let held = |s: &crate::common::Server| zone_status(s)["transfer"]["serial"].as_u64();
+    let knot_serial = knot.serial().expect("Knot's serial");
+    crate::eventually(
+        std::time::Duration::from_secs(20),
+        "signpost holds the primary's zone",
+        || {
+            held(&s) == Some(u64::from(knot_serial))
+                && try_ask(s.dns, "mail.example.test.", RecordType::A)
+                    .is_some_and(|m| addrs(&m) == ["192.0.2.25"])
+        },
+        || {
+            format!(
+                "knot {knot_serial}, signpost {}\n{}",
+                zone_status(&s),
+                ctx()
+            )
+        },
+    );
+    let served = soa_serial(s.dns).unwrap();
+    assert!(served > knot_serial, "{served} {knot_serial}");
+    assert_eq!(zone_status(&s)["serial"], served);
+    check("first");
+
+    // an IXFR that carries the primary's new signatures and NSECs too
+    knot_change(
+        &knot,
+        &[
+            ("zone-unset", "mail A 192.0.2.25"),
+            ("zone-set", "mail 300 A 192.0.2.30"),
+            ("zone-set", "x.y.z 300 TXT added"),
+        ],
+    );
+    crate::eventually(
+        std::time::Duration::from_secs(10),
+        "the change reaches signpost",
+        || {
+            try_ask(s.dns, "mail.example.test.", RecordType::A)
+                .is_some_and(|m| addrs(&m) == ["192.0.2.30"])
+        },
+        ctx,
+    );
+    assert_eq!(zone_status(&s)["transfer"]["last_result"], "IXFR");
+    let knot_now = knot.serial().unwrap();
+    assert_eq!(held(&s), Some(u64::from(knot_now)));
+    let served_now = soa_serial(s.dns).unwrap();
+    assert!(
+        served_now.wrapping_sub(served) == knot_now.wrapping_sub(knot_serial),
+        "the served serial grows with the primary's: {served} -> {served_now}, {knot_serial} -> {knot_now}"
+    );
+    let ours = check("after-ixfr");
+    assert!(
+        has(&ours, "x.y.z.example.test.", "TXT"),
+        "{}",
+        ours.join("\n")
+    );
+    assert!(
+        !ours.iter().any(|r| r.contains("192.0.2.25")),
+        "{}",
+        ours.join("\n")
     );
 }

@@ -1,18 +1,33 @@
-//! Zone transfers end to end (SPEC §10): the real binary as a primary of
-//! real secondaries (NSD, Knot) that follow its reloads through NOTIFY,
-//! as a secondary of a real hidden primary (Knot) with IXFR, rejection
-//! and a restart without the primary, and judged on the wire: refusals
-//! and TSIG errors read with hickory-proto and dig, the signed transfer
-//! verified by ldns-verify-zone and dnssec-verify, and a serial that no
-//! health change or drain moves.
+//! Zone transfers end to end (SPEC §10), with real DNS software on both
+//! sides of signpost:
 //!
-//! Every test runs on loopback with TSIG key `xfr-key` (a fresh random
-//! secret each time). Daemons are started in the test's scratch directory
-//! on a free port, stopped when the test ends (SIGTERM, then SIGKILL) and
-//! the directory removed unless the test failed (then its path is printed
-//! for the logs). Tests that need a tool that is not installed print
+//! - `secondaries`: NSD and Knot transfer from signpost with TSIG, serve
+//!   its static names and fallbacks, follow a reload through NOTIFY; a
+//!   wrong secret gets nothing.
+//! - `primary`: signpost takes the zone from a hidden Knot primary (AXFR,
+//!   IXFR on NOTIFY), rejects a zone that breaks the rules, serves its copy
+//!   after a restart without the primary, and fails cleanly on a bad key.
+//! - `chain`: Knot -> signpost -> NSD; a zone with no copy yet is not
+//!   passed on.
+//! - `inbound`: a scripted fake primary's broken transfers (out-of-zone
+//!   data, no NS, a cut stream, a bad MAC) leave the previous copy serving.
+//! - `outbound`: refusals and TSIG errors on the wire (hickory-proto and
+//!   dig), AXFR and IXFR content and the TSIG chain over many messages.
+//! - `notify`: NOTIFY out (signed, back-off, only for a new serial) and in
+//!   (only from the primary, with the key).
+//! - `dnssec`: signed transfers accepted by ldns-verify-zone and
+//!   dnssec-verify (and tampering caught), also re-signed from a primary
+//!   that signs with keys of its own.
+//! - `serial`: drains and health changes never move the serial.
+//!
+//! Every test runs on loopback; most use the TSIG key `xfr-key`, with a
+//! fresh random secret each time. Daemons are started in the test's
+//! scratch directory on a free port, stopped when the test ends (SIGTERM,
+//! then SIGKILL) and the directory removed unless the test failed (then
+//! its path is printed for the logs). Tests that need a tool that is not installed print
 //! `SKIP: <why>` and pass; .ci/run installs them (Debian: nsd, knot,
-//! knot-dnsutils, ldnsutils, bind9-dnsutils, bind9-utils).
+//! ldnsutils, bind9-dnsutils for dig, bind9-utils for dnssec-keygen and
+//! dnssec-verify).
 //!
 //! The zone's services: `www` (failover over us-east 192.0.2.1, then
 //! eu-west 192.0.2.2; fallback 192.0.2.10 and 2001:db8::10, so a
@@ -32,7 +47,10 @@ macro_rules! require {
     };
 }
 
+mod chain;
 mod dnssec;
+mod inbound;
+mod notify;
 mod outbound;
 mod primary;
 mod secondaries;

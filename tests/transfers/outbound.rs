@@ -6,7 +6,7 @@
 //! the chain; one SOA for a client up to date). Raw requests are made
 //! with hickory-proto; dig is the independent client.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::SOA;
@@ -373,6 +373,78 @@ fn axfr_and_ixfr_carry_the_zone_signed_in_a_chain() {
             records[0].contains(&format!(
                 " SOA ns1.example.test. hostmaster.example.test. {SERIAL} "
             )),
+            "{}",
+            out.text()
+        );
+    }
+}
+
+/// The address of signpost's DNS listener on `family_prefix` ("127." or
+/// "[::1]"), from its log.
+fn listener(s: &Server, family_prefix: &str) -> SocketAddr {
+    s.log()
+        .iter()
+        .find_map(|l| {
+            let a = l.split("dns listening on ").nth(1)?;
+            let a = a.split_whitespace().next()?;
+            a.starts_with(family_prefix).then(|| a.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no listener {family_prefix} in\n{}", log_text(s)))
+}
+
+#[test]
+fn hmac_sha512_from_a_secret_file_over_ipv4_and_ipv6() {
+    let dir = Scratch::new("sha512");
+    let key = Key::random_with("k512", "hmac-sha512");
+    std::fs::create_dir_all(dir.0.join("keys")).unwrap();
+    // as an operator writes it: with a newline
+    std::fs::write(dir.0.join("keys/xfr.secret"), format!("{}\n", key.secret)).unwrap();
+    let transfer = "allow = [\"127.0.0.1/32\", \"::1\"]\ntsig = \"k512\"";
+    let rest = format!(
+        "\n[tsig.k512]\nalgorithm = \"hmac-sha512\"\nsecret_file = \"keys/xfr.secret\"\n{}",
+        services(&default_fallback())
+    );
+    let s = serve(
+        &dir.0,
+        SERIAL,
+        &config("127.0.0.1:0\", \"[::1]:0", transfer, &rest),
+    );
+    let v4 = listener(&s, "127.");
+    let v6 = listener(&s, "[::1]");
+    for (to, zone_name) in [(v4, ZONE_NAME), (v6, ZONE_NAME), (v4, "ExAmple.TEST.")] {
+        let (b, v) = signed(zone_name, RecordType::AXFR, None, &key);
+        let ms = tcp_transfer(None, to, &b);
+        assert_whole_zone(&verified_records(&ms, v), &format!("{zone_name} via {to}"));
+    }
+    // the same name with another algorithm is another key
+    let k256 = Key {
+        algorithm: "hmac-sha256",
+        ..key.clone()
+    };
+    let (b, _) = request(ZONE_NAME, RecordType::AXFR, None, Some((&k256, now())));
+    let ms: Vec<Message> = tcp_transfer(None, v4, &b)
+        .iter()
+        .map(|m| Message::from_vec(m).unwrap())
+        .collect();
+    let m = refusal(&ms, ResponseCode::NotAuth, "hmac-sha256 for a sha512 key");
+    assert_eq!(tsig_error(&m), Some(TsigError::BadKey));
+
+    // a request whose additional section does not parse: FORMERR
+    let (mut b, _) = request(ZONE_NAME, RecordType::AXFR, None, None);
+    b[11] = 1; // ARCOUNT 1, and three bytes of a record
+    b.extend_from_slice(&[0, 0, 250]);
+    let ms: Vec<Message> = tcp_transfer(None, v4, &b)
+        .iter()
+        .map(|m| Message::from_vec(m).unwrap())
+        .collect();
+    refusal(&ms, ResponseCode::FormErr, "a malformed request");
+    assert!(xfr_count(&s, "out", "formerr") >= 1.0, "{}", metrics(&s));
+
+    if missing(&["dig"]).is_none() {
+        let out = dig(v6, Some(&key), &[ZONE_NAME, "AXFR"]);
+        assert_eq!(
+            dig_records(&out.stdout).len(),
+            AXFR_RECORDS,
             "{}",
             out.text()
         );

@@ -90,6 +90,7 @@ fn follows_a_knot_primary_by_ixfr_and_rejects_a_broken_zone() {
         &primary_zone(),
         SocketAddr::from(([127, 0, 0, 1], sp_port)),
         &key,
+        false,
     );
     let s = start(&dir.0, &format!("127.0.0.1:{sp_port}"), knot.addr, &key);
     let ctx = || format!("knot:\n{}\nsignpost:\n{}", knot.log(), log_text(&s));
@@ -250,6 +251,7 @@ fn a_restart_with_the_primary_down_serves_the_copy_on_disk() {
         &primary_zone(),
         SocketAddr::from(([127, 0, 0, 1], sp_port)),
         &key,
+        false,
     );
     let primary = knot.addr;
     let s = start(&dir.0, &format!("127.0.0.1:{sp_port}"), primary, &key);
@@ -291,6 +293,7 @@ fn a_restart_with_the_primary_down_serves_the_copy_on_disk() {
         &primary_zone(),
         SocketAddr::from(([127, 0, 0, 1], sp_port)),
         &key,
+        false,
     );
     eventually(
         Duration::from_secs(15),
@@ -317,6 +320,7 @@ fn a_primary_that_refuses_the_key_leaves_only_the_services() {
         &primary_zone(),
         SocketAddr::from(([127, 0, 0, 1], sp_port)),
         &key,
+        false,
     );
     let s = start(
         &dir.0,

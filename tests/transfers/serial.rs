@@ -1,88 +1,22 @@
 //! The serial belongs to the zone's source (SPEC §10): a drain through
 //! the admin API and a region going down and up by its health check move
 //! signpost's live answers, but never the SOA serial, never the content
-//! of a transfer, and never send a NOTIFY. A fake secondary (a UDP socket
-//! that acknowledges NOTIFYs) records what signpost tells it.
+//! of a transfer, and never send a NOTIFY (a fake secondary records what
+//! signpost tells it).
 
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{Name, RecordType};
 
 use crate::common::*;
+use crate::notify::FakeSecondary;
 use crate::*;
 
 const SERIAL: u32 = 2026112201;
 /// eu-west's address: the answer while us-east is out.
 const OTHER: &str = "192.0.2.2";
-
-/// A secondary that acknowledges every NOTIFY and keeps the serials.
-struct FakeSecondary {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<u32>>>,
-    stop: Arc<AtomicBool>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl FakeSecondary {
-    fn start() -> FakeSecondary {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let addr = sock.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (seen2, stop2) = (seen.clone(), stop.clone());
-        let handle = std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while !stop2.load(Ordering::SeqCst) {
-                let Ok((n, from)) = sock.recv_from(&mut buf) else {
-                    continue;
-                };
-                let Ok(m) = Message::from_vec(&buf[..n]) else {
-                    continue;
-                };
-                if m.metadata.op_code != OpCode::Notify {
-                    continue;
-                }
-                if let Some(s) = m.answers.iter().find_map(|r| match &r.data {
-                    RData::SOA(s) => Some(s.serial),
-                    _ => None,
-                }) {
-                    seen2.lock().unwrap().push(s);
-                }
-                let mut ack = Message::new(m.metadata.id, MessageType::Response, OpCode::Notify);
-                ack.metadata.authoritative = true;
-                for q in &m.queries {
-                    ack.add_query(q.clone());
-                }
-                let _ = sock.send_to(&ack.to_vec().unwrap(), from);
-            }
-        });
-        FakeSecondary {
-            addr,
-            seen,
-            stop,
-            handle: Some(handle),
-        }
-    }
-
-    fn seen(&self) -> Vec<u32> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for FakeSecondary {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
 
 /// us-east (192.0.2.1) behind an HTTP check at `lb`; eu-west unchecked.
 fn checked_services(lb: SocketAddr) -> String {
@@ -145,7 +79,7 @@ fn www(s: &Server) -> Vec<String> {
 #[test]
 fn health_changes_and_drains_never_move_the_serial() {
     let dir = Scratch::new("serial");
-    let secondary = FakeSecondary::start();
+    let secondary = FakeSecondary::start(None, 0);
     let lb = FakeLb::start("127.93.1.1:0".parse().unwrap());
     let transfer = format!(
         "allow = [\"127.0.0.0/8\"]\nnotify = [\"{}\"]",
@@ -160,7 +94,7 @@ fn health_changes_and_drains_never_move_the_serial() {
     eventually(
         Duration::from_secs(10),
         "the NOTIFY at start",
-        || secondary.seen() == [SERIAL],
+        || secondary.serials() == [Some(SERIAL)],
         ctx,
     );
     eventually(
@@ -213,8 +147,8 @@ fn health_changes_and_drains_never_move_the_serial() {
     // nobody was told of a new serial: there is none
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
-        secondary.seen(),
-        [SERIAL],
+        secondary.serials(),
+        [Some(SERIAL)],
         "NOTIFYs: {:?}",
         secondary.seen()
     );

@@ -362,14 +362,25 @@ zone:
 /// Knot as a (hidden) primary of `zone_text` that allows transfers with
 /// `key` from 127.0.0.0/8 and NOTIFYs `secondary`, in `dir` on `port`.
 /// Changes made with [`knotc`] get a new serial and a journal (IXFR).
+/// With `signing`, Knot signs the zone with keys of its own.
 pub fn knot_primary(
     dir: &Path,
     port: u16,
     zone_text: &str,
     secondary: SocketAddr,
     key: &Key,
+    signing: bool,
 ) -> Daemon {
-    let head = knot_head(dir, port, key);
+    let mut head = knot_head(dir, port, key);
+    let signing = if signing {
+        head = head.replace(
+            "database:\n",
+            &format!("database:\n    kasp-db: \"{}/kasp\"\n", dir.display()),
+        );
+        "    dnssec-signing: on\n"
+    } else {
+        ""
+    };
     std::fs::write(dir.join("storage/example.test.zone"), zone_text).unwrap();
     let conf = format!(
         r#"{head}remote:
@@ -392,7 +403,7 @@ zone:
   - domain: example.test
     acl: xfr-with-key
     notify: signpost
-"#,
+{signing}"#,
         sip = secondary.ip(),
         sport = secondary.port(),
         name = key.name,
