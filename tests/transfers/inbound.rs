@@ -8,7 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +34,10 @@ enum Plan {
 struct FakePrimary {
     addr: SocketAddr,
     plan: Arc<Mutex<Plan>>,
+    /// Milliseconds to wait between taking a request's plan and answering.
+    delay_ms: Arc<AtomicU64>,
+    /// Transfer requests taken so far (counted before the delay).
+    taken: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
@@ -95,7 +99,10 @@ impl FakePrimary {
         let addr = listener.local_addr().unwrap();
         let plan = Arc::new(Mutex::new(plan));
         let stop = Arc::new(AtomicBool::new(false));
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let taken = Arc::new(AtomicU64::new(0));
         let (plan2, stop2, key) = (plan.clone(), stop.clone(), key.clone());
+        let (delay2, taken2) = (delay_ms.clone(), taken.clone());
         let handle = std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
                 let Ok((mut s, _)) = listener.accept() else {
@@ -114,6 +121,8 @@ impl FakePrimary {
                 }
                 let plan = plan2.lock().unwrap().clone();
                 let out = answer(&req, &plan, &key);
+                taken2.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(delay2.load(Ordering::SeqCst)));
                 let mut framed = (out.len() as u16).to_be_bytes().to_vec();
                 framed.extend_from_slice(&out);
                 let _ = s.write_all(&framed);
@@ -127,6 +136,8 @@ impl FakePrimary {
         FakePrimary {
             addr,
             plan,
+            delay_ms,
+            taken,
             stop,
             handle: Some(handle),
         }
@@ -134,6 +145,11 @@ impl FakePrimary {
 
     fn set(&self, plan: Plan) {
         *self.plan.lock().unwrap() = plan;
+    }
+
+    /// Transfer requests it has taken (and answers, or will).
+    fn taken(&self) -> u64 {
+        self.taken.load(Ordering::SeqCst)
     }
 }
 
@@ -157,11 +173,9 @@ fn fake_zone(serial: u32, mail: &str, extra: &str) -> String {
     )
 }
 
-#[test]
-fn a_broken_transfer_keeps_the_previous_copy() {
-    let dir = Scratch::new("inbound");
-    let key = Key::random("xfr-key");
-    let fake = FakePrimary::start(&key, Plan::Zone(fake_zone(1, "192.0.2.25", "")));
+/// signpost taking example.test from `fake` with `key`, once it serves
+/// the fake's first zone (serial 1).
+fn start(dir: &Scratch, fake: &FakePrimary, key: &Key) -> Server {
     let cfg = format!(
         r#"
 [server]
@@ -182,13 +196,32 @@ tsig = "{name}"
     );
     std::fs::write(dir.0.join("signpost.toml"), cfg).unwrap();
     let s = Server::start_in(dir.0.clone(), &["serve", "--config", "signpost.toml"]);
-    let ctx = || format!("{}\n{}", zone_status(&s), log_text(&s));
     eventually(
         Duration::from_secs(10),
         "the first transfer is served",
         || soa_serial(s.dns) == Some(1),
-        ctx,
+        || format!("{}\n{}", zone_status(&s), log_text(&s)),
     );
+    s
+}
+
+/// A signed NOTIFY from the primary's address; asserts NOERROR.
+fn notify(s: &Server, key: &Key) {
+    let m = notify_msg(ZONE_NAME, 99, Some(key));
+    let a = udp_exchange(s.dns, &m.to_vec().unwrap()).expect("an answer to the NOTIFY");
+    assert_eq!(
+        a.metadata.response_code,
+        hickory_proto::op::ResponseCode::NoError
+    );
+}
+
+#[test]
+fn a_broken_transfer_keeps_the_previous_copy() {
+    let dir = Scratch::new("inbound");
+    let key = Key::random("xfr-key");
+    let fake = FakePrimary::start(&key, Plan::Zone(fake_zone(1, "192.0.2.25", "")));
+    let s = start(&dir, &fake, &key);
+    let ctx = || format!("{}\n{}", zone_status(&s), log_text(&s));
     assert_eq!(
         addrs_of(s.dns, "mail.example.test.", RecordType::A),
         ["192.0.2.25"]
@@ -229,18 +262,10 @@ tsig = "{name}"
             "failed",
         ),
     ];
-    let notify = || {
-        let m = notify_msg(ZONE_NAME, 99, Some(&key));
-        let a = udp_exchange(s.dns, &m.to_vec().unwrap()).expect("an answer to the NOTIFY");
-        assert_eq!(
-            a.metadata.response_code,
-            hickory_proto::op::ResponseCode::NoError
-        );
-    };
     for (what, plan, result) in cases {
         let before = xfr_count(&s, "in", result);
         fake.set(plan);
-        notify();
+        notify(&s, &key);
         eventually(
             Duration::from_secs(5),
             &format!("{what}: counted {result}"),
@@ -275,7 +300,7 @@ tsig = "{name}"
 
     // a good zone again
     fake.set(Plan::Zone(fake_zone(7, "192.0.2.27", "")));
-    notify();
+    notify(&s, &key);
     eventually(
         Duration::from_secs(5),
         "the good zone is served",
@@ -290,4 +315,40 @@ tsig = "{name}"
     assert!(t["error"].is_null(), "{t}");
     assert_eq!(t["last_result"], "IXFR, full", "{t}");
     assert_ne!(std::fs::read(&copy).unwrap(), kept);
+}
+
+#[test]
+fn a_notify_during_a_transfer_is_not_lost() {
+    let dir = Scratch::new("inbound-busy");
+    let key = Key::random("xfr-key");
+    let fake = FakePrimary::start(&key, Plan::Zone(fake_zone(1, "192.0.2.25", "")));
+    let s = start(&dir, &fake, &key);
+    let ctx = || format!("{}\n{}", zone_status(&s), log_text(&s));
+
+    // serial 2 goes out slowly; serial 3 is made (and NOTIFYed) while
+    // signpost is still receiving 2. The SOA refresh is an hour: only
+    // that second NOTIFY can bring 3 within seconds.
+    fake.delay_ms.store(1500, Ordering::SeqCst);
+    let before = fake.taken();
+    fake.set(Plan::Zone(fake_zone(2, "192.0.2.26", "")));
+    notify(&s, &key);
+    eventually(
+        Duration::from_secs(5),
+        "signpost asks for serial 2",
+        || fake.taken() > before,
+        ctx,
+    );
+    fake.set(Plan::Zone(fake_zone(3, "192.0.2.27", "")));
+    fake.delay_ms.store(0, Ordering::SeqCst);
+    notify(&s, &key);
+    eventually(
+        Duration::from_secs(10),
+        "serial 3, NOTIFYed during the transfer of 2, is served",
+        || soa_serial(s.dns) == Some(3),
+        || format!("serving {:?}\n{}", soa_serial(s.dns), ctx()),
+    );
+    assert_eq!(
+        addrs_of(s.dns, "mail.example.test.", RecordType::A),
+        ["192.0.2.27"]
+    );
 }

@@ -27,14 +27,38 @@ $TTL 300
 @       IN SOA  ns1.example.test. hostmaster.example.test. {SERIAL} 3600 600 604800 60
         IN NS   ns1.example.test.
         IN TXT  "from the primary"
+        IN CAA  0 issue "ca.example.net; account=1"
 ns1     IN A    127.0.0.1
 mail    IN A    192.0.2.25
+multi   IN TXT  "first string" "a \"quoted\" one" "semi;colon" ""
+_sip._tcp IN SRV 10 5 5060 ns1.example.test.
+v6      IN AAAA 2001:db8::53
 "#
     );
     for i in 0..50 {
         z.push_str(&format!("p{i:02} IN TXT \"{i:02}{}\"\n", "y".repeat(100)));
     }
     z
+}
+
+/// The answers to the records whose text form is easy to get wrong (TXT
+/// strings with quotes, separators and an empty one; CAA; SRV; AAAA), as
+/// rdata text, from the server at `addr`.
+fn exotic(addr: SocketAddr) -> Vec<Vec<String>> {
+    [
+        ("multi.example.test.", RecordType::TXT),
+        (ZONE_NAME, RecordType::CAA),
+        ("_sip._tcp.example.test.", RecordType::SRV),
+        ("v6.example.test.", RecordType::AAAA),
+    ]
+    .iter()
+    .map(|(n, t)| {
+        let m = ask(addr, n, *t);
+        let v = rdata_of(&m, *t);
+        assert_eq!(v.len(), 1, "{addr}: {n} {t}: {m:?}");
+        v
+    })
+    .collect()
 }
 
 /// signpost taking example.test from `primary` with `key`, its copy
@@ -224,6 +248,12 @@ fn follows_a_knot_primary_by_ixfr_and_rejects_a_broken_zone() {
     assert_eq!(addrs_of(s.dns, "www.example.test.", RecordType::A), [LIVE]);
     assert_ne!(std::fs::read(&copy).unwrap(), before);
 
+    // a reload of the configuration keeps the copy served and its state
+    reload(&s);
+    assert_eq!(soa_serial(s.dns), Some(SERIAL + 3));
+    assert_eq!(mail(&s), ["192.0.2.27"]);
+    assert_eq!(transfer_status(&s)["serial"], SERIAL + 3);
+
     // the CLI shows the zone's source
     let (code, out, err) = run(&dir.0, &["ctl", "status", "--admin", &s.admin_url()], &[]);
     assert_eq!(code, 0, "{out}{err}");
@@ -261,6 +291,8 @@ fn a_restart_with_the_primary_down_serves_the_copy_on_disk() {
         || soa_serial(s.dns) == Some(SERIAL),
         || format!("{}\n{}", knot.log(), log_text(&s)),
     );
+    let want = exotic(knot.addr);
+    assert_eq!(exotic(s.dns), want, "as the primary serves them");
     assert!(s.stop().success());
     knot.stop();
 
@@ -272,6 +304,7 @@ fn a_restart_with_the_primary_down_serves_the_copy_on_disk() {
     let txt = ask(s.dns, "p00.example.test.", RecordType::TXT);
     assert_eq!(rdata_of(&txt, RecordType::TXT).len(), 1, "{txt:?}");
     assert_eq!(addrs_of(s.dns, "www.example.test.", RecordType::A), [LIVE]);
+    assert_eq!(exotic(s.dns), want, "read back from the copy on disk");
     eventually(
         Duration::from_secs(10),
         "the failed transfer shows in status and metrics",
@@ -306,6 +339,34 @@ fn a_restart_with_the_primary_down_serves_the_copy_on_disk() {
     );
     assert!(xfr_count(&s, "in", "up_to_date") >= 1.0);
     assert_eq!(soa_serial(s.dns), Some(SERIAL));
+
+    // signpost restarts while the primary moves on: an IXFR from the
+    // serial of the copy on disk, applied to the records read back
+    assert!(s.stop().success());
+    knot_change(
+        &knot,
+        &[
+            ("zone-unset", "mail A 192.0.2.25"),
+            ("zone-set", "mail 300 A 192.0.2.26"),
+        ],
+    );
+    let s = Server::start_in(dir.0.clone(), &["serve", "--config", "signpost.toml"]);
+    eventually(
+        Duration::from_secs(10),
+        "signpost takes the change by IXFR from its copy",
+        || soa_serial(s.dns) == Some(SERIAL + 1),
+        || {
+            format!(
+                "{}\nknot:\n{}\n{}",
+                transfer_status(&s),
+                knot.log(),
+                log_text(&s)
+            )
+        },
+    );
+    assert_eq!(transfer_status(&s)["last_result"], "IXFR");
+    assert_eq!(mail(&s), ["192.0.2.26"]);
+    assert_eq!(exotic(s.dns), want, "after an IXFR onto the copy read back");
 }
 
 #[test]
