@@ -367,3 +367,51 @@ allow = ["127.0.0.0/8"]
         ours.join("\n")
     );
 }
+
+/// Whether serial `b` is not older than `a` (RFC 1982).
+fn not_older(a: u32, b: u32) -> bool {
+    b == a || (b.wrapping_sub(a) as i32) > 0
+}
+
+#[test]
+fn the_served_serial_never_goes_back_when_signing_settings_change() {
+    let dir = Scratch::new("dnssec-serial");
+    // a fixture CSK (Ed25519): no tool needed
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dnssec");
+    std::fs::create_dir_all(dir.0.join("keys")).unwrap();
+    for ext in ["key", "private"] {
+        let f = format!("Kexample.test.+015+22404.{ext}");
+        std::fs::copy(src.join(&f), dir.0.join("keys").join(&f)).unwrap();
+    }
+    let signing =
+        "[zones.\"example.test.\".dnssec]\nkeys = [\"keys/Kexample.test.+015+22404.private\"]\n";
+    let cfg = |dnssec: &str| {
+        config(
+            "127.0.0.1:0",
+            "allow = [\"127.0.0.0/8\"]",
+            &format!("{dnssec}{}", services(&default_fallback())),
+        )
+    };
+    let s = serve(&dir.0, SERIAL, &cfg(signing));
+    let mut seen = vec![("signed".to_string(), soa_serial(s.dns).unwrap())];
+    // each step is what an operator may do to a zone its secondaries copy
+    for (what, dnssec) in [
+        ("validity 30d", format!("{signing}validity = \"30d\"\n")),
+        ("signing turned off", String::new()),
+    ] {
+        write(&dir.0.join("signpost.toml"), &cfg(&dnssec));
+        reload(&s);
+        seen.push((what.to_string(), soa_serial(s.dns).unwrap()));
+    }
+    println!("served serials: {seen:?}");
+    let back: Vec<String> = seen
+        .windows(2)
+        .filter(|w| !not_older(w[0].1, w[1].1))
+        .map(|w| format!("{} ({}) -> {} ({})", w[0].0, w[0].1, w[1].0, w[1].1))
+        .collect();
+    assert!(
+        back.is_empty(),
+        "the served SOA serial went back, so secondaries keep the old zone (and its \
+         signatures, until they expire): {back:?} (the file's serial is {SERIAL})"
+    );
+}

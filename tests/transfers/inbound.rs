@@ -352,3 +352,35 @@ fn a_notify_during_a_transfer_is_not_lost() {
         ["192.0.2.27"]
     );
 }
+
+#[test]
+fn a_damaged_copy_on_disk_is_transferred_again() {
+    let dir = Scratch::new("inbound-damaged");
+    let key = Key::random("xfr-key");
+    let fake = FakePrimary::start(&key, Plan::Zone(fake_zone(1, "192.0.2.25", "")));
+    let s = start(&dir, &fake, &key);
+    assert!(s.stop().success());
+    // the copy is a cache of what the primary serves: cut it short
+    let copy = dir.0.join("example.test.xfr");
+    let bytes = std::fs::read(&copy).unwrap();
+    std::fs::write(&copy, &bytes[..bytes.len() / 2]).unwrap();
+
+    let s = Server::try_start_in(dir.0.clone(), &["serve", "--config", "signpost.toml"])
+        .unwrap_or_else(|(log, status)| {
+            panic!(
+                "with a damaged copy and its primary up, signpost must start and transfer \
+                 the zone again; it exited ({status:?}):\n{}",
+                log.join("\n")
+            )
+        });
+    eventually(
+        Duration::from_secs(10),
+        "the zone is transferred again",
+        || soa_serial(s.dns) == Some(1),
+        || format!("{}\n{}", zone_status(&s), log_text(&s)),
+    );
+    assert_eq!(
+        addrs_of(s.dns, "mail.example.test.", RecordType::A),
+        ["192.0.2.25"]
+    );
+}

@@ -10,14 +10,17 @@
 //! - `chain`: Knot -> signpost -> NSD; a zone with no copy yet is not
 //!   passed on.
 //! - `inbound`: a scripted fake primary's broken transfers (out-of-zone
-//!   data, no NS, a cut stream, a bad MAC) leave the previous copy serving.
+//!   data, no NS, a cut stream, a bad MAC) leave the previous copy serving;
+//!   a NOTIFY during a transfer is not lost; a damaged copy on disk is
+//!   transferred again.
 //! - `outbound`: refusals and TSIG errors on the wire (hickory-proto and
 //!   dig), AXFR and IXFR content and the TSIG chain over many messages.
 //! - `notify`: NOTIFY out (signed, back-off, only for a new serial) and in
 //!   (only from the primary, with the key).
 //! - `dnssec`: signed transfers accepted by ldns-verify-zone and
 //!   dnssec-verify (and tampering caught), also re-signed from a primary
-//!   that signs with keys of its own.
+//!   that signs with keys of its own; the served serial never goes back
+//!   when signing settings change.
 //! - `serial`: drains and health changes never move the serial.
 //!
 //! Every test runs on loopback; most use the TSIG key `xfr-key`, with a
