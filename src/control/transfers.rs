@@ -47,6 +47,8 @@ struct Inbound {
     have: Option<(u32, Arc<Vec<Record>>)>,
     refresh: Duration,
     retry: Duration,
+    /// A NOTIFY came while a transfer was under way: another one follows.
+    again: bool,
     status: TransferStatus,
 }
 
@@ -154,6 +156,7 @@ impl Transfers {
                     have,
                     refresh,
                     retry,
+                    again: false,
                 }
             });
             next.insert(z.name.clone(), entry);
@@ -224,6 +227,8 @@ impl Control {
                 .inc();
             tracing::info!("zone {zone}: NOTIFY from its primary {}", i.status.primary);
             i.due = Instant::now();
+            // the transfer under way may have asked before the change
+            i.again = i.busy;
         }
     }
 
@@ -282,6 +287,8 @@ impl Control {
             return; // the zone left the configuration meanwhile
         };
         i.busy = false;
+        let again = std::mem::take(&mut i.again);
+        let mut reload = false;
         let now = Instant::now();
         let label = |result: &str| ZoneResultLabels {
             zone: d.zone.clone(),
@@ -320,7 +327,7 @@ impl Control {
                 i.status.last_result = Some(how.into());
                 i.status.error = None;
                 i.due = now + refresh;
-                self.request_reload(format!("transfer of {}", d.zone), None);
+                reload = true;
             }
             Ok(Outcome::Rejected(why)) => {
                 self.metrics.xfr_in.get_or_create(&label("rejected")).inc();
@@ -343,6 +350,13 @@ impl Control {
                 i.status.error = Some(e);
                 i.due = now + i.retry;
             }
+        }
+        if again {
+            // a NOTIFY arrived during the transfer: ask again at once
+            i.due = now;
+        }
+        if reload {
+            self.request_reload(format!("transfer of {}", d.zone), None);
         }
     }
 
@@ -410,15 +424,15 @@ impl Control {
                 .position(|o| o.name == z.name)
                 .and_then(|oi| old.transfers.get(oi)?.as_ref());
             // signatures differ at every signing (ECDSA): compare the data
-            let data = |r: &&Box<[u8]>| rtype_of(r) != Some(crate::zone::rtype::RRSIG);
+            let rrsig = Some(crate::zone::rtype::RRSIG);
             if let Some(b) = before
                 && b.serial == t.serial
                 && (b.soa != t.soa
                     || !b
                         .records
                         .iter()
-                        .filter(data)
-                        .eq(t.records.iter().filter(data)))
+                        .filter(|r| rtype_of(r) != rrsig)
+                        .eq(t.records.iter().filter(|r| rtype_of(r) != rrsig)))
             {
                 tracing::warn!(
                     "zone {}: the static records or fallbacks changed but the serial is still {}; secondaries keep the old data until it grows",

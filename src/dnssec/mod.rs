@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use hickory_proto::dnssec::rdata::{CDNSKEY, CDS, DNSSECRData};
 use hickory_proto::dnssec::{Algorithm, PublicKey};
-use hickory_proto::rr::RData;
+use hickory_proto::rr::{RData, SerialNumber};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::config;
@@ -156,6 +156,7 @@ pub fn sign(
     now: i64,
     made: &Counter,
     prev: Option<store::Prev<'_>>,
+    floors: &[Option<u32>],
 ) -> Result<Signing, String> {
     let mut signed_table = table.clone();
     let mut signers = Vec::with_capacity(table.zones.len());
@@ -183,10 +184,16 @@ pub fn sign(
         signed_table.replace_rrsets(&z.apex, &[rtype::DNSKEY, rtype::CDS, rtype::CDNSKEY], sets);
         if zk.window_serial {
             // the file's serial plus the windows since 1970: it grows with
-            // the file's and with each re-signing, the same on every node
+            // the file's and with each re-signing, the same on every node;
+            // and never below the serial served before (`floors`)
             let step = (zk.validity - zk.refresh).max(1);
             let windows = (signer.window.inception + sign::INCEPTION_SLACK) / step;
-            let serial = z.serial.wrapping_add(windows as u32);
+            let mut serial = z.serial.wrapping_add(windows as u32);
+            if let Some(&Some(f)) = floors.get(zi)
+                && SerialNumber::new(f) > SerialNumber::new(serial)
+            {
+                serial = f;
+            }
             signed_table.set_soa_serial(zi, serial);
         }
         next_event = next_event.min(next);

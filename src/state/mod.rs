@@ -261,11 +261,11 @@ impl Compiled {
                 None
             }
         };
-        let table = match zones {
-            Ok(t) => Some(t),
+        let (table, waiting) = match zones {
+            Ok((t, w)) => (Some(t), w),
             Err(es) => {
                 errors.extend(es);
-                None
+                (None, Vec::new())
             }
         };
         if !errors.is_empty() {
@@ -359,14 +359,15 @@ impl Compiled {
             .map(|n| n.as_bytes().to_vec().into_boxed_slice());
         let (table, signed, dnssec) =
             sign_zones(&config, table, &regions, &services, metrics, prev)?;
-        let transfers =
-            transfer::build_all(&config, &table, signed.as_deref()).map_err(|reason| {
+        let transfers = transfer::build_all(&config, &table, signed.as_deref(), &waiting).map_err(
+            |reason| {
                 ConfigErrors(vec![ConfigError::Invalid {
                     file: config.path.display().to_string(),
                     key: "zones".into(),
                     reason,
                 }])
-            })?;
+            },
+        )?;
         Ok(Compiled {
             transfers,
             signed,
@@ -633,6 +634,8 @@ fn sign_zones(
     prev: Option<&Compiled>,
 ) -> Result<(Arc<Table>, Option<Arc<dnssec::Signed>>, Option<Arc<Dnssec>>), ConfigErrors> {
     if config.zones.iter().all(|z| z.dnssec.is_none()) {
+        let mut table = table;
+        keep_serials(config, &mut table, prev);
         return Ok((table, None, None));
     }
     let file = config.path.display().to_string();
@@ -661,16 +664,14 @@ fn sign_zones(
     let inputs = signing_inputs(regions, services);
     let now = dnssec::unix_now();
     let started = std::time::Instant::now();
+    let floors = serial_floors(config, prev);
+    let before = prev;
     let prev = prev.and_then(Compiled::signing_prev);
-    match dnssec::sign(
-        &table,
-        &keys,
-        &inputs,
-        now,
-        &metrics.dnssec_signatures_made,
-        prev,
-    ) {
-        Ok(s) => {
+    let made = &metrics.dnssec_signatures_made;
+    match dnssec::sign(&table, &keys, &inputs, now, made, prev, &floors) {
+        Ok(mut s) => {
+            // unsigned zones given out by transfer (signed ones kept theirs)
+            keep_serials(config, &mut s.table, before);
             tracing::info!(
                 "signed {} zone(s): {} RRSIG sets, about {} KiB, in {:.0?}",
                 s.status.len(),
@@ -692,6 +693,47 @@ fn sign_zones(
             key: "zones".into(),
             reason,
         }])),
+    }
+}
+
+/// By zone index, for zones given out by transfer: the serial `prev`
+/// served, below which the serial must not go (secondaries would keep
+/// their older copy).
+fn serial_floors(config: &Config, prev: Option<&Compiled>) -> Vec<Option<u32>> {
+    config
+        .zones
+        .iter()
+        .map(|z| {
+            z.transfer.as_ref()?;
+            prev?
+                .table
+                .zones
+                .iter()
+                .find(|p| p.name == z.name)
+                .map(|p| p.serial)
+        })
+        .collect()
+}
+
+/// A zone given out by transfer served a serial that the new
+/// configuration would lower (signing turned off, or shorter windows):
+/// keep serving the higher one, so secondaries take the change.
+fn keep_serials(config: &Config, table: &mut Arc<Table>, prev: Option<&Compiled>) {
+    let floors = serial_floors(config, prev);
+    for (zi, floor) in floors.into_iter().enumerate() {
+        let Some(f) = floor else {
+            continue;
+        };
+        let Some(now) = table.zones.get(zi).map(|z| z.serial) else {
+            continue;
+        };
+        if hickory_proto::rr::SerialNumber::new(f) > hickory_proto::rr::SerialNumber::new(now) {
+            tracing::warn!(
+                "zone {}: its serial would go back from {f} to {now}; serving {f} so secondaries take the change (raise the zone's serial past it)",
+                table.zones[zi].name
+            );
+            Arc::make_mut(table).set_soa_serial(zi, f);
+        }
     }
 }
 
@@ -735,14 +777,9 @@ impl Compiled {
     pub fn resigned(&self, now: i64, metrics: &Metrics) -> Option<Result<Compiled, String>> {
         let d = self.dnssec.as_ref()?;
         let made = &metrics.dnssec_signatures_made;
-        let s = match dnssec::sign(
-            &d.unsigned,
-            &d.keys,
-            &d.services,
-            now,
-            made,
-            self.signing_prev(),
-        ) {
+        let floors = serial_floors(&self.config, Some(self));
+        let prev = self.signing_prev();
+        let s = match dnssec::sign(&d.unsigned, &d.keys, &d.services, now, made, prev, &floors) {
             Ok(s) => s,
             Err(e) => return Some(Err(e)),
         };
@@ -753,7 +790,18 @@ impl Compiled {
             status: s.status,
             next_event: s.next_event,
         };
-        let transfers = match transfer::build_all(&self.config, &s.table, Some(&s.signed)) {
+        let waiting: Vec<String> = self
+            .config
+            .zones
+            .iter()
+            .enumerate()
+            .filter(|(zi, z)| {
+                z.transfer.is_some() && self.transfers.get(*zi).is_none_or(Option::is_none)
+            })
+            .map(|(_, z)| z.name.clone())
+            .collect();
+        let transfers = match transfer::build_all(&self.config, &s.table, Some(&s.signed), &waiting)
+        {
             Ok(t) => t,
             Err(e) => return Some(Err(e)),
         };
@@ -777,43 +825,50 @@ impl Compiled {
 }
 
 /// Parses every zone file and builds the lookup table.
-fn parse_zones(config: &Config) -> Result<Table, Vec<ConfigError>> {
+/// Zones taken from a primary whose copy is missing or damaged get a
+/// placeholder (an SOA with serial 0) and are named in the second value:
+/// they are not passed on to secondaries until a transfer succeeds.
+fn parse_zones(config: &Config) -> Result<(Table, Vec<String>), Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut inputs = Vec::new();
+    let mut waiting = Vec::new();
     for z in &config.zones {
         let display = display_path(&z.file, &z.file_display);
-        if let Some(p) = &z.primary
-            && !z.file.exists()
-        {
-            // nothing transferred yet: the zone's services answer, its
-            // static names wait for the first transfer (SPEC §10)
-            tracing::warn!(
-                "zone {}: no copy from its primary {} yet ({}); serving its services only until the first transfer",
-                z.name,
-                p.addr,
-                z.file.display()
-            );
-            let text =
-                "@ 0 IN SOA invalid. invalid. 0 60 60 604800 0\n@ 0 IN NS invalid.\n".to_string();
-            match zone::parse_text(&text, None, &display, &z.name) {
-                Ok(rrsets) => inputs.push((z, display, rrsets)),
-                Err(e) => errors.push(ConfigError::Zone(e)),
-            }
+        if let Some(p) = &z.primary {
+            // the copy transferred from the primary, in wire form
+            let copy = crate::os::read_input(&z.file)
+                .map_err(|e| e.to_string())
+                .and_then(|b| zone::parse_wire(&b, &display).map_err(|e| e.reason));
+            let rrsets = match copy {
+                Ok(rrsets) => rrsets,
+                Err(why) => {
+                    // none yet, or damaged: the zone's services answer, its
+                    // static names wait for the next transfer (SPEC §10)
+                    let why = if z.file.exists() {
+                        format!("its copy {} is unusable ({why})", z.file.display())
+                    } else {
+                        format!("no copy from its primary {} yet", p.addr)
+                    };
+                    tracing::warn!(
+                        "zone {}: {why}; serving its services only until a transfer succeeds",
+                        z.name
+                    );
+                    waiting.push(z.name.clone());
+                    let text =
+                        "@ 0 IN SOA invalid. invalid. 0 60 60 604800 0\n@ 0 IN NS invalid.\n";
+                    match zone::parse_text(text, None, &display, &z.name) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            errors.push(ConfigError::Zone(e));
+                            continue;
+                        }
+                    }
+                }
+            };
+            inputs.push((z, display, rrsets));
             continue;
         }
-        let parsed = if z.primary.is_some() {
-            // a copy transferred from the primary, in wire form
-            crate::os::read_input(&z.file)
-                .map_err(|e| zone::ZoneError {
-                    file: display.clone(),
-                    line: None,
-                    reason: format!("cannot read: {e}"),
-                })
-                .and_then(|b| zone::parse_wire(&b, &display))
-        } else {
-            zone::parse_file(&z.file, &display, &z.name)
-        };
-        match parsed {
+        match zone::parse_file(&z.file, &display, &z.name) {
             Ok(rrsets) => inputs.push((z, display, rrsets)),
             Err(e) => errors.push(ConfigError::Zone(e)),
         }
@@ -836,6 +891,7 @@ fn parse_zones(config: &Config) -> Result<Table, Vec<ConfigError>> {
         })
         .collect();
     Table::build(zones, &service_names)
+        .map(|t| (t, waiting))
         .map_err(|es| es.into_iter().map(ConfigError::Zone).collect())
 }
 

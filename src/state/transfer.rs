@@ -42,14 +42,17 @@ impl std::fmt::Debug for Transfer {
 }
 
 /// The transfers of every zone that has a `transfer` table, by zone index.
+/// Zones in `waiting` (taken from a primary, no copy yet) are not given
+/// out: a secondary must not load a placeholder.
 pub(super) fn build_all(
     config: &Config,
     table: &Table,
     signed: Option<&Signed>,
+    waiting: &[String],
 ) -> Result<Vec<Option<Arc<Transfer>>>, String> {
     let mut out = Vec::with_capacity(config.zones.len());
     for (zi, z) in config.zones.iter().enumerate() {
-        let Some(t) = &z.transfer else {
+        let Some(t) = z.transfer.as_ref().filter(|_| !waiting.contains(&z.name)) else {
             out.push(None);
             continue;
         };
