@@ -70,8 +70,9 @@ pub fn respond(
     ctx.wildcard = None;
     if crate::xfr::opcode(packet) == Some(crate::xfr::OPCODE_NOTIFY) {
         // rare, and off the query path proper: a NOTIFY from a primary
-        ctx.stats.query(transport, 0);
-        return crate::xfr::notify::receive(snap, packet, src, out);
+        let len = crate::xfr::notify::receive(snap, packet, src, out)?;
+        ctx.stats.query(transport, u16::from(out[3] & 0x0f));
+        return Some(len);
     }
     let q = match wire::parse(packet) {
         Ok(q) => q,
@@ -319,7 +320,6 @@ fn answer_node<'s>(
                 rtype::AAAA => &[Family::V6],
                 _ => &[Family::V4, Family::V6],
             };
-            let mut any = false;
             for &fam in fams {
                 let at = SetOwner {
                     owner,
@@ -327,17 +327,14 @@ fn answer_node<'s>(
                     zone: node.zone,
                     wild,
                 };
+                // ANY: the first family that answers (RFC 8482, minimal)
                 if write_service(w, snap, si, fam, at, q, src, sig, ctx, r)? {
-                    any = true;
-                } else {
-                    drop |= match fam {
-                        Family::V4 => dnssec::store::DROP_A,
-                        Family::V6 => dnssec::store::DROP_AAAA,
-                    };
+                    return Ok(());
                 }
-            }
-            if any {
-                return Ok(());
+                drop |= match fam {
+                    Family::V4 => dnssec::store::DROP_A,
+                    Family::V6 => dnssec::store::DROP_AAAA,
+                };
             }
         }
         let idx = if q.qtype == rtype::ANY {

@@ -152,7 +152,14 @@ pub fn receive(snap: &Snapshot, packet: &[u8], src: IpAddr, out: &mut [u8]) -> O
     let len = qend;
     let head = out.get_mut(..len)?;
     head.copy_from_slice(&packet[..len]);
-    let f = flags::QR | flags::AA | (u16::from(OPCODE_NOTIFY) << 11) | u16::from(code);
+    // RD copied (RFC 1035); AA only on an accepted NOTIFY
+    let rd = u16::from_be_bytes([packet[2], packet[3]]) & 0x0100;
+    let aa = if code == ResponseCode::NoError {
+        flags::AA
+    } else {
+        0
+    };
+    let f = flags::QR | aa | rd | (u16::from(OPCODE_NOTIFY) << 11) | u16::from(code);
     head[2..4].copy_from_slice(&f.to_be_bytes());
     head[4..6].copy_from_slice(&u16::from(qend > 12).to_be_bytes());
     head[6..12].copy_from_slice(&[0; 6]);

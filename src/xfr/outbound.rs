@@ -226,7 +226,8 @@ fn unsigned_tsig(sig: &Record<TSIG>, id: u16, now: u64, error: TsigError) -> Rec
 fn error(packet: &[u8], question_end: usize, code: u16) -> Vec<Vec<u8>> {
     let mut m = Vec::with_capacity(question_end.max(12));
     m.extend_from_slice(packet.get(..2).unwrap_or(&[0, 0]));
-    let op = u16::from(packet.get(2).copied().unwrap_or(0) & 0x78) << 8;
+    // the opcode and RD of the request
+    let op = u16::from(packet.get(2).copied().unwrap_or(0) & 0x79) << 8;
     m.extend_from_slice(&(flags::QR | op | code).to_be_bytes());
     let has_q = question_end > 12;
     m.extend_from_slice(&u16::from(has_q).to_be_bytes());
@@ -245,7 +246,8 @@ fn pack(packet: &[u8], question_end: usize, records: &[&[u8]]) -> Vec<Vec<u8>> {
     while i < records.len() || out.is_empty() {
         let mut m = Vec::with_capacity(MESSAGE_BYTES + 512);
         m.extend_from_slice(&packet[..2]);
-        m.extend_from_slice(&(flags::QR | flags::AA).to_be_bytes());
+        let rd = u16::from(packet[2] & 0x01) << 8;
+        m.extend_from_slice(&(flags::QR | flags::AA | rd).to_be_bytes());
         m.extend_from_slice(&1u16.to_be_bytes());
         m.extend_from_slice(&[0; 6]);
         m.extend_from_slice(&packet[12..question_end]);

@@ -242,13 +242,7 @@ pub(super) fn zone_transfers_are_refused_over_udp_and_tcp() {
 #[test]
 pub(super) fn other_opcodes_are_notimp() {
     let s = start("opcodes");
-    for (opcode, name) in [
-        (4u16, "NOTIFY"),
-        (5, "UPDATE"),
-        (2, "STATUS"),
-        (1, "IQUERY"),
-        (6, "DSO"),
-    ] {
+    for (opcode, name) in [(5u16, "UPDATE"), (2, "STATUS"), (1, "IQUERY"), (6, "DSO")] {
         let q = Q::new("example.test.", t::SOA).flags(opcode << 11);
         let b = udp_bytes(s.dns, &q.bytes());
         let r = raw(&b);
@@ -466,7 +460,9 @@ pub(super) fn rd_copied_ra_never_set() {
                 .ecs_bytes(ecs_data(1, 33, 0, &[1, 2, 3, 4])),
             1,
         ),
-        (Q::new("www.example.test.", t::A).flags(RD | (4 << 11)), 4),
+        (Q::new("www.example.test.", t::A).flags(RD | (5 << 11)), 4),
+        // NOTIFY for a zone not taken from a primary (SPEC §10)
+        (Q::new("example.test.", t::SOA).flags(RD | (4 << 11)), 5),
     ] {
         let r = raw(&udp_bytes(s.dns, &q.bytes()));
         assert_eq!(r.rcode(), rc);
