@@ -176,20 +176,6 @@ fn read_copy(z: &Zone) -> Option<(u32, Arc<Vec<Record>>)> {
     Some((serial, Arc::new(records)))
 }
 
-/// The type of a whole wire record (after its uncompressed owner).
-fn rtype_of(rec: &[u8]) -> Option<u16> {
-    let mut i = 0;
-    loop {
-        let l = *rec.get(i)? as usize;
-        i += 1;
-        if l == 0 {
-            break;
-        }
-        i += l;
-    }
-    Some(u16::from_be_bytes([*rec.get(i)?, *rec.get(i + 1)?]))
-}
-
 /// The SOA's refresh and retry, bounded below.
 fn timers(records: &[Record]) -> (Duration, Duration) {
     records
@@ -423,16 +409,9 @@ impl Control {
                 .iter()
                 .position(|o| o.name == z.name)
                 .and_then(|oi| old.transfers.get(oi)?.as_ref());
-            // signatures differ at every signing (ECDSA): compare the data
-            let rrsig = Some(crate::zone::rtype::RRSIG);
             if let Some(b) = before
                 && b.serial == t.serial
-                && (b.soa != t.soa
-                    || !b
-                        .records
-                        .iter()
-                        .filter(|r| rtype_of(r) != rrsig)
-                        .eq(t.records.iter().filter(|r| rtype_of(r) != rrsig)))
+                && !b.same_data(t)
             {
                 tracing::warn!(
                     "zone {}: the static records or fallbacks changed but the serial is still {}; secondaries keep the old data until it grows",

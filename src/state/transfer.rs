@@ -32,6 +32,28 @@ pub struct Transfer {
     pub records: Vec<Box<[u8]>>,
 }
 
+impl Transfer {
+    /// The same records apart from their signatures (ECDSA signatures
+    /// differ at every signing).
+    pub fn same_data(&self, other: &Transfer) -> bool {
+        self.soa == other.soa && data(&self.records).eq(data(&other.records))
+    }
+}
+
+/// The records that are not signatures.
+fn data(records: &[Box<[u8]>]) -> impl Iterator<Item = &[u8]> {
+    records
+        .iter()
+        .map(|r| &**r)
+        .filter(|r| rtype_of(r) != Some(rtype::RRSIG))
+}
+
+/// The type of a whole wire record (after its uncompressed owner).
+fn rtype_of(rec: &[u8]) -> Option<u16> {
+    let n = name_len(rec, 0)?;
+    Some(u16::from_be_bytes([*rec.get(n)?, *rec.get(n + 1)?]))
+}
+
 impl std::fmt::Debug for Transfer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transfer")
