@@ -18,6 +18,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 pub mod etcd;
 pub mod large;
 pub mod mmdb;
+pub mod tools;
 
 /// The demo GeoIP database shipped in the repository.
 pub const GEOIP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/geoip/demo-city.mmdb");

@@ -2,7 +2,6 @@
 //! (stopped when dropped), nsd-control, knotc, dig, ldns-verify-zone,
 //! dnssec-keygen and dnssec-verify.
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,102 +12,7 @@ use hickory_proto::rr::RecordType;
 use crate::common::*;
 use crate::{Key, try_ask};
 
-/// Where a tool is installed, if it is.
-pub fn find_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .map(PathBuf::from)
-        .chain(
-            ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"]
-                .into_iter()
-                .map(PathBuf::from),
-        )
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// The Debian package a tool comes from.
-fn package(tool: &str) -> &'static str {
-    match tool {
-        "nsd" | "nsd-control" => "nsd",
-        "knotd" | "knotc" => "knot",
-        "kdig" => "knot-dnsutils",
-        "ldns-verify-zone" => "ldnsutils",
-        "dig" | "delv" => "bind9-dnsutils",
-        _ => "bind9-utils",
-    }
-}
-
-/// `Some("SKIP: ...")` when one of `tools` is not installed.
-pub fn missing(tools: &[&str]) -> Option<String> {
-    let gone: Vec<String> = tools
-        .iter()
-        .filter(|t| find_tool(t).is_none())
-        .map(|t| format!("{t} (Debian package {})", package(t)))
-        .collect();
-    (!gone.is_empty()).then(|| {
-        format!(
-            "SKIP: not installed: {}; .ci/run installs them",
-            gone.join(", ")
-        )
-    })
-}
-
-/// What a finished tool said.
-#[derive(Debug)]
-pub struct Output {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Output {
-    /// stdout then stderr.
-    pub fn text(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
-/// Runs `tool` with `args`; kills it after `limit`.
-pub fn run_tool(tool: &str, args: &[&str], limit: Duration) -> Output {
-    let bin = find_tool(tool).unwrap_or_else(|| panic!("{tool} not installed"));
-    let mut child = Command::new(&bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {tool}: {e}"));
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{tool} {args:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        code: status.code().unwrap_or(-1),
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-    }
-}
+pub use crate::common::tools::{Output, find_tool, missing, run_tool};
 
 /// `dig @server -p port <args>` with TSIG `key` when given.
 pub fn dig(server: SocketAddr, key: Option<&Key>, args: &[&str]) -> Output {
