@@ -338,6 +338,13 @@ async fn transfer(
                 messages.len()
             );
         }
+        // a zone not served here is what a scan looks like: not a line each
+        _ if zone == "other" => {
+            tracing::debug!(
+                "transfer of a zone not served to {peer}: {}",
+                outcome.as_str()
+            )
+        }
         _ => tracing::info!("transfer of {zone} to {peer}: {}", outcome.as_str()),
     }
     for m in messages {

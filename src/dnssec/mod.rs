@@ -188,11 +188,27 @@ pub fn sign(
             // and never below the serial served before (`floors`)
             let step = (zk.validity - zk.refresh).max(1);
             let windows = (signer.window.inception + sign::INCEPTION_SLACK) / step;
-            let mut serial = z.serial.wrapping_add(windows as u32);
+            // and with each key timing point passed (a rollover step
+            // changes the DNSKEY set and the signatures mid-window)
+            let passed: i64 = zk
+                .keys
+                .iter()
+                .map(|k| {
+                    let t = k.timing;
+                    [t.publish, t.activate, t.inactive, t.delete]
+                        .into_iter()
+                        .flatten()
+                        .filter(|&at| at <= now)
+                        .count() as i64
+                })
+                .sum();
+            let mut serial = z.serial.wrapping_add((windows + passed) as u32);
             if let Some(&Some(f)) = floors.get(zi)
                 && SerialNumber::new(f) > SerialNumber::new(serial)
             {
-                serial = f;
+                // below what was served: one past it, since the signatures
+                // changed and secondaries must take them
+                serial = f.wrapping_add(1);
             }
             signed_table.set_soa_serial(zi, serial);
         }

@@ -188,10 +188,13 @@ impl Compiled {
         let made = &metrics.dnssec_signatures_made;
         let floors = serial_floors(&self.config, Some(self));
         let prev = self.signing_prev();
-        let s = match dnssec::sign(&d.unsigned, &d.keys, &d.services, now, made, prev, &floors) {
+        let mut s = match dnssec::sign(&d.unsigned, &d.keys, &d.services, now, made, prev, &floors)
+        {
             Ok(s) => s,
             Err(e) => return Some(Err(e)),
         };
+        // unsigned zones given out by transfer keep the serial they served
+        keep_serials(&self.config, &mut s.table, Some(self));
         let state = Dnssec {
             keys: d.keys.clone(),
             unsigned: d.unsigned.clone(),

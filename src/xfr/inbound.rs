@@ -17,6 +17,9 @@ use tokio::net::TcpStream;
 /// ends its stream).
 const MAX_MESSAGES: usize = 100_000;
 
+/// Most records one transfer may bring (a bound on memory).
+const MAX_RECORDS: usize = 2_000_000;
+
 /// What a transfer brought.
 #[derive(Debug)]
 pub enum Fetched {
@@ -125,6 +128,9 @@ async fn fetch_inner(
                 .map_err(|e| format!("TSIG of the primary's answer: {e}"))?;
         }
         records.extend(m.answers.iter().cloned());
+        if records.len() > MAX_RECORDS {
+            return Err(format!("more than {MAX_RECORDS} records"));
+        }
         if let Some(done) = complete(&records, have.map(|(s, _)| s)) {
             return done.and_then(|d| finish(d, records, have));
         }

@@ -63,7 +63,11 @@ pub fn serve(snap: &Snapshot, packet: &[u8], src: IpAddr) -> (Vec<Vec<u8>>, Outc
     let qname = packet[12..question_end - 4].to_ascii_lowercase();
     let data = &snap.data;
     let zi = data.table.zones.iter().position(|z| *z.apex == *qname);
-    let zone_text = crate::zone::wire_text(&qname);
+    // a metrics label: a zone served here, never a name a client made up
+    let zone_text = match zi {
+        Some(i) => data.table.zones[i].name.clone(),
+        None => "other".to_string(),
+    };
     let Some(t) = zi
         .and_then(|i| data.transfers.get(i))
         .and_then(Option::as_ref)
