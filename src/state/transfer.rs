@@ -50,7 +50,7 @@ fn data(records: &[Box<[u8]>]) -> impl Iterator<Item = &[u8]> {
 
 /// The type of a whole wire record (after its uncompressed owner).
 fn rtype_of(rec: &[u8]) -> Option<u16> {
-    let n = name_len(rec, 0)?;
+    let n = crate::zone::wire_name_len(rec, 0)?;
     Some(u16::from_be_bytes([*rec.get(n)?, *rec.get(n + 1)?]))
 }
 
@@ -247,21 +247,7 @@ fn push_all(out: &mut Vec<Box<[u8]>>, owner: &[u8], rr: &RRset) {
 /// The serial of a whole SOA record whose owner is `owner_len` bytes.
 fn soa_serial(rec: &[u8], owner_len: usize) -> Option<u32> {
     let rdata = rec.get(owner_len + 10..)?;
-    let mname = name_len(rdata, 0)?;
-    let rname = name_len(rdata, mname)?;
-    let s = rdata.get(mname + rname..mname + rname + 4)?;
+    let at = crate::zone::soa_serial_offset(rdata)?;
+    let s = rdata.get(at..at + 4)?;
     Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-/// The length of the uncompressed name at `i`.
-fn name_len(p: &[u8], i: usize) -> Option<usize> {
-    let mut j = i;
-    loop {
-        let l = *p.get(j)? as usize;
-        j += 1;
-        if l == 0 {
-            return Some(j - i);
-        }
-        j += l;
-    }
 }

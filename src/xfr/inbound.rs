@@ -57,7 +57,7 @@ async fn fetch_inner(
     tsig: Option<&TSigner>,
     have: Option<(u32, &[Record])>,
 ) -> Result<Fetched, String> {
-    let mut q = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    let mut q = Message::new(super::random_id()?, MessageType::Query, OpCode::Query);
     let ixfr = have.and_then(|(serial, records)| {
         let soa = records
             .iter()
@@ -243,23 +243,6 @@ fn finish(
             })
         }
     }
-}
-
-/// A message ID nobody can guess from the last one.
-fn rand_id() -> u16 {
-    let mut b = [0u8; 2];
-    if getrandom(&mut b).is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        return t as u16;
-    }
-    u16::from_be_bytes(b)
-}
-
-fn getrandom(b: &mut [u8]) -> Result<(), ()> {
-    use ring::rand::SecureRandom;
-    ring::rand::SystemRandom::new().fill(b).map_err(|_| ())
 }
 
 /// Whether `have` is older than `serial` (RFC 1982).

@@ -18,9 +18,7 @@ pub const MESSAGE_BYTES: usize = 16_000;
 
 /// Now, in Unix seconds (TSIG times).
 pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::dnssec::unix_now().max(0) as u64
 }
 
 /// DNS header flags used here.
@@ -59,15 +57,17 @@ pub fn transfer_type(packet: &[u8]) -> Option<u16> {
 }
 
 /// The end of an uncompressed name starting at `i`.
-fn name_end(p: &[u8], mut i: usize) -> Option<usize> {
-    loop {
-        let l = *p.get(i)? as usize;
-        if l == 0 {
-            return Some(i + 1);
-        }
-        if l & 0xc0 != 0 {
-            return None;
-        }
-        i += 1 + l;
-    }
+fn name_end(p: &[u8], i: usize) -> Option<usize> {
+    Some(i + crate::zone::wire_name_len(p, i)?)
+}
+
+/// A message ID nobody can guess from the last one (ring's system
+/// randomness).
+pub fn random_id() -> Result<u16, String> {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 2];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| "no system randomness for a message ID")?;
+    Ok(u16::from_be_bytes(b))
 }

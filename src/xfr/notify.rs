@@ -28,14 +28,7 @@ pub fn message(zone: &str, soa: &[u8], tsig: Option<&TsigKey>) -> Result<Vec<u8>
     let apex = crate::zone::text_wire(zone);
     let apex = apex.as_slice();
     let mut m = Vec::with_capacity(12 + apex.len() + 4 + soa.len());
-    let id = u16::from_be_bytes({
-        let mut b = [0u8; 2];
-        use ring::rand::SecureRandom;
-        ring::rand::SystemRandom::new()
-            .fill(&mut b)
-            .map_err(|_| "no randomness")?;
-        b
-    });
+    let id = super::random_id()?;
     m.extend_from_slice(&id.to_be_bytes());
     m.extend_from_slice(&((u16::from(OPCODE_NOTIFY) << 11) | flags::AA).to_be_bytes());
     m.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 0]);

@@ -725,20 +725,12 @@ impl<'a> Builder<'a> {
 
 /// Writes `serial` into the (single) SOA record of `rr`.
 fn patch_serial(rr: &mut RRset, serial: u32) -> bool {
-    let name_len = |p: &[u8], i: usize| -> Option<usize> {
-        let mut j = i;
-        loop {
-            let l = *p.get(j)? as usize;
-            j += 1;
-            if l == 0 {
-                return Some(j - i);
-            }
-            j += l;
-        }
-    };
     let rdata = 10; // TYPE CLASS TTL RDLENGTH
-    let at =
-        name_len(&rr.wire, rdata).and_then(|m| Some(rdata + m + name_len(&rr.wire, rdata + m)?));
+    let at = rr
+        .wire
+        .get(rdata..)
+        .and_then(soa_serial_offset)
+        .map(|o| rdata + o);
     match at.and_then(|a| rr.wire.get_mut(a..a + 4)) {
         Some(b) => {
             b.copy_from_slice(&serial.to_be_bytes());
@@ -746,6 +738,30 @@ fn patch_serial(rr: &mut RRset, serial: u32) -> bool {
         }
         None => false,
     }
+}
+
+/// The length of the uncompressed wire name at `p[i..]`; `None` when it
+/// runs past the end or holds a compression pointer.
+pub fn wire_name_len(p: &[u8], i: usize) -> Option<usize> {
+    let mut j = i;
+    loop {
+        let l = *p.get(j)? as usize;
+        if l & 0xc0 != 0 {
+            return None;
+        }
+        j += 1;
+        if l == 0 {
+            return Some(j - i);
+        }
+        j += l;
+    }
+}
+
+/// Where the serial lies in an SOA's RDATA (after MNAME and RNAME).
+pub fn soa_serial_offset(rdata: &[u8]) -> Option<usize> {
+    let mname = wire_name_len(rdata, 0)?;
+    let rname = wire_name_len(rdata, mname)?;
+    (rdata.len() >= mname + rname + 4).then_some(mname + rname)
 }
 
 /// True if wire name `name` equals or lies below wire name `apex`.

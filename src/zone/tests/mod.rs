@@ -137,3 +137,16 @@ mod rtype {
 
 /// The least a zone needs: SOA, NS and the NS's address.
 const GOOD_HEAD: &str = "$TTL 60\n@ IN SOA ns hm 1 2 3 4 5\n@ IN NS ns\nns IN A 192.0.2.1\n";
+
+#[test]
+fn wire_names_and_the_soa_serial_are_found_and_bounded() {
+    assert_eq!(wire_name_len(b"\x03www\x07example\x00rest", 0), Some(13));
+    assert_eq!(wire_name_len(b"\x00", 0), Some(1));
+    assert_eq!(wire_name_len(b"\x03ww", 0), None, "past the end");
+    assert_eq!(wire_name_len(b"\xc0\x0c", 0), None, "a compression pointer");
+    let mut rdata = b"\x03ns1\x00\x04host\x00".to_vec();
+    rdata.extend_from_slice(&2026120701u32.to_be_bytes());
+    rdata.extend_from_slice(&[0; 16]);
+    assert_eq!(soa_serial_offset(&rdata), Some(11));
+    assert_eq!(soa_serial_offset(&rdata[..13]), None, "a serial cut short");
+}
