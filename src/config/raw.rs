@@ -265,6 +265,8 @@ pub struct RawRegion {
     pub endpoints: Vec<RawEndpoint>,
     pub capacity: Option<f64>,
     pub shed: Option<RawShed>,
+    #[serde(default)]
+    pub bias: i64,
 }
 
 #[derive(Debug, Deserialize)]

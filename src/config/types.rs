@@ -333,6 +333,9 @@ pub struct Region {
     pub capacity: f64,
     /// Geo spillover marks (utilisation), if set.
     pub shed: Option<Shed>,
+    /// `bias` (-99..=99): for `geo`, the distance from a client to this
+    /// region counts as `distance x (1 - bias/100)` (SPEC §11).
+    pub bias: i8,
 }
 
 /// `shed = { low, high }` of a region (SPEC §4.7).

@@ -48,6 +48,19 @@ pub(super) fn validate_regions(raw: &RawConfig, errs: &mut Errs<'_>) -> Vec<Regi
         {
             errs.push(format!("{key}.check"), format!("unknown check {c:?}"));
         }
+        let bias = match i8::try_from(r.bias) {
+            Ok(b) if (-99..=99).contains(&b) => b,
+            _ => {
+                errs.push(
+                    format!("{key}.bias"),
+                    format!(
+                        "{} is not between -99 and 99 (positive grows the region's catchment, negative shrinks it)",
+                        r.bias
+                    ),
+                );
+                0
+            }
+        };
         let endpoints = validate_endpoints(&key, r, capacity, errs);
         regions.push(Region {
             name: name.clone(),
@@ -58,6 +71,7 @@ pub(super) fn validate_regions(raw: &RawConfig, errs: &mut Errs<'_>) -> Vec<Regi
             endpoints,
             capacity,
             shed,
+            bias,
         });
     }
     regions
