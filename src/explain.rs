@@ -160,6 +160,7 @@ pub fn assume_down(snap: &Snapshot, down: &[String]) -> Result<Snapshot, Explain
         data: data.clone(),
         flags,
         live: snap.live.clone(),
+        dials: snap.dials.clone(),
         // the nodes' verdicts are real ones; beside a what-if they would
         // contradict it, so a what-if leaves them out
         cluster: None,

@@ -304,6 +304,8 @@ pub struct Metrics {
     pub endpoint_latency: Family<EndpointLabels, Gauge<f64, AtomicU64>>,
     /// Share of a shedding region's clients sent to the next region.
     pub region_shed_ratio: Family<RegionLabels, Gauge<f64, AtomicU64>>,
+    /// A region's dial: the share of its clients it keeps (1: none).
+    pub region_dial: Family<RegionLabels, Gauge<f64, AtomicU64>>,
     /// Open DNS TCP connections.
     pub tcp_open: Gauge,
     /// DNS TCP connections refused or closed to make room, by reason.
@@ -427,6 +429,7 @@ impl Metrics {
             endpoint_load: Family::default(),
             endpoint_latency: Family::default(),
             region_shed_ratio: Family::default(),
+            region_dial: Family::default(),
             tcp_open: Gauge::default(),
             tcp_refused: Family::default(),
             dnssec_signatures_made: Counter::default(),
@@ -631,6 +634,11 @@ impl Metrics {
             "signpost_region_shed_ratio",
             "share of a region's geo clients sent to the next region by its shed marks",
             self.region_shed_ratio.clone(),
+        );
+        r.register(
+            "signpost_region_dial",
+            "share of a region's clients its dial keeps (1: not dialled)",
+            self.region_dial.clone(),
         );
     }
 

@@ -80,8 +80,10 @@ pub struct Verdict {
     pub latency_ms: Option<f64>,
 }
 
-/// A drain as stored (in etcd, or in a single node's state file).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A drain or a dial as stored (in etcd, or in a single node's state
+/// file). Fields added after the first release are optional, so that a
+/// record written by an older node reads the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DrainRecord {
     /// When it ends (RFC 3339), if it does.
     pub until: Option<String>,
@@ -89,6 +91,20 @@ pub struct DrainRecord {
     pub at: String,
     /// The node whose API made it.
     pub node: String,
+    /// A scheduled drain: when it starts (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts: Option<String>,
+    /// A scheduled drain has started (it passed the safety rule at its
+    /// start); until then it is not in force.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub started: bool,
+    /// A dial: the fraction of the region's clients it keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// A scheduled drain made with `force`: its start overrides the
+    /// safety rule too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
 }
 
 /// One operator action (SPEC §6 `GET /v1/audit`).
@@ -115,13 +131,17 @@ pub struct AuditEntry {
     pub key: Option<String>,
 }
 
-/// What a drain applies to.
+/// What an operator's hold applies to: a drain of a region or of an
+/// endpoint, or a region's dial (SPEC §11). The three are stored, kept
+/// across restarts, shared through etcd and expire alike.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DrainKey {
     /// A region by name.
     Region(String),
     /// Every endpoint with this address.
     Endpoint(IpAddr),
+    /// A region's dial.
+    Dial(String),
 }
 
 impl fmt::Display for DrainKey {
@@ -131,6 +151,7 @@ impl fmt::Display for DrainKey {
         match self {
             DrainKey::Region(n) => write!(f, "region {n}"),
             DrainKey::Endpoint(a) => write!(f, "endpoint {a}"),
+            DrainKey::Dial(n) => write!(f, "dial of region {n}"),
         }
     }
 }

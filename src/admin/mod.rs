@@ -339,6 +339,7 @@ async fn drain(
             target,
             duration,
             force,
+            starts: None,
             reply,
         })
         .await??;
@@ -395,6 +396,7 @@ fn describe(t: &DrainKey) -> serde_json::Value {
     match t {
         DrainKey::Region(r) => json!({ "region": r }),
         DrainKey::Endpoint(a) => json!({ "endpoint": a.to_string() }),
+        DrainKey::Dial(r) => json!({ "dial": r }),
     }
 }
 

@@ -25,6 +25,7 @@ impl Task {
         match k {
             DrainKey::Region(n) => self.key(&format!("drains/region/{}", escape(n))),
             DrainKey::Endpoint(a) => self.key(&format!("drains/endpoint/{a}")),
+            DrainKey::Dial(n) => self.key(&format!("drains/dial/{}", escape(n))),
         }
     }
 
@@ -68,6 +69,7 @@ impl Task {
             ["drains", kind, name] => {
                 let k = match *kind {
                     "region" => DrainKey::Region(unescape(name)),
+                    "dial" => DrainKey::Dial(unescape(name)),
                     "endpoint" => match name.parse() {
                         Ok(a) => DrainKey::Endpoint(a),
                         Err(_) => return,

@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | `P/nodes/NODE` | [`NodeInfo`] | the node's |
 //! | `P/health/NODE/TARGET` | [`Verdict`] | the node's |
-//! | `P/drains/region/NAME`, `P/drains/endpoint/ADDR` | [`DrainRecord`] | one of its own when it expires |
+//! | `P/drains/region/NAME`, `P/drains/endpoint/ADDR`, `P/drains/dial/NAME` | [`DrainRecord`] (a drain, scheduled or not, or a dial) | one of its own when it expires |
 //! | `P/audit/NANOS-NODE` | [`AuditEntry`] | none (the newest 1,000 are kept) |
 //!
 //! A node's lease expires [`NODE_TTL`] after it dies, taking its liveness

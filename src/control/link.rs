@@ -157,22 +157,33 @@ impl Control {
         c.diverged = diverged;
         c.view = view;
         let drains = Drains::from_records(&c.view.drains, SystemTime::now());
-        let current = &self.operator.drains;
-        if drains != *current {
-            for k in current.records("").keys() {
-                if !drains.records("").contains_key(k) {
-                    tracing::info!("{k} undrained (cluster)");
-                }
+        if drains != self.operator.drains {
+            let before = std::mem::replace(&mut self.operator.drains, drains);
+            let (was, now) = (before.records(""), self.operator.drains.records(""));
+            for k in was.keys().filter(|k| !now.contains_key(*k)) {
+                tracing::info!("{k}: ended (cluster)");
             }
-            for k in drains.records("").keys() {
-                if !current.records("").contains_key(k) {
-                    tracing::info!("{k} drained (cluster)");
-                }
+            for (k, r) in now.iter().filter(|(k, r)| was.get(*k) != Some(*r)) {
+                tracing::info!("{k}: {} (cluster)", record_text(r));
             }
-            self.operator.drains = drains;
+            self.audit_starts(&before);
             self.persist();
         }
+        self.start_due();
         true
+    }
+}
+
+/// How a drain record reads in a log line.
+fn record_text(r: &crate::view::DrainRecord) -> String {
+    let until = r
+        .until
+        .as_deref()
+        .map_or(String::new(), |u| format!(" until {u}"));
+    match (&r.value, &r.starts) {
+        (Some(v), _) => format!("dialled to {v}{until}"),
+        (None, Some(s)) if !r.started => format!("scheduled to drain at {s}{until}"),
+        _ => format!("drained{until}"),
     }
 }
 

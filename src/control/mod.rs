@@ -113,6 +113,21 @@ pub enum Command {
         duration: Option<Duration>,
         /// Drain even against a service's `min_healthy_regions`.
         force: bool,
+        /// A scheduled drain: when it starts (`duration` then counts from
+        /// there).
+        starts: Option<SystemTime>,
+        /// Outcome.
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    /// Keep a fraction of a region's clients, sending the rest on
+    /// (SPEC §11); undone by `Undrain` of `DrainKey::Dial`.
+    Dial {
+        /// The region.
+        region: String,
+        /// The fraction kept, 0 to 1 (below 1).
+        value: f64,
+        /// How long; `None` = until undone.
+        duration: Option<Duration>,
         /// Outcome.
         reply: oneshot::Sender<Result<(), ControlError>>,
     },
@@ -275,8 +290,8 @@ impl Control {
             let next_expiry = self
                 .operator
                 .drains
-                .next_expiry(SystemTime::now())
-                .map(|d| Instant::now() + d);
+                .next_event(SystemTime::now())
+                .map(|d| Instant::now() + d.max(MIN_DRAIN_WAKE));
             let next_signing = self.next_signing();
             let next_transfer = self.next_transfer();
             let mut dirty = false;
@@ -294,6 +309,7 @@ impl Control {
                 _ = geo_tick.tick() => {
                     self.poll_geo();
                     dirty |= self.retry_drains();
+                    dirty |= self.start_due();
                 }
                 Some(o) = self.operator.outcomes_rx.recv() => self.drain_outcome(o),
                 Some(p) = self.operator.saved_rx.recv() => dirty |= self.saved(p),
@@ -338,8 +354,15 @@ impl Control {
                 target,
                 duration,
                 force,
+                starts,
                 reply,
-            } => self.drain_command(target, duration, force, reply),
+            } => self.drain_command(target, duration, force, starts, reply),
+            Command::Dial {
+                region,
+                value,
+                duration,
+                reply,
+            } => self.dial_command(region, value, duration, reply),
             Command::Undrain { target, reply } => self.undrain_command(target, reply),
             Command::Reload { from, reply } => {
                 self.request_reload(from, reply);
@@ -367,6 +390,11 @@ fn send<T>(reply: oneshot::Sender<T>, v: T) {
         tracing::debug!("control reply dropped: the caller went away");
     }
 }
+
+/// The shortest wait for a drain's end or start: a scheduled drain that
+/// is due but led by another node (or whose start is on its way to etcd)
+/// must not spin the loop.
+const MIN_DRAIN_WAKE: Duration = Duration::from_millis(50);
 
 async fn sleep_until_opt(t: Option<Instant>) {
     match t {

@@ -1,6 +1,8 @@
-//! What operators do: drains and undrains (held to the safety rule), their
-//! expiry, the audit of every action, and keeping drains across restarts
-//! (the state file of a single node; etcd in a cluster).
+//! What operators do: drains and undrains (held to the safety rule),
+//! scheduled drains (held to it when made and again when they start),
+//! dials, their expiry, the audit of every action, and keeping all of
+//! them across restarts (the state file of a single node; etcd in a
+//! cluster).
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -57,6 +59,8 @@ pub(super) struct Operator {
     outcomes_tx: mpsc::UnboundedSender<DrainOutcome>,
     /// What the cluster said of drains sent to it.
     pub outcomes_rx: mpsc::UnboundedReceiver<DrainOutcome>,
+    /// Scheduled drains whose start was sent, and when.
+    starting: std::collections::HashMap<DrainKey, Instant>,
 }
 
 /// A single node's drain or undrain, written (or not) to the state file.
@@ -109,6 +113,7 @@ impl Operator {
             waiting: Vec::new(),
             outcomes_tx,
             outcomes_rx,
+            starting: std::collections::HashMap::new(),
         })
     }
 
@@ -134,11 +139,15 @@ impl Operator {
     }
 }
 
-/// A drain asked for, until it is stored or refused.
+/// A drain (or dial) asked for, until it is stored or refused.
 pub(super) struct DrainRequest {
     key: DrainKey,
     duration: Option<Duration>,
     force: bool,
+    /// A scheduled drain's start.
+    starts: Option<SystemTime>,
+    /// A dial's value.
+    value: Option<f64>,
     reply: oneshot::Sender<Result<(), ControlError>>,
     /// Tries so far that lost to another node's drain.
     tries: u32,
@@ -156,6 +165,33 @@ pub(super) struct DrainOutcome {
     result: Result<Result<(), ClusterError>, oneshot::error::RecvError>,
 }
 
+/// How long a scheduled drain's start, sent to the cluster, is given to
+/// show in the view before it is tried again.
+const START_RETRY: Duration = Duration::from_secs(5);
+
+/// The log line of a drain or dial made.
+fn made_text(key: &DrainKey, d: &Drain, duration: Option<Duration>) -> String {
+    match (key, d.value, d.starts) {
+        (DrainKey::Dial(r), Some(v), _) => {
+            format!("region {r} dialled to {v}{}", for_text(duration))
+        }
+        (_, _, Some(s)) if !d.started => format!(
+            "{key} scheduled to drain at {}{}",
+            humantime::format_rfc3339_seconds(s),
+            for_text(duration)
+        ),
+        _ => format!("{key} drained{}", for_text(duration)),
+    }
+}
+
+/// The log line of a drain or dial that ended (`how`: ended, expired).
+fn ended_text(key: &DrainKey, how: &str) -> String {
+    match key {
+        DrainKey::Dial(r) => format!("the dial of region {r} {how}"),
+        _ => format!("the drain of {key} {how}"),
+    }
+}
+
 /// How often a drain may lose to other nodes' drains before it is refused.
 const MAX_TRIES: u32 = 8;
 /// How long a drain waits for the cluster's view to show the drain that
@@ -170,12 +206,36 @@ impl Control {
         key: DrainKey,
         duration: Option<Duration>,
         force: bool,
+        starts: Option<SystemTime>,
         reply: oneshot::Sender<Result<(), ControlError>>,
     ) -> bool {
         self.try_drain(DrainRequest {
             key,
             duration,
             force,
+            starts,
+            value: None,
+            reply,
+            tries: 0,
+            since: Instant::now(),
+        })
+    }
+
+    /// `Command::Dial`: a dial moves clients on but leaves the region
+    /// usable, so the safety rule has nothing to say.
+    pub(super) fn dial_command(
+        &mut self,
+        region: String,
+        value: f64,
+        duration: Option<Duration>,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    ) -> bool {
+        self.try_drain(DrainRequest {
+            key: DrainKey::Dial(region),
+            duration,
+            force: true,
+            starts: None,
+            value: Some(value),
             reply,
             tries: 0,
             since: Instant::now(),
@@ -183,8 +243,23 @@ impl Control {
     }
 
     fn try_drain(&mut self, req: DrainRequest) -> bool {
+        let window = req.starts.map(|s| (s, req.duration.map_or(s, |d| s + d)));
+        if window.is_some()
+            && self
+                .operator
+                .intended()
+                .get(&req.key)
+                .is_some_and(Drain::in_force)
+        {
+            let e = format!(
+                "refused: {} is drained now; undrain it before scheduling its next drain",
+                req.key
+            );
+            send(req.reply, Err(ControlError::Refused(e)));
+            return false;
+        }
         if !req.force
-            && let Err(e) = self.safety(&req.key)
+            && let Err(e) = self.safety(&req.key, window)
         {
             send(req.reply, Err(e));
             return false;
@@ -262,16 +337,33 @@ impl Control {
     /// node's drains still being written to its state file as made. A
     /// cluster needs no such allowance: a drain checked against a view
     /// that lags is stored only if no other drain was stored since
-    /// (one etcd transaction), and is checked again otherwise.
-    fn safety(&mut self, target: &DrainKey) -> Result<(), ControlError> {
-        let unsaved: Vec<&DrainKey> = self
+    /// (one etcd transaction), and is checked again otherwise. A drain
+    /// scheduled for `window` also counts the scheduled drains whose
+    /// windows overlap it, as if they had started.
+    fn safety(
+        &mut self,
+        target: &DrainKey,
+        window: Option<(SystemTime, SystemTime)>,
+    ) -> Result<(), ControlError> {
+        let mut pending: Vec<DrainKey> = self
             .operator
             .unsaved
             .iter()
-            .filter(|(_, change)| change.is_some())
-            .map(|(k, _)| k)
+            .filter(|(_, change)| change.as_ref().is_some_and(Drain::in_force))
+            .map(|(k, _)| k.clone())
             .collect();
-        safety::check(&self.shared.load(), &unsaved, target).map_err(ControlError::Refused)
+        if let Some((from, to)) = window {
+            let drains = self.operator.intended();
+            pending.extend(drains.scheduled_overlapping(from, to, target));
+        }
+        let pending: Vec<&DrainKey> = pending.iter().collect();
+        safety::check(&self.shared.load(), &pending, target).map_err(|e| {
+            ControlError::Refused(if window.is_some() {
+                format!("{e} (counting the drains scheduled to overlap it)")
+            } else {
+                e
+            })
+        })
     }
 
     /// Whether the configuration has this region or endpoint.
@@ -297,18 +389,26 @@ impl Control {
             return false;
         }
         let now = SystemTime::now();
-        let drain = Drain {
-            until: req.duration.map(|d| now + d),
-            at: now,
-            node: self.cluster.as_ref().map(|c| c.node.clone()),
-        };
+        let mut drain = Drain::new(
+            now,
+            req.duration,
+            self.cluster.as_ref().map(|c| c.node.clone()),
+            req.value,
+        );
+        if let Some(s) = req.starts {
+            drain.starts = Some(s);
+            drain.until = req.duration.map(|d| s + d);
+            drain.forced = req.force;
+        }
         if let Some(c) = &self.cluster {
             let checked_at = (!req.force).then_some(c.view.drains_rev);
             let (tx, rx) = oneshot::channel();
             c.tell(ToCluster::Drain {
                 record: drain.record(&c.node),
                 key: req.key.clone(),
-                ttl: req.duration,
+                ttl: drain
+                    .until
+                    .map(|u| u.duration_since(now).unwrap_or(Duration::ZERO)),
                 expect_rev: checked_at,
                 reply: tx,
             });
@@ -330,7 +430,7 @@ impl Control {
             self.save(req.key, Some(drain), req.duration, req.reply);
             return false;
         }
-        tracing::info!("{} drained{}", req.key, for_text(req.duration));
+        tracing::info!("{}", made_text(&req.key, &drain, req.duration));
         self.operator.drains.set(req.key.clone(), drain);
         send(req.reply, Ok(()));
         true
@@ -393,11 +493,11 @@ impl Control {
         }
         match p.change {
             Some(drain) => {
-                tracing::info!("{} drained{}", p.key, for_text(p.duration));
+                tracing::info!("{}", made_text(&p.key, &drain, p.duration));
                 op.drains.set(p.key.clone(), drain);
             }
             None => {
-                tracing::info!("{} undrained", p.key);
+                tracing::info!("{}", ended_text(&p.key, "ended"));
                 op.drains.remove(&p.key);
             }
         }
@@ -423,32 +523,188 @@ impl Control {
             forward(&c.tx, cmd, rx, reply);
             return false;
         }
-        let drained = match &target {
-            DrainKey::Region(n) => self.operator.drains.regions.contains_key(n),
-            DrainKey::Endpoint(a) => self.operator.drains.endpoints.contains_key(a),
-        };
+        let drained = self.operator.drains.get(&target).is_some();
         if drained && self.operator.state.is_some() {
             self.save(target, None, None, reply);
             return false;
         }
         if drained {
             self.operator.drains.remove(&target);
-            tracing::info!("{target} undrained");
+            tracing::info!("{}", ended_text(&target, "ended"));
         }
         send(reply, Ok(()));
         drained
     }
 
-    /// Ends the drains whose time is up.
+    /// Ends the drains and dials whose time is up, and starts the
+    /// scheduled drains whose time has come.
     pub(super) fn expire_drains(&mut self) -> bool {
         let gone = self.operator.drains.expire(SystemTime::now());
-        for k in &gone {
-            tracing::info!("the drain of {k} expired");
+        for (k, d) in &gone {
+            tracing::info!("{}", ended_text(k, "expired"));
+            if d.starts.is_some() && self.leads(d) {
+                let result = if d.in_force() {
+                    "ok: the scheduled drain ended"
+                } else {
+                    "ended before it could start"
+                };
+                self.audit_schedule("drain-end", k, d, result.to_string());
+            }
         }
         if !gone.is_empty() {
             self.persist();
         }
-        !gone.is_empty()
+        let started = self.start_due();
+        !gone.is_empty() || started
+    }
+
+    /// Whether this node acts for the schedule of `d`: a single node
+    /// always; in a cluster the node that made it while it is alive,
+    /// else the first live node by name (so that one node checks the
+    /// safety rule at the start and audits it, not all of them).
+    fn leads(&self, d: &Drain) -> bool {
+        let Some(c) = &self.cluster else {
+            return true;
+        };
+        let nodes = &c.view.nodes;
+        match d.node.as_deref() {
+            Some(n) if nodes.contains_key(n) => n == c.node,
+            _ => nodes.keys().next().is_none_or(|first| *first == c.node),
+        }
+    }
+
+    /// Starts the scheduled drains that are due and this node leads: the
+    /// safety rule is checked again (unless the drain was forced); one
+    /// that would now break it does not start, is removed and audited as
+    /// refused. True when the answer path must see a change.
+    pub(super) fn start_due(&mut self) -> bool {
+        let now = SystemTime::now();
+        let mut dirty = false;
+        self.operator
+            .starting
+            .retain(|_, at| at.elapsed() < START_RETRY);
+        for key in self.operator.drains.due(now) {
+            let Some(d) = self.operator.drains.get(&key).cloned() else {
+                continue;
+            };
+            if !self.leads(&d) || self.operator.starting.contains_key(&key) {
+                continue;
+            }
+            self.operator.starting.insert(key.clone(), Instant::now());
+            let check = if d.forced {
+                Ok(())
+            } else {
+                self.safety(&key, None)
+            };
+            match check {
+                Ok(()) => {
+                    let mut started = d.clone();
+                    started.started = true;
+                    dirty |= self.store_start(key, started);
+                }
+                Err(e) => {
+                    tracing::warn!("the scheduled drain of {key} does not start: {e}");
+                    self.audit_schedule("drain-start", &key, &d, e.to_string());
+                    dirty |= self.drop_scheduled(key);
+                }
+            }
+        }
+        dirty
+    }
+
+    /// Stores a scheduled drain that starts now; true when it is in
+    /// force here at once (a single node without a state file).
+    fn store_start(&mut self, key: DrainKey, d: Drain) -> bool {
+        if !d.started {
+            return false;
+        }
+        let (reply, _) = oneshot::channel();
+        let until = d.until.map(|u| {
+            u.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        });
+        if let Some(c) = &self.cluster {
+            let (tx, rx) = oneshot::channel();
+            c.tell(ToCluster::Drain {
+                record: d.record(&c.node),
+                key,
+                ttl: until,
+                expect_rev: Some(c.view.drains_rev),
+                reply: tx,
+            });
+            // the view shows the start; a start that lost to another
+            // change is checked again at the next tick
+            tokio::spawn(async move {
+                if let Ok(Err(e)) = rx.await {
+                    tracing::debug!("starting a scheduled drain: {e}");
+                }
+            });
+            return false;
+        }
+        self.audit_schedule("drain-start", &key, &d, "ok".into());
+        if self.operator.state.is_some() {
+            self.save(key, Some(d), until, reply);
+            return false;
+        }
+        tracing::info!("the scheduled drain of {key} started");
+        self.operator.drains.set(key, d);
+        true
+    }
+
+    /// Removes a scheduled drain refused at its start.
+    fn drop_scheduled(&mut self, key: DrainKey) -> bool {
+        let (reply, _) = oneshot::channel();
+        if let Some(c) = &self.cluster {
+            let (tx, rx) = oneshot::channel();
+            forward(&c.tx, ToCluster::Undrain { key, reply: tx }, rx, reply);
+            return false;
+        }
+        if self.operator.state.is_some() {
+            self.save(key, None, None, reply);
+            return false;
+        }
+        self.operator.drains.remove(&key);
+        false
+    }
+
+    /// In a cluster: audits the starts of scheduled drains this node
+    /// leads, seen in a new view (`before`: the drains until then).
+    pub(super) fn audit_starts(&mut self, before: &Drains) {
+        let started: Vec<(DrainKey, Drain)> = self
+            .operator
+            .drains
+            .records("")
+            .into_keys()
+            .filter_map(|k| {
+                let d = self.operator.drains.get(&k)?;
+                let was = before.get(&k)?;
+                (d.started && was.pending()).then(|| (k, d.clone()))
+            })
+            .collect();
+        for (k, d) in started {
+            if self.leads(&d) {
+                self.audit_schedule("drain-start", &k, &d, "ok".into());
+            }
+        }
+    }
+
+    /// An audit entry the schedule makes (from `schedule`).
+    fn audit_schedule(&mut self, action: &str, key: &DrainKey, d: &Drain, result: String) {
+        let duration = d
+            .starts
+            .zip(d.until)
+            .and_then(|(s, u)| u.duration_since(s).ok())
+            .map(|x| humantime::format_duration(x).to_string());
+        self.record(AuditEntry {
+            at: crate::text::now_rfc3339(),
+            action: action.to_string(),
+            target: key.to_string(),
+            duration,
+            from: Some("schedule".into()),
+            result,
+            node: None,
+            key: None,
+        });
     }
 
     /// Writes the drains to the state file.

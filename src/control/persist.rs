@@ -1,4 +1,5 @@
-//! The `[server] state` file: the drains, kept across restarts (SPEC §5).
+//! The `[server] state` file: the drains (scheduled ones too) and dials,
+//! kept across restarts (SPEC §5, §11).
 //! JSON, written atomically (a temporary file in the same directory,
 //! flushed, then renamed over the old one) by one writer task, so the
 //! control loop never waits on a disk, and a drain is acknowledged only
@@ -17,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::view::{DrainKey, DrainRecord};
 
 /// The file's contents.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Saved {
     /// Format version (1).
@@ -28,6 +29,10 @@ pub struct Saved {
     /// Endpoint drains by address.
     #[serde(default)]
     pub endpoints: BTreeMap<String, DrainRecord>,
+    /// Region dials by name (absent when there is none, so that a file
+    /// without dials reads the same to an older signpost).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dials: BTreeMap<String, DrainRecord>,
 }
 
 impl Saved {
@@ -45,6 +50,9 @@ impl Saved {
                 DrainKey::Endpoint(a) => {
                     s.endpoints.insert(a.to_string(), v.clone());
                 }
+                DrainKey::Dial(n) => {
+                    s.dials.insert(n.clone(), v.clone());
+                }
             }
         }
         s
@@ -55,6 +63,9 @@ impl Saved {
         let mut out = BTreeMap::new();
         for (n, v) in &self.regions {
             out.insert(DrainKey::Region(n.clone()), v.clone());
+        }
+        for (n, v) in &self.dials {
+            out.insert(DrainKey::Dial(n.clone()), v.clone());
         }
         for (a, v) in &self.endpoints {
             match a.parse() {
@@ -193,6 +204,10 @@ mod tests {
                 until: None,
                 at: "2026-12-04T10:00:00Z".into(),
                 node: "ns1".into(),
+                starts: None,
+                started: false,
+                forced: false,
+                value: None,
             },
         );
         r.insert(
@@ -201,6 +216,34 @@ mod tests {
                 until: Some("2026-12-04T11:00:00Z".into()),
                 at: "2026-12-04T10:00:00Z".into(),
                 node: "ns1".into(),
+                starts: None,
+                started: false,
+                forced: false,
+                value: None,
+            },
+        );
+        r.insert(
+            DrainKey::Region("us-east".into()),
+            DrainRecord {
+                until: Some("2026-12-05T11:00:00Z".into()),
+                at: "2026-12-04T10:00:00Z".into(),
+                node: "ns1".into(),
+                starts: Some("2026-12-05T10:00:00Z".into()),
+                started: false,
+                forced: false,
+                value: None,
+            },
+        );
+        r.insert(
+            DrainKey::Dial("eu-west".into()),
+            DrainRecord {
+                until: None,
+                at: "2026-12-04T10:00:00Z".into(),
+                node: "ns1".into(),
+                starts: None,
+                started: false,
+                forced: false,
+                value: Some(0.25),
             },
         );
         save(&path, &Saved::from_records(&r)).unwrap();

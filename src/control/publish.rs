@@ -93,9 +93,17 @@ impl Control {
         let drains = &self.operator.drains;
         let flags = c.flags(
             |ti| self.target_up(ti),
-            |r| drains.regions.contains_key(r),
-            |a| drains.endpoints.contains_key(&a),
+            |r| drains.region_drained(r),
+            |a| drains.endpoint_drained(a),
         );
+        let dials: Box<[f32]> = if drains.dials.is_empty() {
+            Box::new([])
+        } else {
+            c.regions
+                .iter()
+                .map(|r| drains.dial(&r.name).map_or(1.0, |v| v as f32))
+                .collect()
+        };
         let now = Instant::now();
         let live: Box<[steer::Live]> = c
             .slots
@@ -109,6 +117,7 @@ impl Control {
         self.generation += 1;
         self.export_endpoints(&flags, &live);
         self.export_shed(&flags, &live);
+        self.export_dials(&dials);
         self.metrics.snapshot_generation.set(self.generation as i64);
         self.export_signing();
         self.shared.store(Arc::new(Snapshot {
@@ -116,6 +125,7 @@ impl Control {
             data: self.compiled.clone(),
             flags,
             live,
+            dials,
             cluster: self
                 .cluster
                 .as_ref()
@@ -164,6 +174,18 @@ impl Control {
         self.published = current;
     }
 
+    /// Each region's dial (1: not dialled).
+    fn export_dials(&self, dials: &[f32]) {
+        for (i, r) in self.compiled.regions.iter().enumerate() {
+            self.metrics
+                .region_dial
+                .get_or_create(&RegionLabels {
+                    region: r.name.to_string(),
+                })
+                .set(dials.get(i).map_or(1.0, |&d| f64::from(d)));
+        }
+    }
+
     /// The share of each shedding region's clients sent elsewhere.
     fn export_shed(&self, flags: &[u8], live: &[steer::Live]) {
         let c = &self.compiled;
@@ -171,6 +193,7 @@ impl Control {
             regions: &c.regions,
             flags,
             live,
+            dials: &[],
         };
         for r in c.regions.iter().filter(|r| r.shed.is_some()) {
             let (low, high) = r.shed.unwrap_or((1.0, 2.0));

@@ -18,9 +18,13 @@ pub(super) fn check(
     pending: &[&DrainKey],
     target: &DrainKey,
 ) -> Result<(), String> {
+    if let DrainKey::Dial(_) = target {
+        return Ok(()); // a dial leaves the region usable
+    }
     let drained_by = |r: &Region, e: &Endpoint, t: &DrainKey| match t {
         DrainKey::Region(n) => **n == *r.name,
         DrainKey::Endpoint(a) => *a == e.addr,
+        DrainKey::Dial(_) => false,
     };
     // usable for one family: an endpoint of it up and not drained
     let usable = |r: &Region, fam: Family, with_drain: bool| {

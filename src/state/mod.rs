@@ -134,6 +134,9 @@ pub struct Snapshot {
     pub flags: Box<[u8]>,
     /// Per slot: the load and smoothed latency the probes measured.
     pub live: Box<[steer::Live]>,
+    /// Per region: its dial (SPEC §11), 1 when none; empty when no
+    /// region is dialled.
+    pub dials: Box<[f32]>,
     /// In a cluster: the view the flags were decided from, and this
     /// node's name (for explain; the answer path does not look).
     pub cluster: Option<(Arc<crate::view::View>, String)>,
@@ -152,6 +155,7 @@ impl Snapshot {
             data,
             flags,
             live,
+            dials: Box::new([]),
             cluster: None,
             refresh: None,
         }
@@ -163,6 +167,7 @@ impl Snapshot {
             regions: &self.data.regions,
             flags: &self.flags,
             live: &self.live,
+            dials: &self.dials,
         }
     }
 }
@@ -322,13 +327,14 @@ impl Compiled {
                 endpoints,
                 shed: r.shed.map(|s| (s.low, s.high)),
                 seed: steer::dynamic::seed(r.name.as_bytes()),
+                reach: 1.0 - f64::from(r.bias) / 100.0,
             });
         }
 
         let services: Vec<steer::Service> = config
             .services
             .iter()
-            .map(|s| compile_service(s, &region_index, metrics))
+            .map(|s| compile_service(s, &region_index, &regions, metrics))
             .collect();
 
         let config_hash = config_hash(&config, geo.as_deref());
@@ -488,11 +494,12 @@ impl Compiled {
 }
 
 /// What a geo service's scope bitmap depends on: its regions' locations
-/// in order, and its country and continent map keys (CIDR keys are
+/// and biases in order, and its country and continent map keys (CIDR keys are
 /// matched per query).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct GeoSig {
     units: Vec<[u64; 3]>,
+    reaches: Vec<u64>,
     keys: Vec<(u8, [u8; 2], u16)>,
     entries: Vec<Vec<u8>>,
 }
@@ -513,6 +520,11 @@ fn geo_sig(s: &steer::Service, regions: &[steer::Region]) -> GeoSig {
     keys.sort_unstable();
     GeoSig {
         units,
+        reaches: s
+            .regions
+            .iter()
+            .map(|&ri| regions[ri as usize].reach.to_bits())
+            .collect(),
         keys,
         entries: s.map.entries.iter().map(|(_, p)| p.clone()).collect(),
     }
@@ -689,6 +701,7 @@ fn display_path(resolved: &Path, as_written: &str) -> String {
 fn compile_service(
     s: &config::Service,
     region_index: &HashMap<String, u16>,
+    all_regions: &[steer::Region],
     metrics: &Metrics,
 ) -> steer::Service {
     let regions: Vec<u16> = s
@@ -696,6 +709,9 @@ fn compile_service(
         .iter()
         .filter_map(|r| region_index.get(r).copied())
         .collect();
+    let biased = regions
+        .iter()
+        .any(|&ri| all_regions.get(ri as usize).is_some_and(|r| r.reach != 1.0));
     let position = |name: &String| s.regions.iter().position(|r| r == name).map(|p| p as u8);
     let mut map = steer::GeoMap::default();
     let mut cidrs = Vec::new();
@@ -733,6 +749,7 @@ fn compile_service(
         policy: s.policy,
         select: s.select,
         hash_prefix: s.hash_prefix,
+        biased,
         ttl: s.ttl,
         answers: s.answers as u8,
         when_all_down: s.when_all_down,

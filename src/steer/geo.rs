@@ -290,7 +290,8 @@ pub fn geo_order(
 
 /// [`geo_order`] into a stack list (the answer path's form): no
 /// allocation; nearest = largest dot product of unit vectors, ties in list
-/// order.
+/// order. With a biased region in the service, nearest = the smallest
+/// great-circle angle times the region's `reach` (`1 - bias/100`).
 #[inline]
 pub fn geo_order_into(
     svc: &Service,
@@ -335,7 +336,14 @@ pub fn geo_order_into(
                 else {
                     continue;
                 };
-                let d = r.unit[0] * u[0] + r.unit[1] * u[1] + r.unit[2] * u[2];
+                let dot = r.unit[0] * u[0] + r.unit[1] * u[1] + r.unit[2] * u[2];
+                // nearest first: the largest dot product, or with a bias
+                // the smallest scaled angle (SPEC §11)
+                let d = if svc.biased {
+                    -(dot.clamp(-1.0, 1.0).acos() * r.reach)
+                } else {
+                    dot
+                };
                 // stable insertion: a later region passes only strictly farther ones
                 let mut i = out.len();
                 out.push(p);

@@ -19,7 +19,7 @@ mod select;
 pub use dynamic::Live;
 pub use geo::{GeoHit, GeoIndex, GeoMap, GeoMeta, GeoOrder, GeoView, geo_order, geo_order_into};
 pub use order::utilisation;
-use order::{order, shed};
+use order::{order, spill};
 use select::{draw_index, fallback_index, pool_into};
 
 use crate::geo::Located;
@@ -183,6 +183,9 @@ pub struct Region {
     pub shed: Option<(f64, f64)>,
     /// Rendezvous-hashing seed (from its name).
     pub seed: u64,
+    /// What a great-circle distance to it counts for in `geo` order:
+    /// `1 - bias/100` (SPEC §11); 1 without a bias.
+    pub reach: f64,
 }
 
 impl Region {
@@ -217,6 +220,9 @@ pub struct Service {
     pub select: Select,
     /// Client network prefixes hashed by `hash` and shed (IPv4, IPv6).
     pub hash_prefix: (u8, u8),
+    /// A region of this service has a `bias`: `geo` orders by scaled
+    /// distance, not by the plain dot product.
+    pub biased: bool,
 }
 
 impl Service {
@@ -245,6 +251,8 @@ pub enum Rule {
     Fastest,
     /// The nearest region is shedding load and sent this client on.
     Shed,
+    /// The region this client would get is dialled down and sent it on.
+    Dial,
     /// Geo without a client location: list order.
     UnknownLocation,
     /// Nothing healthy: fail-open or NODATA.
@@ -265,6 +273,7 @@ impl Rule {
             Rule::LeastLoaded => "least-loaded",
             Rule::Fastest => "fastest",
             Rule::Shed => "shed",
+            Rule::Dial => "dial",
             Rule::UnknownLocation => "unknown-location",
             Rule::AllDown => "all-down",
             Rule::NoEndpoints => "no-endpoints",
@@ -295,8 +304,8 @@ pub struct Decision {
     /// True when the answer was computed fail-open.
     pub fail_open: bool,
     /// The answer depends on the client network's hash (hash policy or
-    /// select, or a shedding region): the ECS scope must cover the hash
-    /// prefix.
+    /// select, a shedding or dialled region): the ECS scope must cover
+    /// the hash prefix.
     pub hashed: bool,
 }
 
@@ -318,6 +327,9 @@ pub struct Inputs<'a> {
     pub flags: &'a [u8],
     /// Measured load and latency per slot (may be empty: all unknown).
     pub live: &'a [Live],
+    /// Dial per region (the fraction of its clients it keeps); empty
+    /// when no region is dialled.
+    pub dials: &'a [f32],
 }
 
 impl Inputs<'_> {
@@ -343,6 +355,14 @@ impl Inputs<'_> {
 
     fn region(&self, svc: &Service, pos: u8) -> &Region {
         &self.regions[svc.regions[pos as usize] as usize]
+    }
+
+    /// The dial of the region at `pos` of the service (1: none).
+    fn dial(&self, svc: &Service, pos: u8) -> f64 {
+        svc.regions
+            .get(pos as usize)
+            .and_then(|&ri| self.dials.get(ri as usize))
+            .map_or(1.0, |&d| f64::from(d))
     }
 }
 
@@ -404,9 +424,14 @@ pub fn decide_view(
     };
 
     let (mut order, mut rule) = order(svc, inp, fam, cands, geo, net, rng);
-    if svc.policy == Policy::Geo && !fail_open && shed(svc, inp, fam, &mut order, net) {
-        rule = Rule::Shed;
-        decision.hashed = true;
+    if !fail_open {
+        let s = spill(svc, inp, fam, &mut order, net);
+        decision.hashed = s.depends;
+        if s.dialled {
+            rule = Rule::Dial;
+        } else if s.shed {
+            rule = Rule::Shed;
+        }
     }
     decision.order = order;
     decision.rule = if fail_open { Rule::AllDown } else { rule };

@@ -35,35 +35,56 @@ pub fn utilisation(r: &Region, fam: Family, inp: &Inputs<'_>) -> Option<f64> {
         .map(|(load, cap)| load / cap)
 }
 
-/// Geo spillover (SPEC §4.7). A region at `high` or above is skipped like
-/// a down one: it goes behind every candidate that is not full, unless all
-/// are. Then a client whose network hashes below the shed ratio of the
-/// region it would go to moves on to the next region in its order, and
-/// again past that one if it sheds this client too (the last one keeps
-/// it). True when this changed the order or consulted a shed ratio (the
-/// answer then depends on the client network). Nothing here allocates.
-pub(super) fn shed(
+/// What [`spill`] did to an order.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Spill {
+    /// A shed ratio or a dial was consulted, or a full (or dialled to 0)
+    /// region was ahead: the answer depends on the client network.
+    pub depends: bool,
+    /// A `geo` region's shed ratio was consulted.
+    pub shed: bool,
+    /// A dialled region sent this client on.
+    pub dialled: bool,
+}
+
+/// Geo spillover (SPEC §4.7) and dials (SPEC §11), one rule for both: a
+/// region keeps the share `(1 − shed ratio) × dial` of the clients that
+/// would get it (shed only for `geo`). A region that keeps none (at
+/// `high`, or dialled to 0) is skipped like a down one: it goes behind
+/// every candidate that keeps some, unless none does. Then a client whose
+/// network hashes below the share a region sends on moves on to the next
+/// region in its order, and again past that one if it sends this client
+/// on too (the last one keeps it). The same networks move first as the
+/// share grows. Nothing here allocates.
+pub(super) fn spill(
     svc: &Service,
     inp: &Inputs<'_>,
     fam: Family,
     order: &mut Stack<u8, MAX_REGIONS>,
     net: u64,
-) -> bool {
-    let ratio = |p: u8| {
+) -> Spill {
+    let geo = svc.policy == Policy::Geo;
+    // the common case first, before any list is built: nothing sheds, and
+    // no region is dialled
+    if order.len() < 2 || (!geo && inp.dials.is_empty()) {
+        return Spill::default();
+    }
+    let shed_ratio_of = |p: u8| {
         let r = inp.region(svc, p);
-        match r.shed {
-            Some((low, high)) => match utilisation(r, fam, inp) {
+        match (geo, r.shed) {
+            (true, Some((low, high))) => match utilisation(r, fam, inp) {
                 Some(u) if u > low => shed_ratio(u, low, high),
                 _ => 0.0,
             },
-            None => 0.0,
+            _ => 0.0,
         }
     };
-    // the common case first, before any list is built: nothing sheds
-    if order.len() < 2 || !order.as_slice().iter().any(|&p| ratio(p) > 0.0) {
-        return false;
+    let ratio = |p: u8| 1.0 - (1.0 - shed_ratio_of(p)) * inp.dial(svc, p);
+    if !order.as_slice().iter().any(|&p| ratio(p) > 0.0) {
+        return Spill::default();
     }
-    // each candidate's shed ratio, the full ones apart
+    let mut out = Spill::default();
+    // each candidate's ratio, the ones that keep nobody apart
     let mut kept: Stack<u8, MAX_REGIONS> = Stack::default();
     let mut ratios: Stack<f64, MAX_REGIONS> = Stack::default();
     let mut full: Stack<u8, MAX_REGIONS> = Stack::default();
@@ -77,16 +98,28 @@ pub(super) fn shed(
         }
     }
     if kept.is_empty() {
-        return true; // every region is full: the order stands
+        // every region keeps nobody: the order stands
+        out.depends = true;
+        out.shed = order.as_slice().iter().any(|&p| shed_ratio_of(p) > 0.0);
+        out.dialled = !out.shed;
+        return out;
     }
-    // a shed ratio consulted on the way makes the answer depend on the
-    // client network; so does a full region that was ahead
-    let mut depends = order.as_slice()[0] != kept.as_slice()[0];
+    // a ratio consulted on the way makes the answer depend on the client
+    // network; so does a region ahead that keeps nobody
+    let ahead = order.as_slice()[0];
+    if ahead != kept.as_slice()[0] {
+        out.depends = true;
+        out.shed |= shed_ratio_of(ahead) > 0.0;
+        out.dialled |= inp.dial(svc, ahead) < 1.0;
+    }
     let mut first = 0;
     while first + 1 < kept.len() && ratios.as_slice()[first] > 0.0 {
-        depends = true;
-        let r = inp.region(svc, kept.as_slice()[first]);
+        out.depends = true;
+        let p = kept.as_slice()[first];
+        out.shed |= shed_ratio_of(p) > 0.0;
+        let r = inp.region(svc, p);
         if dynamic::unit(r.seed, net) < ratios.as_slice()[first] {
+            out.dialled |= inp.dial(svc, p) < 1.0;
             first += 1;
         } else {
             break;
@@ -102,7 +135,7 @@ pub(super) fn shed(
     for &p in full.as_slice() {
         order.push(p);
     }
-    depends
+    out
 }
 
 /// Orders candidate positions by the service's policy.

@@ -7,6 +7,7 @@ use super::*;
 use crate::geo::{Location, unit_vector};
 use crate::model::{Policy, Select};
 
+mod dials;
 mod geo;
 mod policies;
 
@@ -25,6 +26,8 @@ struct World {
     regions: Vec<Region>,
     flags: Vec<u8>,
     live: Vec<Live>,
+    /// Per region, when any is dialled.
+    dials: Vec<f32>,
 }
 
 impl World {
@@ -53,6 +56,7 @@ impl World {
             endpoints,
             shed: None,
             seed: dynamic::seed(name.as_bytes()),
+            reach: 1.0,
         });
         (self.regions.len() - 1) as u16
     }
@@ -75,6 +79,7 @@ impl World {
             regions: &self.regions,
             flags: &self.flags,
             live: &self.live,
+            dials: &self.dials,
         }
     }
 
@@ -127,6 +132,7 @@ fn service(policy: Policy, regions: &[u16]) -> Service {
         geo: None,
         select: Select::Weighted,
         hash_prefix: (24, 56),
+        biased: false,
     }
 }
 
