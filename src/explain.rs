@@ -73,6 +73,16 @@ pub struct Candidate {
     /// Its `shed` marks, when set: the share of clients it sends on now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shed_ratio: Option<f64>,
+    /// Its `bias`, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bias: Option<i8>,
+    /// The distance as a biased `geo` order counts it
+    /// (`distance_km x (1 - bias/100)`), when it has a bias.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub biased_km: Option<f64>,
+    /// The share of its clients its dial keeps, when it is dialled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dial: Option<f64>,
     /// Its endpoints of the asked family.
     pub endpoints: Vec<EndpointInfo>,
 }
@@ -126,6 +136,23 @@ pub struct Explanation {
     /// state is untouched); absent for a real answer.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub what_if_down: Vec<String>,
+    /// For a `geo` service with a biased region and a located client:
+    /// the distance order with and without the biases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bias: Option<BiasEffect>,
+}
+
+/// How the regions' biases changed a client's `geo` order (SPEC §11).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BiasEffect {
+    /// Every region of the service, nearest first, as the biases count.
+    pub order: Vec<String>,
+    /// The same without biases.
+    pub unbiased_order: Vec<String>,
+    /// The first region differs.
+    pub changed_first: bool,
+    /// In words.
+    pub note: String,
 }
 
 /// Parses a what-if list, `R1,R2` (spaces and empty items ignored).
@@ -307,6 +334,7 @@ pub fn explain(
         ttl: svc.ttl,
         scope,
         what_if_down: Vec::new(),
+        bias: bias_effect(snap, svc, loc.as_ref(), client_ip),
     })
 }
 
@@ -339,6 +367,53 @@ fn locate(snap: &Snapshot, client: IpAddr) -> Located {
             prefix: 0,
         },
     }
+}
+
+/// The distance order of a biased `geo` service for a located client,
+/// with and without the biases (the map entry's regions, if any, first
+/// in both).
+fn bias_effect(
+    snap: &Snapshot,
+    svc: &steer::Service,
+    loc: Option<&geo::Location>,
+    client: IpAddr,
+) -> Option<BiasEffect> {
+    let loc = loc.filter(|l| l.coords.is_some())?;
+    if svc.policy != crate::model::Policy::Geo || !svc.biased {
+        return None;
+    }
+    let regions = &snap.data.regions;
+    let cidr = svc.map.matching(Some(client), None);
+    let names = |order: &[u8]| -> Vec<String> {
+        order
+            .iter()
+            .filter_map(|&p| svc.regions.get(p as usize))
+            .map(|&ri| regions[ri as usize].name.to_string())
+            .collect()
+    };
+    let biased = steer::geo_order(svc, regions, Some(loc), cidr);
+    let mut plain_svc = svc.clone();
+    plain_svc.biased = false;
+    let plain = steer::geo_order(&plain_svc, regions, Some(loc), cidr);
+    let (order, unbiased_order) = (names(&biased.order), names(&plain.order));
+    let changed_first = order.first() != unbiased_order.first();
+    let note = if order == unbiased_order {
+        "the biases do not change this client's order".to_string()
+    } else if changed_first {
+        format!(
+            "the biases put {} first; by plain distance {} would be",
+            order.first().map_or("-", String::as_str),
+            unbiased_order.first().map_or("-", String::as_str)
+        )
+    } else {
+        "the biases change the order behind the first region".to_string()
+    };
+    Some(BiasEffect {
+        order,
+        unbiased_order,
+        changed_first,
+        note,
+    })
 }
 
 /// One region as the decision saw it: distance, health, drains, load,
@@ -388,6 +463,18 @@ fn candidate(
         shed_ratio: r.shed.map(|(low, high)| {
             round3(utilisation.map_or(0.0, |u| steer::dynamic::shed_ratio(u, low, high)))
         }),
+        bias: (r.reach != 1.0).then(|| ((1.0 - r.reach) * 100.0).round() as i8),
+        biased_km: loc
+            .and_then(|l| l.coords.map(|_| l.unit))
+            .filter(|_| r.reach != 1.0)
+            .map(|u| (geo::distance_km(&u, &r.unit) * r.reach * 10.0).round() / 10.0),
+        dial: snap
+            .data
+            .region_index
+            .get(r.name.as_ref())
+            .and_then(|&i| snap.dials.get(usize::from(i)))
+            .map(|&d| round3(f64::from(d)))
+            .filter(|&d| d < 1.0),
         endpoints: fam_eps
             .iter()
             .map(|e| EndpointInfo {

@@ -245,6 +245,7 @@ fn request(cmd: &CtlCommand) -> Result<(reqwest::Method, String), i32> {
             endpoint,
             duration,
             force,
+            at,
         } => {
             let mut q: Vec<String> = Vec::new();
             if let Some(d) = duration {
@@ -252,6 +253,9 @@ fn request(cmd: &CtlCommand) -> Result<(reqwest::Method, String), i32> {
             }
             if *force {
                 q.push("force=true".to_string());
+            }
+            if let Some(t) = at {
+                q.push(format!("at={}", encode(&start_time(t)?)));
             }
             let q = if q.is_empty() {
                 String::new()
@@ -275,6 +279,24 @@ fn request(cmd: &CtlCommand) -> Result<(reqwest::Method, String), i32> {
             ),
             (None, None) => return Err(usage("undrain needs a region or --endpoint")),
         },
+        CtlCommand::Dial {
+            region,
+            value,
+            duration,
+        } => {
+            let mut q = format!("?value={value}");
+            if let Some(d) = duration {
+                q.push_str(&format!("&for={}", encode(d)));
+            }
+            (
+                reqwest::Method::POST,
+                format!("/v1/regions/{}/dial{q}", encode(region)),
+            )
+        }
+        CtlCommand::Undial { region } => (
+            reqwest::Method::DELETE,
+            format!("/v1/regions/{}/dial", encode(region)),
+        ),
         CtlCommand::Fail { region } => (
             reqwest::Method::POST,
             format!("/v1/lab/{}/fail", encode(region)),
@@ -303,6 +325,27 @@ fn print_reply(cmd: CtlCommand, v: &Value) {
         }
         CtlCommand::Audit => {
             print!("{}", render_audit(v));
+        }
+        CtlCommand::Drain { at: Some(_), .. } => {
+            println!(
+                "scheduled a drain of {} at {} for {}; it is checked against the safety rule again when it starts (signpost ctl status lists it; undrain cancels it)",
+                render_target(v.get("scheduled")),
+                v.get("starts").and_then(Value::as_str).unwrap_or("?"),
+                v.get("for").and_then(Value::as_str).unwrap_or("?")
+            );
+        }
+        CtlCommand::Dial { region, .. } => match v.get("value").and_then(Value::as_f64) {
+            Some(x) if x < 1.0 => println!(
+                "dialled region {region} to {x}: it keeps {:.0}% of its clients, the rest go to their next region{}",
+                x * 100.0,
+                v.get("for")
+                    .and_then(Value::as_str)
+                    .map_or(String::new(), |d| format!(", for {d}"))
+            ),
+            _ => println!("region {region} is not dialled: it keeps all its clients"),
+        },
+        CtlCommand::Undial { region } => {
+            println!("region {region} is not dialled: it keeps all its clients");
         }
         CtlCommand::Drain { .. } => {
             let what = render_target(v.get("drained"));
@@ -344,6 +387,22 @@ fn print_reply(cmd: CtlCommand, v: &Value) {
         CtlCommand::Reload => {
             print!("{}", render_reload(v));
         }
+    }
+}
+
+/// A scheduled drain's start as the API takes it (RFC 3339): as given,
+/// or `+DURATION` from now.
+fn start_time(t: &str) -> Result<String, i32> {
+    match t.trim().strip_prefix('+') {
+        Some(rel) => match humantime::parse_duration(rel.trim()) {
+            Ok(d) => {
+                Ok(humantime::format_rfc3339_seconds(std::time::SystemTime::now() + d).to_string())
+            }
+            Err(e) => Err(usage(&format!(
+                "--at {t:?}: not a duration after '+' ({e}); write e.g. +30m"
+            ))),
+        },
+        None => Ok(t.trim().to_string()),
     }
 }
 

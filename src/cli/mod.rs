@@ -70,8 +70,28 @@ pub enum CtlCommand {
         /// Drain even if it breaks a service's min_healthy_regions.
         #[arg(long)]
         force: bool,
+        /// Schedule the drain: start it at this time (RFC 3339, e.g.
+        /// 2026-12-08T03:00:00Z, or +30m from now); needs --for.
+        #[arg(long, requires = "duration")]
+        at: Option<String>,
     },
-    /// Put a region (or endpoint) back.
+    /// Keep only a share of a region's clients (0 to 1), sending the
+    /// rest to the next region in their order; 1 undoes it.
+    Dial {
+        /// Region name.
+        region: String,
+        /// The share of its clients it keeps (e.g. 0.25).
+        value: f64,
+        /// Undo the dial automatically after this long (e.g. 30m).
+        #[arg(long = "for")]
+        duration: Option<String>,
+    },
+    /// Undo a region's dial.
+    Undial {
+        /// Region name.
+        region: String,
+    },
+    /// Put a region (or endpoint) back, or cancel its scheduled drain.
     Undrain {
         /// Region name.
         #[arg(required_unless_present = "endpoint")]

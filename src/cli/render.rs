@@ -214,6 +214,26 @@ pub fn render_status(v: &Value) -> String {
     for r in items(v, "regions") {
         status_region(&mut out, r);
     }
+    let scheduled: Vec<&Value> = items(v, "scheduled").collect();
+    if !scheduled.is_empty() {
+        out.push_str(&format!(
+            "\n{:<28} {:<22} {:<8} SAFETY\n",
+            "SCHEDULED DRAIN", "STARTS", "FOR"
+        ));
+        for d in scheduled {
+            out.push_str(&format!(
+                "{:<28} {:<22} {:<8} {}\n",
+                text(d, "target"),
+                text(d, "starts"),
+                text(d, "for"),
+                if flag(d, "forced") {
+                    "forced"
+                } else {
+                    "checked again at its start"
+                }
+            ));
+        }
+    }
     out.push_str(&format!(
         "\n{:<28} {:<9} {:<5} REGIONS (usable/total)\n",
         "SERVICE", "POLICY", "TTL"
@@ -378,6 +398,21 @@ fn status_region(out: &mut String, r: &Value) {
             Some(u) => out.push_str(&format!("  drained until {u}\n")),
             None => out.push_str("  drained until undrained\n"),
         }
+    }
+    if let Some(d) = r.get("dial").and_then(Value::as_f64) {
+        out.push_str(&format!(
+            "  dialled to {d}: keeps {:.0}% of its clients{}\n",
+            d * 100.0,
+            r.get("dial_until")
+                .and_then(Value::as_str)
+                .map_or(String::new(), |u| format!(", until {u}"))
+        ));
+    }
+    if let Some(b) = r.get("bias").and_then(Value::as_i64).filter(|&b| b != 0) {
+        out.push_str(&format!(
+            "  bias {b:+}: distances to it count {}%\n",
+            100 - b
+        ));
     }
     for e in eps {
         out.push_str(&status_endpoint(e));

@@ -54,7 +54,7 @@ use probes::{Probes, first_probes};
 use reload::{GEO_POLL, ReloadReply, Reloads};
 pub use status::{
     ClusterStatus, ClusterVerdict, EndpointStatus, NodeStatus, ProbeTarget, RegionStatus,
-    ServiceStatus, Status, ZoneStatus,
+    ScheduledDrain, ServiceStatus, Status, ZoneStatus,
 };
 pub use transfers::TransferStatus;
 

@@ -12,7 +12,7 @@ use crate::health::ProbeResult;
 use crate::state::{Compiled, Snapshot};
 use crate::steer::{self, Endpoint, Family, Region};
 use crate::text::{kind_name, known, rfc3339, round3};
-use crate::view::Verdict;
+use crate::view::{DrainKey, Verdict};
 
 impl Control {
     /// Reports everything.
@@ -74,7 +74,45 @@ impl Control {
                 .collect(),
             regions,
             services,
+            scheduled: self.scheduled(),
         }
+    }
+
+    /// The scheduled drains not started yet, soonest first.
+    fn scheduled(&self) -> Vec<ScheduledDrain> {
+        let drains = &self.operator.drains;
+        let mut out: Vec<(std::time::SystemTime, ScheduledDrain)> = drains
+            .records("")
+            .into_keys()
+            .filter_map(|k| {
+                let d = drains.get(&k)?;
+                let starts = d.starts.filter(|_| d.pending())?;
+                let (region, endpoint) = match &k {
+                    DrainKey::Region(n) => (Some(n.clone()), None),
+                    DrainKey::Endpoint(a) => (None, Some(a.to_string())),
+                    DrainKey::Dial(_) => return None,
+                };
+                let duration = d
+                    .until
+                    .and_then(|u| u.duration_since(starts).ok())
+                    .map(|x| humantime::format_duration(x).to_string());
+                Some((
+                    starts,
+                    ScheduledDrain {
+                        target: k.to_string(),
+                        region,
+                        endpoint,
+                        starts: rfc3339(starts),
+                        until: d.until.map(rfc3339),
+                        duration,
+                        node: d.node.clone(),
+                        forced: d.forced,
+                    },
+                ))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.target.cmp(&b.1.target)));
+        out.into_iter().map(|(_, s)| s).collect()
     }
 
     fn region_status(&self, snap: &Snapshot, ri: usize, r: &Region) -> RegionStatus {
@@ -106,7 +144,9 @@ impl Control {
             })
             .filter(|l| !l.is_nan())
             .fold(f32::NAN, f32::min);
-        let drain = self.operator.drains.regions.get(r.name.as_ref());
+        let drains = &self.operator.drains;
+        let drain = drains.regions.get(r.name.as_ref()).filter(|d| d.in_force());
+        let dial = drains.dials.get(r.name.as_ref());
         RegionStatus {
             name: r.name.to_string(),
             load: load.map(|(l, _)| round3(l)),
@@ -116,6 +156,9 @@ impl Control {
             healthy: r.endpoints.iter().any(usable),
             drained: drain.is_some(),
             drain_until: drain.and_then(|d| d.until).map(rfc3339),
+            dial: dial.and_then(|d| d.value),
+            dial_until: dial.and_then(|d| d.until).map(rfc3339),
+            bias: ((1.0 - r.reach) * 100.0).round() as i8,
             location: [r.lat, r.lon],
             weight: r.weight,
             endpoints,
@@ -147,6 +190,7 @@ impl Control {
                 .drains
                 .endpoints
                 .get(&s.address)
+                .filter(|d| d.in_force())
                 .and_then(|d| d.until)
                 .map(rfc3339),
             probe: s
@@ -245,6 +289,32 @@ pub struct Status {
     pub regions: Vec<RegionStatus>,
     /// Services.
     pub services: Vec<ServiceStatus>,
+    /// Drains scheduled and not started yet, soonest first.
+    pub scheduled: Vec<ScheduledDrain>,
+}
+
+/// A scheduled drain not started yet (SPEC §11).
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduledDrain {
+    /// `region NAME` or `endpoint ADDRESS`.
+    pub target: String,
+    /// The region, for a region's drain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The address, for an endpoint's drain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// When it starts (RFC 3339).
+    pub starts: String,
+    /// When it ends.
+    pub until: Option<String>,
+    /// How long it lasts.
+    #[serde(rename = "for")]
+    pub duration: Option<String>,
+    /// The node whose API made it (clusters).
+    pub node: Option<String>,
+    /// Made with `force`: its start overrides the safety rule too.
+    pub forced: bool,
 }
 
 /// A zone in the status.
@@ -278,6 +348,12 @@ pub struct RegionStatus {
     pub drained: bool,
     /// When the drain ends, if it does.
     pub drain_until: Option<String>,
+    /// The share of its clients its dial keeps (null: not dialled).
+    pub dial: Option<f64>,
+    /// When the dial ends, if it does.
+    pub dial_until: Option<String>,
+    /// `bias`: its distances count `1 - bias/100` in `geo` order.
+    pub bias: i8,
     /// [lat, lon].
     pub location: [f64; 2],
     /// `weighted` share.
