@@ -442,3 +442,149 @@ policy = "failover"
         );
     }
 }
+
+/// The biased configuration of the bias test: three regions on
+/// GeoLite2-City, `www` geo over them; eu-west (Dublin) with `bias`.
+fn bias_config(bias: i32) -> String {
+    format!(
+        r#"{HEAD}
+[geoip]
+database = "geo.mmdb"
+
+[regions.us-east]
+location = {{ lat = 39.04, lon = -77.49 }}
+endpoints = [{{ address = "192.0.2.1" }}]
+
+[regions.eu-west]
+location = {{ lat = 53.35, lon = -6.26 }}
+bias = {bias}
+endpoints = [{{ address = "192.0.2.2" }}]
+
+[regions.eu-central]
+location = {{ lat = 50.11, lon = 8.68 }}
+endpoints = [{{ address = "192.0.2.3" }}]
+
+[services."www.example.test."]
+regions = ["us-east", "eu-west", "eu-central"]
+policy = "geo"
+"#
+    )
+}
+
+/// `n` addresses drawn over the IPv4 space (a fixed xorshift sequence).
+fn sampled_v4(n: usize, seed: u64) -> Vec<std::net::Ipv4Addr> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            std::net::Ipv4Addr::from((x >> 16) as u32)
+        })
+        .collect()
+}
+
+/// The answer and ECS scope for a client address sent as a /32.
+fn answer_for(s: &Server, a: std::net::Ipv4Addr) -> (Vec<IpAddr>, u8) {
+    let r = s.udp(&query(
+        "www.example.test.",
+        hickory_proto::rr::RecordType::A,
+        Some(&format!("{a}/32")),
+    ));
+    (addresses(&r), ecs_of(&r).map_or(0, |e| e.1))
+}
+
+#[test]
+fn a_bias_grows_a_catchment_and_ecs_scopes_stay_exact_on_geolite2() {
+    let Some(geolite) = common::large::geolite2() else {
+        eprintln!(
+            "SKIPPED: no GeoLite2-City database (pip install maxminddb-geolite2, or set SIGNPOST_TEST_MMDB)"
+        );
+        return;
+    };
+    let dir = scratch("bias");
+    std::fs::copy(&geolite, dir.join("geo.mmdb")).unwrap();
+    write(&dir.join("example.test.zone"), ZONE);
+    write(&dir.join("signpost.toml"), &bias_config(0));
+    let s = Server::start_in(dir.clone(), &["serve", "--config", "signpost.toml"]);
+    let admin = s.admin_url();
+    let samples = sampled_v4(1500, 0x6a09_e667_f3bc_c908);
+    let eu_west = ip("192.0.2.2");
+    // scope maps are computed in the background after the start: wait
+    // for a wide scope somewhere (a located client's block, not /32)
+    let plain: Vec<(Vec<IpAddr>, u8)> = samples.iter().map(|&a| answer_for(&s, a)).collect();
+    let plain_west = plain
+        .iter()
+        .filter(|(g, _)| g.first() == Some(&eu_west))
+        .count();
+
+    // grow eu-west's catchment: its distances count 40%
+    write(&dir.join("signpost.toml"), &bias_config(60));
+    let (code, body) = http("POST", &format!("{admin}/v1/reload"), None);
+    assert_eq!(code, 200, "{body}");
+    let biased: Vec<(Vec<IpAddr>, u8)> = samples.iter().map(|&a| answer_for(&s, a)).collect();
+    let biased_west = biased
+        .iter()
+        .filter(|(g, _)| g.first() == Some(&eu_west))
+        .count();
+    eprintln!(
+        "eu-west answers of {}: {plain_west} plain, {biased_west} biased",
+        samples.len()
+    );
+    assert!(
+        biased_west > plain_west,
+        "a positive bias grows the catchment: {plain_west} -> {biased_west}"
+    );
+    for (i, (p, b)) in plain.iter().zip(&biased).enumerate() {
+        if p.0.first() == Some(&eu_west) {
+            assert_eq!(
+                b.0.first(),
+                Some(&eu_west),
+                "{}: it keeps its clients",
+                samples[i]
+            );
+        }
+    }
+    // every address inside a returned scope gets the same answer (SPEC
+    // §4.6 under bias): three others drawn inside each sample's block
+    let mut x = 0x3c6e_f372_fe94_f82b_u64;
+    let mut checked = 0;
+    let mut widest = 32;
+    for (&a, (got, scope)) in samples.iter().zip(&biased) {
+        widest = widest.min(*scope);
+        let host = u32::MAX.checked_shr(u32::from(*scope)).unwrap_or(0);
+        for _ in 0..3 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let other = std::net::Ipv4Addr::from((u32::from(a) & !host) | (x as u32 & host));
+            let (o, _) = answer_for(&s, other);
+            assert_eq!(
+                &o, got,
+                "{a}/{scope} answered {got:?}, but {other} gets {o:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        widest < 24,
+        "scopes are wider than one address (widest /{widest})"
+    );
+    // explain says what the bias did for a client it moved
+    let moved = samples
+        .iter()
+        .zip(plain.iter().zip(&biased))
+        .find(|(_, (p, b))| p.0 != b.0)
+        .map(|(a, _)| *a)
+        .expect("a client moved by the bias");
+    let e = get_json(&format!(
+        "{admin}/v1/explain?name=www.example.test.&client={moved}"
+    ));
+    assert_eq!(e["bias"]["changed_first"], true, "{e}");
+    assert_eq!(e["bias"]["order"][0], "eu-west", "{e}");
+    eprintln!(
+        "checked {checked} addresses inside scopes; explain: {}",
+        e["bias"]["note"]
+    );
+    assert!(s.stop().success());
+}
