@@ -346,4 +346,37 @@ mod tests {
         }
         assert_eq!(Drains::from_records(&bad, now).dial("us"), None);
     }
+
+    #[test]
+    fn overlapping_schedules() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut d = Drains::default();
+        let sched = |from: u64, len: u64| {
+            let mut x = Drain::new(t0, None, None, None);
+            x.starts = Some(t0 + Duration::from_secs(from));
+            x.until = Some(t0 + Duration::from_secs(from + len));
+            x
+        };
+        d.set(DrainKey::Region("a".into()), sched(100, 50));
+        d.set(DrainKey::Region("b".into()), sched(300, 50));
+        let mut started = sched(100, 50);
+        started.started = true;
+        d.set(DrainKey::Region("c".into()), started);
+        let at = |from: u64, len: u64, except: &str| {
+            d.scheduled_overlapping(
+                t0 + Duration::from_secs(from),
+                t0 + Duration::from_secs(from + len),
+                &DrainKey::Region(except.into()),
+            )
+        };
+        // overlaps a only (c has started: it is a drain in force, not a schedule)
+        assert_eq!(at(120, 10, "x"), vec![DrainKey::Region("a".into())]);
+        // touches neither
+        assert!(at(160, 100, "x").is_empty());
+        // overlaps both; not itself
+        let mut both = at(90, 300, "x");
+        both.sort();
+        assert_eq!(both.len(), 2);
+        assert!(at(120, 10, "a").is_empty());
+    }
 }
