@@ -2,7 +2,9 @@
 //! over WebDriver (Debian's `chromium` and `chromium-driver`, through the
 //! fantoccini crate) loads the dashboard of `signpost demo`, finds every
 //! region on the map and in the table, clicks Drain on eu-west, and the DNS
-//! answers for Amsterdam move to us-east. A screenshot is saved in the test's output
+//! answers for Amsterdam move to us-east; then dials eu-west to 0 and back
+//! with its dial control, schedules a drill and cancels it, schedules one
+//! that starts and ends by itself, and shows the regions' catchments. A screenshot is saved in the test's output
 //! directory. Skips, saying why, only where no browser is installed.
 
 mod common;
@@ -181,6 +183,161 @@ async fn dashboard_drain_button_moves_dns_answers() {
     assert!(
         audit["audit"][0]["action"] == "drain" && audit["audit"][0]["target"] == "region eu-west",
         "{audit}"
+    );
+
+    // undrain with its button: Amsterdam comes back
+    c.find(Locator::Css("button.undrain[data-region='eu-west']"))
+        .await
+        .expect("undrain button")
+        .click()
+        .await
+        .expect("click");
+    wait_until(Duration::from_secs(10), || is_eu_west(&s.a(WWW, Some(EU))))
+        .expect("undrained: Amsterdam is answered from eu-west again");
+
+    // the dial control: 0% keeps none of eu-west's clients
+    let input = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("input.dial[data-region='eu-west']"))
+        .await
+        .expect("dial field");
+    input.clear().await.expect("clear the field");
+    input.send_keys("0").await.expect("type 0");
+    c.find(Locator::Css("button.dial-set[data-region='eu-west']"))
+        .await
+        .expect("Set button")
+        .click()
+        .await
+        .expect("click");
+    wait_until(Duration::from_secs(10), || {
+        s.a(WWW, Some(EU)) == vec![ip("127.0.1.1")]
+    })
+    .expect("dialled to 0: Amsterdam goes to us-east");
+    let st = get_json(&format!("{a}/v1/status"));
+    let eu = st["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "eu-west")
+        .unwrap()
+        .clone();
+    assert_eq!(eu["dial"], 0.0, "{eu}");
+    assert_eq!(eu["drained"], false, "a dial is not a drain");
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("button.dial-clear[data-region='eu-west']"))
+        .await
+        .expect("the page shows the dial with a Clear button")
+        .click()
+        .await
+        .expect("click Clear");
+    wait_until(Duration::from_secs(10), || is_eu_west(&s.a(WWW, Some(EU))))
+        .expect("the dial cleared: Amsterdam is answered from eu-west again");
+
+    // the schedule: a drill an hour away is listed, then cancelled
+    let set_start = |secs: u64| {
+        format!(
+            "const d = new Date(Date.now() + {secs} * 1000), p = (n) => String(n).padStart(2, '0');
+             document.getElementById('schedule-at').value = d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + 'T' + p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds());"
+        )
+    };
+    c.find(Locator::Css("#schedule-region option[value='eu-west']"))
+        .await
+        .expect("the form lists eu-west")
+        .click()
+        .await
+        .expect("choose eu-west");
+    c.execute(&set_start(3600), vec![])
+        .await
+        .expect("set the start");
+    let dur = c
+        .find(Locator::Id("schedule-for"))
+        .await
+        .expect("for field");
+    dur.clear().await.expect("clear");
+    dur.send_keys("30m").await.expect("type 30m");
+    c.find(Locator::Id("schedule-add"))
+        .await
+        .expect("Schedule button")
+        .click()
+        .await
+        .expect("click");
+    let row = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(
+            "#scheduled tr.scheduled[data-target='region eu-west']",
+        ))
+        .await
+        .expect("the schedule is listed");
+    assert!(row.text().await.unwrap_or_default().contains("30m"));
+    assert_eq!(
+        get_json(&format!("{a}/v1/status"))["scheduled"][0]["region"],
+        "eu-west"
+    );
+    row.find(Locator::Css("button.cancel"))
+        .await
+        .expect("Cancel button")
+        .click()
+        .await
+        .expect("click Cancel");
+    wait_until(Duration::from_secs(10), || {
+        get_json(&format!("{a}/v1/status"))["scheduled"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    })
+    .expect("cancelled");
+    // a drill in 3 s for 3 s: it starts, then ends, by itself
+    c.execute(&set_start(3), vec![])
+        .await
+        .expect("set the start");
+    dur.clear().await.expect("clear");
+    dur.send_keys("3s").await.expect("type 3s");
+    c.find(Locator::Id("schedule-add"))
+        .await
+        .expect("Schedule button")
+        .click()
+        .await
+        .expect("click");
+    wait_until(Duration::from_secs(10), || {
+        s.a(WWW, Some(EU)) == vec![ip("127.0.1.1")]
+    })
+    .expect("the drill starts: Amsterdam goes to us-east");
+    wait_until(Duration::from_secs(10), || is_eu_west(&s.a(WWW, Some(EU))))
+        .expect("and ends: Amsterdam comes back");
+
+    // catchments on the map, with and without biases
+    c.find(Locator::Css("#catchment-mode option[value='biased']"))
+        .await
+        .expect("catchment switch")
+        .click()
+        .await
+        .expect("show catchments");
+    let cells = c
+        .find_all(Locator::Css("#catchments rect"))
+        .await
+        .expect("cells");
+    assert!(
+        cells.len() > 500,
+        "the map is covered: {} cells",
+        cells.len()
+    );
+    let mut owners = std::collections::BTreeSet::new();
+    for r in REGIONS {
+        if c.find(Locator::Css(&format!(
+            "#catchments rect[data-region='{r}']"
+        )))
+        .await
+        .is_ok()
+        {
+            owners.insert(r);
+        }
+    }
+    assert_eq!(
+        owners.len(),
+        REGIONS.len(),
+        "every region has a catchment: {owners:?}"
     );
 
     let png = c.screenshot().await.expect("screenshot");
