@@ -29,7 +29,7 @@ pub enum ExplainError {
 }
 
 /// Where the client is.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ClientInfo {
     /// Address located.
     pub address: String,
@@ -48,7 +48,7 @@ pub struct ClientInfo {
 }
 
 /// One region of the service.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Candidate {
     /// Region name.
     pub region: String,
@@ -78,7 +78,7 @@ pub struct Candidate {
 }
 
 /// One endpoint of a candidate region.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct EndpointInfo {
     /// Address answered.
     pub address: String,
@@ -98,7 +98,7 @@ pub struct EndpointInfo {
 }
 
 /// The trace.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Explanation {
     /// Service name.
     pub name: String,

@@ -230,7 +230,7 @@ impl Control {
 }
 
 /// `GET /v1/status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Status {
     /// Snapshot generation.
     pub generation: u64,
@@ -248,13 +248,14 @@ pub struct Status {
 }
 
 /// A zone in the status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ZoneStatus {
     /// Name.
     pub name: String,
     /// RRsets loaded.
     pub rrsets: usize,
     /// The SOA serial served.
+    #[schema(value_type = u64, maximum = 4294967295_u64)]
     pub serial: u32,
     /// Where its records come from: `file PATH` or `primary ADDRESS`.
     pub source: String,
@@ -268,7 +269,7 @@ pub struct ZoneStatus {
 }
 
 /// A region in the status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RegionStatus {
     /// Name.
     pub name: String,
@@ -279,6 +280,7 @@ pub struct RegionStatus {
     /// When the drain ends, if it does.
     pub drain_until: Option<String>,
     /// [lat, lon].
+    #[schema(min_items = 2, max_items = 2)]
     pub location: [f64; 2],
     /// `weighted` share.
     pub weight: u32,
@@ -295,7 +297,7 @@ pub struct RegionStatus {
 }
 
 /// An endpoint in the status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EndpointStatus {
     /// Address answered.
     pub address: String,
@@ -329,7 +331,7 @@ pub struct EndpointStatus {
 
 /// The cluster's verdict on an endpoint's probe target: `down` of `of`
 /// live nodes (this one included) see it down.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClusterVerdict {
     /// Up by the quorum.
     pub healthy: bool,
@@ -342,7 +344,7 @@ pub struct ClusterVerdict {
 }
 
 /// `/v1/status` `cluster` (SPEC §8).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClusterStatus {
     /// This node's name.
     pub node: String,
@@ -367,7 +369,7 @@ pub struct ClusterStatus {
 }
 
 /// One node in the cluster status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NodeStatus {
     /// Name.
     pub name: String,
@@ -386,7 +388,7 @@ pub struct NodeStatus {
 }
 
 /// The probe target of an endpoint.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProbeTarget {
     /// Address probed.
     pub address: String,
@@ -398,7 +400,7 @@ pub struct ProbeTarget {
 }
 
 /// A service in the status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServiceStatus {
     /// Name.
     pub name: String,
