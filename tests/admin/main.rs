@@ -215,5 +215,6 @@ mod cli;
 mod drains;
 mod explain;
 mod metrics;
+mod openapi;
 mod reload;
 mod status;
