@@ -29,7 +29,7 @@ pub enum ExplainError {
 }
 
 /// Where the client is.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ClientInfo {
     /// Address located.
     pub address: String,
@@ -48,7 +48,7 @@ pub struct ClientInfo {
 }
 
 /// One region of the service.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Candidate {
     /// Region name.
     pub region: String,
@@ -88,7 +88,7 @@ pub struct Candidate {
 }
 
 /// One endpoint of a candidate region.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct EndpointInfo {
     /// Address answered.
     pub address: String,
@@ -108,7 +108,7 @@ pub struct EndpointInfo {
 }
 
 /// The trace.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Explanation {
     /// Service name.
     pub name: String,
@@ -143,7 +143,7 @@ pub struct Explanation {
 }
 
 /// How the regions' biases changed a client's `geo` order (SPEC §11).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct BiasEffect {
     /// Every region of the service, nearest first, as the biases count.
     pub order: Vec<String>,

@@ -25,7 +25,7 @@
 //! - [`text`]: how times, durations and measurements are written.
 //! - [`cluster`]: etcd: this node's liveness and verdicts out, the
 //!   cluster's drains, verdicts and audit in (SPEC §8).
-//! - [`admin`]: the HTTP admin API and `/metrics`.
+//! - [`admin`]: the HTTP admin API, `/metrics` and the API's OpenAPI description.
 //! - [`explain`]: the decision trace of one answer.
 //! - [`metrics`]: every exported metric, in one place.
 //! - [`os`]: input files, the allocator, the open-files limit, TLS.

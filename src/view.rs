@@ -67,7 +67,7 @@ impl NodeInfo {
 }
 
 /// One node's verdict on one probe target.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Verdict {
     /// The node's decided state.
     pub healthy: bool,
@@ -108,7 +108,7 @@ pub struct DrainRecord {
 }
 
 /// One operator action (SPEC §6 `GET /v1/audit`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// When (RFC 3339, milliseconds).
     pub at: String,

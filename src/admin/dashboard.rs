@@ -12,8 +12,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use tokio::time::Instant;
+use utoipa::ToSchema;
 
 use super::AdminState;
 use crate::metrics::Metrics;
@@ -80,7 +81,18 @@ impl Shares {
     }
 }
 
-/// `GET /`: the page.
+/// The dashboard.
+///
+/// Regions on a world map by health and drain, endpoints with their last
+/// probe, answer shares, drain buttons.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "dashboard",
+    tag = "dashboard",
+    responses((status = 200, description = "The page, its script inline",
+        content_type = "text/html; charset=utf-8", body = String)),
+)]
 pub async fn page() -> Response {
     (
         [
@@ -92,7 +104,17 @@ pub async fn page() -> Response {
         .into_response()
 }
 
-/// `GET /dashboard/land-110m.json`: the map.
+/// The dashboard's world map.
+///
+/// Natural Earth 1:110m land as TopoJSON.
+#[utoipa::path(
+    get,
+    path = "/dashboard/land-110m.json",
+    operation_id = "dashboard_map",
+    tag = "dashboard",
+    responses((status = 200, description = "TopoJSON (cached for a day)",
+        content_type = "application/json", body = Object)),
+)]
 pub async fn land() -> Response {
     (
         [
@@ -104,12 +126,39 @@ pub async fn land() -> Response {
         .into_response()
 }
 
-/// `GET /v1/shares`: each region's share of the answers (by the region
-/// answered first, over all services) over the last minute.
-pub async fn shares(State(s): State<AdminState>) -> Response {
+/// `GET /v1/shares`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShareReport {
+    /// Seconds the counts cover (up to a minute).
+    pub window_seconds: f64,
+    /// Answers in that time, over all regions.
+    pub answers: u64,
+    /// By region name.
+    pub regions: HashMap<String, RegionShare>,
+}
+
+/// One region's part of the answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegionShare {
+    /// Answers that gave this region first.
+    pub answers: u64,
+    /// Their share of all answers (0 to 1, four decimals).
+    pub share: f64,
+}
+
+/// Each region's share of the answers over the last minute.
+///
+/// By the region answered first, over all services.
+#[utoipa::path(
+    get,
+    path = "/v1/shares",
+    tag = "status",
+    responses((status = 200, description = "Answers by region", body = ShareReport)),
+)]
+pub async fn shares(State(s): State<AdminState>) -> Json<ShareReport> {
     let (secs, counts) = s.shares.window(s.metrics.answers_by_region());
     let total: u64 = counts.values().sum();
-    let regions: serde_json::Map<String, serde_json::Value> = counts
+    let regions = counts
         .into_iter()
         .map(|(r, n)| {
             let share = if total == 0 {
@@ -119,16 +168,18 @@ pub async fn shares(State(s): State<AdminState>) -> Response {
             };
             (
                 r,
-                json!({ "answers": n, "share": (share * 1e4).round() / 1e4 }),
+                RegionShare {
+                    answers: n,
+                    share: (share * 1e4).round() / 1e4,
+                },
             )
         })
         .collect();
-    Json(json!({
-        "window_seconds": secs.round(),
-        "answers": total,
-        "regions": regions,
-    }))
-    .into_response()
+    Json(ShareReport {
+        window_seconds: secs.round(),
+        answers: total,
+        regions,
+    })
 }
 
 #[cfg(test)]

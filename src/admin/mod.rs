@@ -1,8 +1,44 @@
 //! The admin HTTP API (SPEC §6): JSON status, drains, explain, reload,
-//! Prometheus metrics and the demo lab. It reads snapshots and sends
-//! commands to the control loop; it never changes state itself.
+//! Prometheus metrics, the dashboard, the demo lab and the API's own
+//! OpenAPI description. It reads snapshots and sends commands to the
+//! control loop; it never changes state itself.
+//!
+//! # Adding a route
+//!
+//! Every route is served through [`api`], whose `routes!(...)` takes the
+//! path and method from the handler's `#[utoipa::path]`: what is served is
+//! what is described (`GET /v1/openapi.json`, built in `openapi.rs`), and
+//! tests/admin/openapi.rs refuses a `.route(` in `src/admin/`. A new call:
+//!
+//! 1. Types. What it answers derives `Serialize` and `utoipa::ToSchema`
+//!    (doc comments become descriptions); errors are [`ApiError`], sent
+//!    as [`ErrorBody`]. Path parameters are a `Deserialize + IntoParams`
+//!    struct with `#[into_params(parameter_in = Path)]`, taken as
+//!    `Path<..>` ([`drains::RegionPath`]); the query is one with
+//!    `parameter_in = Query`, taken as [`Params`]`<..>`, which refuses any
+//!    parameter the struct does not name: a field added there is accepted
+//!    and described at once ([`drains::DrainParams`]).
+//! 2. The handler gets `#[utoipa::path(METHOD, path = "/v1/...", tag =
+//!    "...", params(..), responses(..))]`, the path a literal, with every
+//!    status the handler itself answers, each error with `body = ErrorBody`.
+//!    What the middleware answers for any route (401 and the bearer token
+//!    on POST and DELETE, 403, 413) `openapi.rs` adds to every operation.
+//! 3. One line in [`api`]: `.routes(routes!(module::handler, ...))`, one
+//!    `routes!` per path, with all of that path's handlers.
+//!
+//! So dials (SPEC §11) are a room like `drains.rs`: a `DialParams
+//! { value, for }` query struct, handlers `#[utoipa::path(post, path =
+//! "/v1/regions/{region}/dial", tag = "operations", params(RegionPath,
+//! DialParams), ...)]` and its `delete`, and
+//! `.routes(routes!(dials::dial_region, dials::undial_region))`. A
+//! scheduled drain is an `at` field in [`drains::DrainParams`], judged in
+//! `DrainParams::parse` (with `for` required beside it).
 
 pub mod dashboard;
+pub mod dials;
+pub mod drains;
+pub mod lab;
+pub mod openapi;
 pub mod serve;
 
 use std::collections::HashMap;
@@ -10,23 +46,26 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::control::{Command, ControlError};
-use crate::explain::{ExplainError, explain_what_if, parse_down};
-use crate::lab::{Lab, LabError};
+use crate::control::{Command, ControlError, ReloadSummary, Status};
+use crate::explain::{ExplainError, Explanation, explain_what_if, parse_down};
+use crate::lab::Lab;
 use crate::metrics::Metrics;
 use crate::state::Shared;
 use crate::steer::Family;
 use crate::text::now_rfc3339;
-use crate::view::{AuditEntry, DrainKey};
+use crate::view::AuditEntry;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -45,13 +84,20 @@ pub struct AdminState {
     pub shares: Arc<dashboard::Shares>,
 }
 
-/// An error answered as `{"error": "..."}`.
+/// An error answered as [`ErrorBody`].
 #[derive(Debug)]
 pub struct ApiError(StatusCode, String);
 
+/// Every error the API answers: `{"error": "..."}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
     }
 }
 
@@ -73,28 +119,33 @@ impl From<ControlError> for ApiError {
     }
 }
 
+/// Every route with its description: the one list the router and
+/// `GET /v1/openapi.json` are both made from.
+pub fn api() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(dashboard::page))
+        .routes(routes!(dashboard::land))
+        .routes(routes!(dashboard::shares))
+        .routes(routes!(healthz))
+        .routes(routes!(status))
+        .routes(routes!(drains::drain_region, drains::undrain_region))
+        .routes(routes!(drains::drain_endpoint, drains::undrain_endpoint))
+        .routes(routes!(dials::dial_region, dials::undial_region))
+        .routes(routes!(explain_handler))
+        .routes(routes!(reload))
+        .routes(routes!(audit_log))
+        .routes(routes!(lab::lab_state))
+        .routes(routes!(lab::lab_action))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi::openapi_json))
+}
+
 /// The router.
 pub fn router(state: AdminState) -> Router {
-    Router::new()
-        .route("/", get(dashboard::page))
-        .route("/dashboard/land-110m.json", get(dashboard::land))
-        .route("/v1/shares", get(dashboard::shares))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/v1/status", get(status))
-        .route(
-            "/v1/regions/{region}/drain",
-            post(drain_region).delete(undrain_region),
-        )
-        .route(
-            "/v1/endpoints/{address}/drain",
-            post(drain_endpoint).delete(undrain_endpoint),
-        )
-        .route("/v1/explain", get(explain_handler))
-        .route("/v1/reload", post(reload))
-        .route("/v1/audit", get(audit_log))
-        .route("/v1/lab", get(lab_state))
-        .route("/v1/lab/{region}/{action}", post(lab_action))
-        .route("/metrics", get(metrics))
+    // the description is built once, here, so a fault in it shows at start
+    openapi::document();
+    let (routes, _) = api().split_for_parts();
+    routes
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API path".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError(
@@ -106,6 +157,18 @@ pub fn router(state: AdminState) -> Router {
         .layer(middleware::from_fn(body_limit))
         .with_state(state)
 }
+
+/// Calls that change something: they need the bearer token when one is
+/// configured, and must not come from a page of another site.
+pub fn is_mutating(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::POST | Method::DELETE | Method::PUT | Method::PATCH
+    )
+}
+
+/// The one path answered whatever the `Host` (see `auth`).
+pub const UNGUARDED: &str = "/healthz";
 
 /// Largest request body accepted (no admin call takes one).
 const MAX_BODY: u64 = 64 * 1024;
@@ -140,13 +203,10 @@ async fn auth(
     req: Request,
     next: Next,
 ) -> Response {
-    let mutating = matches!(
-        *req.method(),
-        Method::POST | Method::DELETE | Method::PUT | Method::PATCH
-    );
+    let mutating = is_mutating(req.method());
     let token = s.token.load_full();
     if token.is_none()
-        && req.uri().path() != "/healthz"
+        && req.uri().path() != UNGUARDED
         && let Some(why) = rebindable_host(&headers)
     {
         return ApiError(StatusCode::FORBIDDEN, why.into()).into_response();
@@ -241,38 +301,45 @@ async fn ask<T>(
     rx.await.map_err(|_| ApiError::from(ControlError::Stopped))
 }
 
-async fn status(State(s): State<AdminState>) -> Result<Response, ApiError> {
-    let st = ask(&s, |reply| Command::Status { reply }).await?;
-    Ok(Json(st).into_response())
-}
+/// The query parameters of a call, as the `IntoParams` type that
+/// describes them: a parameter the type does not name is refused (400,
+/// naming those it does), so what is accepted is what is described.
+/// Values arrive as strings; the handler judges them, with its reasons.
+pub struct Params<T>(pub T);
 
-/// `force=true|false` of a drain (`true` overrides the safety rules).
-fn parse_force(q: &HashMap<String, String>) -> Result<bool, ApiError> {
-    match q.get("force").map(String::as_str) {
-        None | Some("false") | Some("0") => Ok(false),
-        Some("true") | Some("1") => Ok(true),
-        Some(v) => Err(bad_request(format!("force={v:?}: write true or false"))),
-    }
-}
+impl<S: Send + Sync, T: IntoParams + DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = Response;
 
-fn parse_for(q: &HashMap<String, String>) -> Result<Option<Duration>, ApiError> {
-    for k in q.keys() {
-        if k != "for" && k != "force" {
-            return Err(bad_request(format!("unknown parameter {k:?} (for, force)")));
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let Query(q) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let known: Vec<String> = T::into_params(|| None)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        if let Some(k) = q.keys().find(|k| !known.contains(k)) {
+            return Err(
+                bad_request(format!("unknown parameter {k:?} ({})", known.join(", ")))
+                    .into_response(),
+            );
         }
+        from_query(&q)
+            .map(Params)
+            .map_err(IntoResponse::into_response)
     }
-    match q.get("for") {
-        None => Ok(None),
-        Some(v) => match humantime::parse_duration(v) {
-            Ok(d) if !d.is_zero() && d <= Duration::from_secs(366 * 86400) => Ok(Some(d)),
-            Ok(_) => Err(bad_request(format!(
-                "for={v:?}: must be longer than 0 and at most a year"
-            ))),
-            Err(e) => Err(bad_request(format!(
-                "for={v:?}: not a duration ({e}); write e.g. 10m, 1h"
-            ))),
-        },
-    }
+}
+
+/// A query as `T` (whose fields are strings), ignoring what `T` does not name.
+fn from_query<T: DeserializeOwned>(q: &HashMap<String, String>) -> Result<T, ApiError> {
+    let map = q
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| bad_request(e.to_string()))
 }
 
 fn parse_address(a: &str) -> Result<IpAddr, ApiError> {
@@ -299,14 +366,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// Records an operator action with its outcome.
+/// Records an operator action with its outcome: `Ok(None)` is `ok`,
+/// `Ok(Some(text))` a success said more fully.
 async fn audit(
     s: &AdminState,
     caller: &Caller,
     action: &str,
     target: String,
     duration: Option<Duration>,
-    r: Result<(), &ApiError>,
+    r: Result<Option<String>, &ApiError>,
 ) {
     let entry = AuditEntry {
         at: now_rfc3339(),
@@ -315,7 +383,8 @@ async fn audit(
         duration: duration.map(|d| humantime::format_duration(d).to_string()),
         from: caller.0.clone(),
         result: match r {
-            Ok(_) => "ok".to_string(),
+            Ok(Some(text)) => text,
+            Ok(None) => "ok".to_string(),
             Err(ApiError(code, msg)) => format!("{} {msg}", code.as_u16()),
         },
         node: None,
@@ -326,135 +395,106 @@ async fn audit(
     }
 }
 
-async fn drain(
-    s: &AdminState,
-    caller: Caller,
-    target: DrainKey,
-    duration: Option<Duration>,
-    force: bool,
-) -> Result<Response, ApiError> {
-    let what = target.clone();
-    let r = async {
-        ask(&s.clone(), |reply| Command::Drain {
-            target,
-            duration,
-            force,
-            starts: None,
-            reply,
-        })
-        .await??;
-        Ok::<_, ApiError>(())
-    }
-    .await;
-    audit(
-        s,
-        &caller,
-        "drain",
-        if force {
-            format!("{what} (forced)")
-        } else {
-            what.to_string()
-        },
-        duration,
-        r.as_ref().copied(),
+/// `ok` while serving.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "service",
+    responses((status = 200, description = "`ok` and a newline",
+        content_type = "text/plain; charset=utf-8", body = String, example = "ok\n")),
+)]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// What signpost serves.
+///
+/// Regions with their endpoints, health, drains, load and latency;
+/// services; zones; and in a cluster, the nodes and their verdicts.
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    tag = "status",
+    responses(
+        (status = 200, description = "Everything", body = Status),
+        (status = 503, description = "signpost is shutting down", body = ErrorBody),
     )
-    .await;
-    r?;
-    Ok(Json(json!({
-        "drained": describe(&what),
-        "for": duration.map(|d| humantime::format_duration(d).to_string()),
-    }))
-    .into_response())
+)]
+async fn status(State(s): State<AdminState>) -> Result<Json<Status>, ApiError> {
+    Ok(Json(ask(&s, |reply| Command::Status { reply }).await?))
 }
 
-async fn undrain(s: &AdminState, caller: Caller, target: DrainKey) -> Result<Response, ApiError> {
-    let what = target.clone();
-    let r = async {
-        ask(s, |reply| Command::Undrain { target, reply }).await??;
-        Ok::<_, ApiError>(())
-    }
-    .await;
-    audit(
-        s,
-        &caller,
-        "undrain",
-        what.to_string(),
-        None,
-        r.as_ref().copied(),
+/// `GET /v1/audit`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditLog {
+    /// Newest first, at most 1,000.
+    pub audit: Vec<AuditEntry>,
+}
+
+/// The operator actions.
+///
+/// The last 1,000 (drains, undrains, reloads, lab calls), newest first;
+/// cluster-wide in a cluster.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "status",
+    responses(
+        (status = 200, description = "The actions", body = AuditLog),
+        (status = 503, description = "signpost is shutting down", body = ErrorBody),
     )
-    .await;
-    r?;
-    Ok(Json(json!({ "undrained": describe(&what) })).into_response())
+)]
+async fn audit_log(State(s): State<AdminState>) -> Result<Json<AuditLog>, ApiError> {
+    let audit = ask(&s, |reply| Command::AuditLog { reply }).await?;
+    Ok(Json(AuditLog { audit }))
 }
 
-async fn audit_log(State(s): State<AdminState>) -> Result<Response, ApiError> {
-    let list = ask(&s, |reply| Command::AuditLog { reply }).await?;
-    Ok(Json(json!({ "audit": list })).into_response())
+/// The query of an explain.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExplainParams {
+    /// A service name, or a CNAME to one (the trailing dot optional).
+    #[param(required = true, value_type = String, example = "www.example.com")]
+    pub name: Option<String>,
+    /// `A` (the default) or `AAAA`.
+    #[serde(rename = "type")]
+    #[param(value_type = Option<String>, example = "A")]
+    pub qtype: Option<String>,
+    /// The client's address, as if it came in ECS.
+    #[param(required = true, value_type = String, example = "193.0.6.1")]
+    pub client: Option<String>,
+    /// What-if: regions taken as down (comma-separated); the live state
+    /// is untouched.
+    #[param(value_type = Option<String>, example = "eu-west,us-east")]
+    pub down: Option<String>,
 }
 
-fn describe(t: &DrainKey) -> serde_json::Value {
-    match t {
-        DrainKey::Region(r) => json!({ "region": r }),
-        DrainKey::Endpoint(a) => json!({ "endpoint": a.to_string() }),
-        DrainKey::Dial(r) => json!({ "dial": r }),
-    }
-}
-
-async fn drain_region(
-    State(s): State<AdminState>,
-    caller: Caller,
-    Path(region): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    let d = parse_for(&q)?;
-    let force = parse_force(&q)?;
-    drain(&s, caller, DrainKey::Region(region), d, force).await
-}
-
-async fn undrain_region(
-    State(s): State<AdminState>,
-    caller: Caller,
-    Path(region): Path<String>,
-) -> Result<Response, ApiError> {
-    undrain(&s, caller, DrainKey::Region(region)).await
-}
-
-async fn drain_endpoint(
-    State(s): State<AdminState>,
-    caller: Caller,
-    Path(address): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    let d = parse_for(&q)?;
-    let force = parse_force(&q)?;
-    let a = parse_address(&address)?;
-    drain(&s, caller, DrainKey::Endpoint(a), d, force).await
-}
-
-async fn undrain_endpoint(
-    State(s): State<AdminState>,
-    caller: Caller,
-    Path(address): Path<String>,
-) -> Result<Response, ApiError> {
-    let a = parse_address(&address)?;
-    undrain(&s, caller, DrainKey::Endpoint(a)).await
-}
-
+/// Why a client gets its answer.
+///
+/// The decision trace of one answer: where the client is, each region of
+/// the service with its distance, health and load, the rule that chose,
+/// the answer, its TTL and ECS scope. With `down`, the answer as if those
+/// regions had failed.
+#[utoipa::path(
+    get,
+    path = "/v1/explain",
+    operation_id = "explain",
+    tag = "status",
+    params(ExplainParams),
+    responses(
+        (status = 200, description = "The trace", body = Explanation),
+        (status = 400, description = "A missing, bad or unknown parameter, a name that is \
+            not a DNS name, a type other than A or AAAA, or an unknown region in `down`",
+            body = ErrorBody),
+        (status = 404, description = "Not a service", body = ErrorBody),
+    )
+)]
 async fn explain_handler(
     State(s): State<AdminState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    for k in q.keys() {
-        if !matches!(k.as_str(), "name" | "type" | "client" | "down") {
-            return Err(bad_request(format!(
-                "unknown parameter {k:?} (name, type, client, down)"
-            )));
-        }
-    }
-    let name = q
-        .get("name")
-        .ok_or_else(|| bad_request("name= is required"))?;
-    let family = match q.get("type").map(|t| t.to_ascii_uppercase()).as_deref() {
+    Params(q): Params<ExplainParams>,
+) -> Result<Json<Explanation>, ApiError> {
+    let name = q.name.ok_or_else(|| bad_request("name= is required"))?;
+    let family = match q.qtype.map(|t| t.to_ascii_uppercase()).as_deref() {
         None | Some("A") => Family::V4,
         Some("AAAA") => Family::V6,
         Some(t) => {
@@ -464,13 +504,13 @@ async fn explain_handler(
         }
     };
     let client = q
-        .get("client")
+        .client
         .ok_or_else(|| bad_request("client= is required (an IP address)"))?;
-    let client = parse_address(client)?;
-    let down = q.get("down").map(|d| parse_down(d)).unwrap_or_default();
+    let client = parse_address(&client)?;
+    let down = q.down.map(|d| parse_down(&d)).unwrap_or_default();
     let snap = s.shared.load();
-    match explain_what_if(&snap, name, family, client, &down) {
-        Ok(e) => Ok(Json(e).into_response()),
+    match explain_what_if(&snap, &name, family, client, &down) {
+        Ok(e) => Ok(Json(e)),
         Err(e @ (ExplainError::BadName(_) | ExplainError::UnknownRegion(_))) => {
             Err(bad_request(e.to_string()))
         }
@@ -480,6 +520,39 @@ async fn explain_handler(
     }
 }
 
+/// A reload was applied.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reloaded {
+    /// Always true.
+    pub reloaded: bool,
+    /// What changed.
+    pub summary: ReloadSummary,
+}
+
+/// A reload was refused: the configuration keeps serving.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvalidConfig {
+    /// That the new configuration is invalid.
+    pub error: String,
+    /// Each error, naming file, key and reason.
+    pub errors: Vec<String>,
+}
+
+/// Reloads the configuration.
+///
+/// Reads the configuration file again and serves it if it is valid
+/// (probing new targets first); if not, the previous one keeps serving.
+/// Audited.
+#[utoipa::path(
+    post,
+    path = "/v1/reload",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Reloaded", body = Reloaded),
+        (status = 400, description = "The new configuration is invalid", body = InvalidConfig),
+        (status = 503, description = "signpost is shutting down", body = ErrorBody),
+    )
+)]
 async fn reload(State(s): State<AdminState>, caller: Caller) -> Result<Response, ApiError> {
     let from = caller.0.unwrap_or_else(|| "admin API".into());
     let r = ask(&s, |reply| Command::Reload {
@@ -488,22 +561,34 @@ async fn reload(State(s): State<AdminState>, caller: Caller) -> Result<Response,
     })
     .await?;
     match r {
-        Ok(summary) => Ok(Json(json!({ "reloaded": true, "summary": summary })).into_response()),
-        Err(ControlError::Invalid(errs)) => {
-            let list: Vec<String> = errs.0.iter().map(ToString::to_string).collect();
-            Ok((
-                StatusCode::BAD_REQUEST,
-                Json(json!({
-                    "error": "the new configuration is invalid; the previous one keeps serving",
-                    "errors": list,
-                })),
-            )
-                .into_response())
-        }
+        Ok(summary) => Ok(Json(Reloaded {
+            reloaded: true,
+            summary,
+        })
+        .into_response()),
+        Err(ControlError::Invalid(errs)) => Ok((
+            StatusCode::BAD_REQUEST,
+            Json(InvalidConfig {
+                error: "the new configuration is invalid; the previous one keeps serving".into(),
+                errors: errs.0.iter().map(ToString::to_string).collect(),
+            }),
+        )
+            .into_response()),
         Err(e) => Err(e.into()),
     }
 }
 
+/// Prometheus metrics.
+///
+/// Every `signpost_*` metric, in the OpenMetrics text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    responses((status = 200, description = "Every metric",
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        body = String)),
+)]
 async fn metrics(State(s): State<AdminState>) -> Response {
     (
         [(
@@ -513,115 +598,4 @@ async fn metrics(State(s): State<AdminState>) -> Response {
         s.metrics.encode(),
     )
         .into_response()
-}
-
-fn lab_of(s: &AdminState) -> Result<&Arc<Lab>, ApiError> {
-    s.lab.as_ref().ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            "the failure lab runs only under `signpost demo`".into(),
-        )
-    })
-}
-
-async fn lab_state(State(s): State<AdminState>) -> Result<Response, ApiError> {
-    let lab = lab_of(&s)?;
-    let st: Vec<_> = lab
-        .state()
-        .await
-        .into_iter()
-        .map(|(region, failing, load, delay_ms)| {
-            json!({ "region": region, "failing": failing, "load": load, "delay_ms": delay_ms })
-        })
-        .collect();
-    Ok(Json(json!({ "regions": st })).into_response())
-}
-
-async fn lab_action(
-    State(s): State<AdminState>,
-    caller: Caller,
-    Path((region, action)): Path<(String, String)>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    let r = lab_set(&s, &region, &action, &q).await;
-    let outcome = r.as_ref().map(|_| ());
-    audit(
-        &s,
-        &caller,
-        &format!("lab-{action}"),
-        format!("region {region}"),
-        None,
-        outcome,
-    )
-    .await;
-    r
-}
-
-async fn lab_set(
-    s: &AdminState,
-    region: &str,
-    action: &str,
-    q: &HashMap<String, String>,
-) -> Result<Response, ApiError> {
-    let lab = lab_of(s)?;
-    let lab_err = |e: LabError| match e {
-        e @ LabError::UnknownRegion(_) => ApiError(StatusCode::NOT_FOUND, e.to_string()),
-        e => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    match action {
-        "load" => {
-            let v = q
-                .get("value")
-                .ok_or_else(|| bad_request("value= is required (a load >= 0)"))?;
-            let load = v
-                .parse::<f64>()
-                .ok()
-                .filter(|l| l.is_finite() && *l >= 0.0)
-                .ok_or_else(|| bad_request(format!("value={v:?} is not a load (a number >= 0)")))?;
-            lab.set_load(region, load).await.map_err(lab_err)?;
-            return Ok(Json(json!({ "region": region, "load": load })).into_response());
-        }
-        "slow" => {
-            let v = q
-                .get("delay")
-                .ok_or_else(|| bad_request("delay= is required (e.g. 50ms; 0 to undo)"))?;
-            let delay = if v.trim() == "0" {
-                Duration::ZERO
-            } else {
-                humantime::parse_duration(v)
-                    .ok()
-                    .filter(|d| *d <= Duration::from_secs(60))
-                    .ok_or_else(|| {
-                        bad_request(format!(
-                            "delay={v:?} is not a duration up to 60s (e.g. 50ms)"
-                        ))
-                    })?
-            };
-            lab.set_delay(region, delay).await.map_err(lab_err)?;
-            return Ok(Json(json!({
-                "region": region,
-                "delay_ms": delay.as_millis() as u64,
-            }))
-            .into_response());
-        }
-        _ => {}
-    }
-    let fail = match action {
-        "fail" => true,
-        "recover" => false,
-        other => {
-            return Err(ApiError(
-                StatusCode::NOT_FOUND,
-                format!("unknown lab action {other:?} (fail, recover, load or slow)"),
-            ));
-        }
-    };
-    if let Some(k) = q.keys().next() {
-        return Err(bad_request(format!("unknown parameter {k:?}")));
-    }
-    match lab.set_failing(region, fail).await {
-        Ok(()) => Ok(Json(json!({ "region": region, "failing": fail })).into_response()),
-        Err(e @ LabError::UnknownRegion(_)) => Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
-        Err(e) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
-    }
 }

@@ -160,7 +160,7 @@ pub enum Command {
 }
 
 /// What a successful reload did.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ReloadSummary {
     /// Snapshot generation now served.
     pub generation: u64,

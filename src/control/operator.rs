@@ -369,7 +369,9 @@ impl Control {
     /// Whether the configuration has this region or endpoint.
     fn known(&self, target: &DrainKey) -> Result<(), ControlError> {
         match target {
-            DrainKey::Region(name) if !self.compiled.region_index.contains_key(name) => {
+            DrainKey::Region(name) | DrainKey::Dial(name)
+                if !self.compiled.region_index.contains_key(name) =>
+            {
                 Err(ControlError::UnknownRegion(name.clone()))
             }
             DrainKey::Endpoint(addr) if !self.compiled.slots.iter().any(|s| s.address == *addr) => {

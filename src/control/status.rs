@@ -274,7 +274,7 @@ impl Control {
 }
 
 /// `GET /v1/status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Status {
     /// Snapshot generation.
     pub generation: u64,
@@ -294,7 +294,7 @@ pub struct Status {
 }
 
 /// A scheduled drain not started yet (SPEC §11).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ScheduledDrain {
     /// `region NAME` or `endpoint ADDRESS`.
     pub target: String,
@@ -318,13 +318,14 @@ pub struct ScheduledDrain {
 }
 
 /// A zone in the status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ZoneStatus {
     /// Name.
     pub name: String,
     /// RRsets loaded.
     pub rrsets: usize,
     /// The SOA serial served.
+    #[schema(value_type = u64, maximum = 4294967295_u64)]
     pub serial: u32,
     /// Where its records come from: `file PATH` or `primary ADDRESS`.
     pub source: String,
@@ -338,7 +339,7 @@ pub struct ZoneStatus {
 }
 
 /// A region in the status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RegionStatus {
     /// Name.
     pub name: String,
@@ -355,6 +356,7 @@ pub struct RegionStatus {
     /// `bias`: its distances count `1 - bias/100` in `geo` order.
     pub bias: i8,
     /// [lat, lon].
+    #[schema(min_items = 2, max_items = 2)]
     pub location: [f64; 2],
     /// `weighted` share.
     pub weight: u32,
@@ -371,7 +373,7 @@ pub struct RegionStatus {
 }
 
 /// An endpoint in the status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EndpointStatus {
     /// Address answered.
     pub address: String,
@@ -405,7 +407,7 @@ pub struct EndpointStatus {
 
 /// The cluster's verdict on an endpoint's probe target: `down` of `of`
 /// live nodes (this one included) see it down.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClusterVerdict {
     /// Up by the quorum.
     pub healthy: bool,
@@ -418,7 +420,7 @@ pub struct ClusterVerdict {
 }
 
 /// `/v1/status` `cluster` (SPEC §8).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClusterStatus {
     /// This node's name.
     pub node: String,
@@ -443,7 +445,7 @@ pub struct ClusterStatus {
 }
 
 /// One node in the cluster status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NodeStatus {
     /// Name.
     pub name: String,
@@ -462,7 +464,7 @@ pub struct NodeStatus {
 }
 
 /// The probe target of an endpoint.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProbeTarget {
     /// Address probed.
     pub address: String,
@@ -474,7 +476,7 @@ pub struct ProbeTarget {
 }
 
 /// A service in the status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServiceStatus {
     /// Name.
     pub name: String,

@@ -53,11 +53,12 @@ struct Inbound {
 }
 
 /// What the status shows of a zone's source.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TransferStatus {
     /// The primary.
     pub primary: String,
     /// The serial of the copy served, if any.
+    #[schema(value_type = Option<u64>, maximum = 4294967295_u64)]
     pub serial: Option<u32>,
     /// When the last transfer (or check) succeeded.
     pub last_ok: Option<String>,

@@ -95,7 +95,7 @@ pub fn load_keys(
 }
 
 /// One key as the status shows it.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct KeyStatus {
     /// The key file as the config names it.
     pub file: String,
@@ -114,7 +114,8 @@ pub struct KeyStatus {
 }
 
 /// One signed zone as the status shows it.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = DnssecStatus)]
 pub struct ZoneStatus {
     /// The zone.
     pub zone: String,

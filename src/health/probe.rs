@@ -13,7 +13,7 @@ use crate::state::Target;
 const MAX_BODY: usize = 64 * 1024;
 
 /// The outcome of one probe.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ProbeResult {
     /// Passed.
     pub ok: bool,
@@ -32,9 +32,11 @@ pub struct ProbeResult {
     pub reason: String,
     /// Time from start to verdict.
     #[serde(serialize_with = "ser_ms", rename = "latency_ms")]
+    #[schema(value_type = f64)]
     pub latency: Duration,
     /// When it finished.
     #[serde(serialize_with = "ser_time")]
+    #[schema(value_type = String)]
     pub at: SystemTime,
 }
 

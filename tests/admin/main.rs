@@ -215,5 +215,7 @@ mod cli;
 mod drains;
 mod explain;
 mod metrics;
+mod operations;
+mod openapi;
 mod reload;
 mod status;
