@@ -210,27 +210,16 @@ impl View {
         t
     }
 
-    /// The node that turned the cluster's verdict on target `id` to `up`:
-    /// of the voters on that side (this node with its own verdict `mine`,
-    /// and every other live node), the one whose verdict is newest
-    /// (`since`; a tie goes to the name that sorts first). Every node
-    /// with the same view names the same one, so exactly one of them
-    /// tells of the change (SPEC §11). While etcd is away only this
-    /// node's own verdict counts, as in [`View::tally`].
-    pub fn turned_by<'a>(
-        &'a self,
-        me: &'a str,
-        mine: &'a Verdict,
-        id: &str,
-        up: bool,
-    ) -> Option<&'a str> {
-        let others = self.connected.then(|| self.others(me, id)).into_iter();
-        std::iter::once((me, mine))
-            .chain(others.flatten().map(|(n, v)| (n.as_str(), v)))
-            .filter(|(_, v)| v.healthy == up)
-            // newest since, then the first name
-            .max_by(|(na, a), (nb, b)| a.since.cmp(&b.since).then(nb.cmp(na)))
-            .map(|(n, _)| n)
+    /// The live node that speaks for the cluster: the one whose name
+    /// sorts first. It alone tells webhooks of what every node sees alike
+    /// (a change of the cluster's health verdict, a node answering
+    /// differently), so that a receiver hears of it once. `None` while
+    /// etcd is away: then each node speaks for itself.
+    pub fn speaker(&self) -> Option<&str> {
+        if !self.connected {
+            return None;
+        }
+        self.nodes.keys().next().map(String::as_str)
     }
 }
 
@@ -372,48 +361,17 @@ mod tests {
     }
 
     #[test]
-    fn the_newest_verdict_on_the_winning_side_turned_it() {
-        let mut v = View {
-            connected: true,
-            ..View::default()
-        };
-        for n in ["ns1", "ns2", "ns3"] {
+    fn the_first_live_node_speaks() {
+        let mut v = View::default();
+        assert_eq!(v.speaker(), None);
+        v.connected = true;
+        assert_eq!(v.speaker(), None, "no node yet");
+        for n in ["ns2", "ns10", "ns3"] {
             v.nodes.insert(n.into(), node());
         }
-        let at = |healthy, since: &str| Verdict {
-            since: since.into(),
-            ..verdict(healthy)
-        };
-        let id = "http://192.0.2.1:8080/";
-        let votes = v.verdicts.entry(id.into()).or_default();
-        votes.insert("ns2".into(), at(false, "2026-01-01T00:00:05Z"));
-        votes.insert("ns3".into(), at(true, "2026-01-01T00:00:01Z"));
-        votes.insert("gone".into(), at(false, "2026-01-01T00:00:09Z"));
-        // ns1 went down after ns2: ns1 turned the majority, and ns2 agrees
-        let mine = at(false, "2026-01-01T00:00:07Z");
-        assert_eq!(v.turned_by("ns1", &mine, id, false), Some("ns1"));
-        // ns2, whose view holds ns1's verdict, names ns1 too
-        let ns2_echo = at(false, "2026-01-01T00:00:05Z");
-        let mut from_ns2 = v.clone();
-        from_ns2
-            .verdicts
-            .get_mut(id)
-            .unwrap()
-            .insert("ns1".into(), mine.clone());
-        assert_eq!(from_ns2.turned_by("ns2", &ns2_echo, id, false), Some("ns1"));
-        // the up side: ns3 alone
-        assert_eq!(v.turned_by("ns1", &mine, id, true), Some("ns3"));
-        // a tie goes to the first name
-        let same = at(false, "2026-01-01T00:00:05Z");
-        assert_eq!(v.turned_by("ns1", &same, id, false), Some("ns1"));
-        assert_eq!(
-            from_ns2.turned_by("ns3", &at(true, "x"), id, false),
-            Some("ns1")
-        );
-        // etcd away: this node alone
+        assert_eq!(v.speaker(), Some("ns10"), "by name, as strings sort");
         v.connected = false;
-        assert_eq!(v.turned_by("ns1", &at(true, "0"), id, true), Some("ns1"));
-        assert_eq!(v.turned_by("ns1", &at(true, "0"), id, false), None);
+        assert_eq!(v.speaker(), None);
     }
 
     #[test]

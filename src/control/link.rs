@@ -79,6 +79,7 @@ impl ClusterLink {
             probe_source,
         };
         Ok(ClusterLink {
+            seen: notices::Seen::from_view(&view),
             mine,
             node: cfg.node,
             quorum: cfg.down_quorum,
@@ -86,7 +87,6 @@ impl ClusterLink {
             views: h.view,
             view,
             diverged: BTreeMap::new(),
-            seen: notices::Seen::default(),
         })
     }
 

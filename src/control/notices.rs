@@ -4,11 +4,16 @@
 //! and dials where operators make them.
 //!
 //! In a cluster every node decides health by the same quorum, so every
-//! node sees each change of the cluster's verdict; only the node whose
-//! verdict turned it tells ([`View::turned_by`]), so a receiver hears of
-//! it once. A node joining or leaving, or answering differently, is told
-//! by one node too: the live node whose name sorts first (of those that
-//! were there before and still are). Losing and regaining etcd is each
+//! node sees each change of the cluster's verdict; one node tells it, so
+//! that a receiver hears of it once: the cluster's speaker, the live node
+//! whose name sorts first ([`View::speaker`]). (Telling from the node
+//! whose own probe turned the quorum was tried: when the nodes' probes
+//! turn at the same moment, as they do when a load balancer comes back
+//! for everyone, each node's view still lacks the others' verdicts and
+//! each believes it turned it.) While a node cannot reach etcd it decides
+//! alone, and tells its own changes. A node answering differently is told
+//! by the speaker too; a node joining or leaving by the first node that
+//! was there before and still is. Losing and regaining etcd is each
 //! node's own news. Changes only: the state at start is in `/v1/status`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -29,6 +34,20 @@ pub(super) struct Seen {
     nodes: Option<BTreeSet<String>>,
 }
 
+impl Seen {
+    /// Changes are told from `view` on: the view a node starts with
+    /// (before the first connected one, from nothing).
+    pub(super) fn from_view(view: &View) -> Seen {
+        if !view.connected {
+            return Seen::default();
+        }
+        Seen {
+            etcd_up: Some(true),
+            nodes: Some(view.nodes.keys().cloned().collect()),
+        }
+    }
+}
+
 impl Control {
     /// Health events between `before` and the snapshot just published:
     /// endpoints whose decided state turned, and regions that turned
@@ -36,7 +55,7 @@ impl Control {
     /// health: they have events of their own.
     pub(super) fn notify_health(&self, before: &Snapshot) {
         // the first publish is the baseline, not a change
-        if before.generation == 0 {
+        if before.generation == 0 || !self.speaks() {
             return;
         }
         let now = self.shared.load();
@@ -50,22 +69,19 @@ impl Control {
                 ((region, s.address), f & steer::UP != 0)
             })
             .collect();
-        // per region told of here: the reason of its first endpoint
-        let mut told: HashMap<u16, Option<String>> = HashMap::new();
+        // per region: the reason of its first endpoint told of
+        let mut reasons: HashMap<u16, Option<String>> = HashMap::new();
         for (s, f) in new.slots.iter().zip(now.flags.iter()) {
             let up = f & steer::UP != 0;
             let region = &*new.regions[s.region as usize].name;
             let (Some(&was_up), Some(ti)) = (was.get(&(region, s.address)), s.target) else {
                 continue;
             };
-            if was_up == up || !self.turned_here(ti, up) {
+            if was_up == up {
                 continue;
             }
-            let reason = self
-                .probed(ti)
-                .and_then(|p| p.last.as_ref())
-                .map(|r| r.reason.clone());
-            told.entry(s.region).or_insert_with(|| reason.clone());
+            let reason = self.reason(ti, up);
+            reasons.entry(s.region).or_insert_with(|| reason.clone());
             self.notify(Event::endpoint_health(region, s.address, up, reason));
         }
         let old_up: HashMap<&str, bool> = old
@@ -83,24 +99,42 @@ impl Control {
             if old_up.get(&*r.name).is_none_or(|&was| was == up) {
                 continue;
             }
-            // in a cluster, the node that told of the endpoint tells of
-            // its region
-            let reason = match (told.get(&(ri as u16)), &self.cluster) {
-                (Some(reason), _) => reason.clone(),
-                (None, None) => None,
-                (None, Some(_)) => continue,
-            };
+            let reason = reasons.get(&(ri as u16)).cloned().flatten();
             self.notify(Event::region_health(&r.name, up, reason));
         }
     }
 
-    /// Whether this node tells of target `ti` turning `up`: always on a
-    /// single node; in a cluster, when its own verdict turned the quorum.
-    fn turned_here(&self, ti: u32, up: bool) -> bool {
-        let (Some(c), Some(p)) = (&self.cluster, self.probed(ti)) else {
-            return true;
+    /// Why target `ti` is now `up` (or not): the last probe's outcome; in
+    /// a cluster, of a node that sees it so (this one first), with the
+    /// votes, e.g. `ns2: status 503 (2 of 3 nodes see it down)`.
+    fn reason(&self, ti: u32, up: bool) -> Option<String> {
+        let p = self.probed(ti)?;
+        let own = p.last.as_ref().map(|r| r.reason.clone());
+        let Some(c) = self.cluster.as_ref().filter(|c| c.view.connected) else {
+            return own;
         };
-        c.view.turned_by(&c.node, &p.verdict(), &p.cluster_id, up) == Some(c.node.as_str())
+        let why = if p.up == up {
+            own.map(|r| format!("{}: {r}", c.node))
+        } else {
+            c.view
+                .others(&c.node, &p.cluster_id)
+                .find(|(_, v)| v.healthy == up)
+                .map(|(n, v)| format!("{n}: {}", v.reason))
+        };
+        let t = c.view.tally(&c.node, p.up, &p.cluster_id);
+        let votes = format!("{} of {} nodes see it down", t.down, t.voters);
+        Some(match why {
+            Some(w) => format!("{w} ({votes})"),
+            None => votes,
+        })
+    }
+
+    /// Whether this node tells of the cluster's health: always on a
+    /// single node, or while etcd is away; else when it is the speaker.
+    fn speaks(&self) -> bool {
+        self.cluster
+            .as_ref()
+            .is_none_or(|c| c.view.speaker().is_none_or(|s| s == c.node))
     }
 }
 
@@ -171,7 +205,7 @@ pub(super) fn view_events(
             out.push(Event::cluster(ClusterAction::NodeLeft, Some(n), None));
         }
     }
-    if now.first().map(String::as_str) == Some(me) {
+    if view.speaker() == Some(me) {
         for (n, how) in diverged {
             if was.get(n) != Some(how) {
                 out.push(Event::cluster(
