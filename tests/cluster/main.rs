@@ -560,3 +560,4 @@ fn a_dead_nodes_verdicts_stop_counting() {
 }
 
 mod edges;
+mod notify;

@@ -1,4 +1,4 @@
-//! A webhook receiver on loopback: a real HTTP/1.1 server that records
+//! A webhook receiver on loopback (tests/notify, tests/cluster): a real HTTP/1.1 server that records
 //! what it is sent, and on demand answers 500, hangs (reads the request
 //! and never answers), or is down (its port closed).
 

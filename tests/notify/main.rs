@@ -7,14 +7,13 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-mod receiver;
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use common::webhook::{Delivery, Receiver};
 use common::*;
 use hickory_proto::rr::RecordType;
-use receiver::{Delivery, Receiver};
 use serde_json::{Value, json};
 
 const WWW: &str = "www.example.test.";
