@@ -374,3 +374,26 @@ fn a_full_queue_drops_its_oldest_and_counts_them() {
     );
     assert!(s.stop().success());
 }
+
+#[test]
+fn webhooks_follow_a_reload() {
+    let a = Receiver::start();
+    let b = Receiver::start();
+    let (s, _lb) = start("notify-reload", 6, &hook(&a, "events = [\"reload\"]"));
+    let first = reload(&s);
+    a.wait_for(1, ARRIVE);
+    // a goes, b comes: the reload that makes the change is told to b
+    let path = s.dir.join("signpost.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    write(&path, &text.replace(&a.url(), &b.url()));
+    let second = reload(&s);
+    let got = b.wait_for(1, ARRIVE);
+    assert_eq!(summary(&got), [json!(["reload", second])]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        summary(&a.got()),
+        [json!(["reload", first])],
+        "a hears no more"
+    );
+    assert!(s.stop().success());
+}
