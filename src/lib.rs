@@ -25,6 +25,8 @@
 //! - [`text`]: how times, durations and measurements are written.
 //! - [`cluster`]: etcd: this node's liveness and verdicts out, the
 //!   cluster's drains, verdicts and audit in (SPEC §8).
+//! - [`notify`]: webhook notifications: an outbox per receiver, each
+//!   delivered in order by a task of its own (SPEC §11).
 //! - [`admin`]: the HTTP admin API, `/metrics` and the API's OpenAPI description.
 //! - [`explain`]: the decision trace of one answer.
 //! - [`metrics`]: every exported metric, in one place.
@@ -45,6 +47,7 @@ pub mod health;
 pub mod lab;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod os;
 pub mod state;
 pub mod steer;

@@ -322,6 +322,45 @@ pub struct Metrics {
     pub notify_sent: Family<ZoneResultLabels, Counter>,
     /// NOTIFYs accepted from primaries, by zone.
     pub notify_received: Family<ZoneResultLabels, Counter>,
+    /// Webhook delivery attempts, by webhook and result.
+    pub webhook_deliveries: Family<WebhookResultLabels, Counter>,
+    /// Webhook events given up, by webhook and reason.
+    pub webhook_dropped: Family<WebhookDropLabels, Counter>,
+    /// Webhook events waiting, by webhook.
+    pub webhook_queued: Family<WebhookLabels, Gauge>,
+}
+
+/// Labels of a webhook: its place in `[[notify.webhook]]` and its host
+/// (never the rest of the URL, which may hold a token, nor the secret).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// Index in the configuration, from 0.
+    pub webhook: String,
+    /// The URL's host and port.
+    pub host: String,
+}
+
+/// Labels of webhook delivery attempts.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookResultLabels {
+    /// Index in the configuration, from 0.
+    pub webhook: String,
+    /// The URL's host and port.
+    pub host: String,
+    /// "ok" (2xx) or "failed" (another status, no connection, timeout).
+    pub result: String,
+}
+
+/// Labels of webhook events given up.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookDropLabels {
+    /// Index in the configuration, from 0.
+    pub webhook: String,
+    /// The URL's host and port.
+    pub host: String,
+    /// "full" (the queue made room for a newer one) or "expired" (not
+    /// delivered within an hour).
+    pub reason: String,
 }
 
 /// Labels of per-zone outcomes.
@@ -438,6 +477,9 @@ impl Metrics {
             xfr_in: Family::default(),
             notify_sent: Family::default(),
             notify_received: Family::default(),
+            webhook_deliveries: Family::default(),
+            webhook_dropped: Family::default(),
+            webhook_queued: Family::default(),
         };
         // the DNS answer counters, summed over the workers at scrape time
         m.registry.register_collector(Box::new(m.pool.clone()));
@@ -450,7 +492,28 @@ impl Metrics {
         m.register_dns_tcp();
         m.register_dnssec();
         m.register_xfr();
+        m.register_webhooks();
         m
+    }
+
+    /// Webhook notifications (SPEC §11).
+    fn register_webhooks(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "signpost_webhook_deliveries",
+            "webhook delivery attempts, by webhook (index in the configuration, host) and result: ok (2xx), failed (another status, no connection, timeout; retried)",
+            self.webhook_deliveries.clone(),
+        );
+        r.register(
+            "signpost_webhook_dropped",
+            "webhook events given up, by webhook and reason: full (the queue dropped its oldest for a newer one), expired (not delivered within an hour)",
+            self.webhook_dropped.clone(),
+        );
+        r.register(
+            "signpost_webhook_queued",
+            "webhook events waiting to be delivered, by webhook",
+            self.webhook_queued.clone(),
+        );
     }
 
     /// Zone transfers and NOTIFY (SPEC §10).

@@ -1,6 +1,6 @@
 //! What signpost asks of the operating system: reading input files
-//! safely, the allocator's behaviour, the open-files limit and the TLS
-//! provider. The ground floor: it uses no other room.
+//! safely, the allocator's behaviour, the open-files limit, the TLS
+//! provider and the host's name. The ground floor: it uses no other room.
 
 /// Reads a whole input file (configuration, zone, GeoIP database,
 /// state), refusing what is not a regular file: a device such as
@@ -14,6 +14,18 @@ pub fn read_input(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
         ));
     }
     std::fs::read(path)
+}
+
+/// The host's name (`gethostname`), if it has one in UTF-8.
+pub fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    std::str::from_utf8(&buf[..end]).ok().map(str::to_string)
 }
 
 /// [`read_input`] for text.

@@ -230,6 +230,18 @@ impl View {
         }
         t
     }
+
+    /// The live node that speaks for the cluster: the one whose name
+    /// sorts first. It alone tells webhooks of what every node sees alike
+    /// (a change of the cluster's health verdict, a node answering
+    /// differently), so that a receiver hears of it once. `None` while
+    /// etcd is away: then each node speaks for itself.
+    pub fn speaker(&self) -> Option<&str> {
+        if !self.connected {
+            return None;
+        }
+        self.nodes.keys().next().map(String::as_str)
+    }
 }
 
 /// The stable id of a probe target across nodes: what is probed, in one
@@ -367,6 +379,20 @@ mod tests {
         v.connected = false;
         assert_eq!(v.tally("ns1", true, id), Tally { down: 0, voters: 1 });
         assert_eq!(v.tally("ns1", true, "other"), Tally { down: 0, voters: 1 });
+    }
+
+    #[test]
+    fn the_first_live_node_speaks() {
+        let mut v = View::default();
+        assert_eq!(v.speaker(), None);
+        v.connected = true;
+        assert_eq!(v.speaker(), None, "no node yet");
+        for n in ["ns2", "ns10", "ns3"] {
+            v.nodes.insert(n.into(), node());
+        }
+        assert_eq!(v.speaker(), Some("ns10"), "by name, as strings sort");
+        v.connected = false;
+        assert_eq!(v.speaker(), None);
     }
 
     #[test]

@@ -14,8 +14,8 @@ pub use crate::model::WhenAllDown;
 pub use raw::RawConfig;
 pub use types::{
     CONTINENTS, Check, CheckId, CheckKind, Cluster, Config, DEFAULT_CAPACITY, Dnssec, Endpoint,
-    MapEntry, MapKey, Primary, Quorum, Region, Server, Service, Shed, Transfer, TsigAlgorithm,
-    TsigKey, Zone, parse_map_key,
+    EventKind, MapEntry, MapKey, Primary, Quorum, Region, Server, Service, Shed, Transfer,
+    TsigAlgorithm, TsigKey, Webhook, Zone, parse_map_key,
 };
 use validate::validate;
 
@@ -113,6 +113,8 @@ fn shared_text(text: &str) -> String {
         Ok(mut t) => {
             t.remove("server");
             t.remove("cluster");
+            // webhooks change no answer, and may differ per node
+            t.remove("notify");
             t.to_string()
         }
         Err(_) => text.to_string(),

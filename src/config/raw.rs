@@ -25,6 +25,37 @@ pub struct RawConfig {
     pub cluster: Option<RawCluster>,
     #[serde(default)]
     pub tsig: BTreeMap<String, RawTsig>,
+    pub notify: Option<RawNotify>,
+}
+
+/// `[notify]`: where events are sent (SPEC §11).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    #[serde(default)]
+    pub webhook: Vec<RawWebhook>,
+}
+
+/// `[[notify.webhook]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub url: String,
+    pub events: Option<Vec<String>>,
+    pub secret: Option<String>,
+    pub secret_file: Option<String>,
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout: String,
+    #[serde(default = "default_webhook_queue")]
+    pub queue: i64,
+}
+
+fn default_webhook_timeout() -> String {
+    "5s".to_string()
+}
+
+fn default_webhook_queue() -> i64 {
+    1000
 }
 
 #[derive(Debug, Deserialize)]

@@ -33,8 +33,10 @@ pub struct Config {
     pub cluster: Option<Cluster>,
     /// `[tsig]` keys by name.
     pub tsig: BTreeMap<String, TsigKey>,
+    /// `[[notify.webhook]]`, in file order.
+    pub webhooks: Vec<Webhook>,
     /// The configuration every node of a cluster must share: the file
-    /// without `[server]` and `[cluster]`, in a canonical form (keys
+    /// without `[server]`, `[cluster]` and `[notify]`, in a canonical form (keys
     /// sorted, comments and layout dropped), for the configuration hash.
     pub shared_text: String,
 }
@@ -115,6 +117,88 @@ pub struct Cluster {
     pub prefix: String,
     /// Health quorum.
     pub down_quorum: Quorum,
+}
+
+/// What a webhook is told of (SPEC §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventKind {
+    /// A region or endpoint turned healthy or unhealthy.
+    Health,
+    /// A drain was made, ended, scheduled or refused.
+    Drain,
+    /// A dial was set, cleared or expired.
+    Dial,
+    /// A reload, and its result.
+    Reload,
+    /// A node joined or left, etcd was lost or regained, a configuration
+    /// diverged.
+    Cluster,
+}
+
+impl EventKind {
+    /// Every kind, in the order the documentation lists them.
+    pub const ALL: [EventKind; 5] = [
+        EventKind::Health,
+        EventKind::Drain,
+        EventKind::Dial,
+        EventKind::Reload,
+        EventKind::Cluster,
+    ];
+
+    /// The name used in the config and in the JSON `event` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Health => "health",
+            EventKind::Drain => "drain",
+            EventKind::Dial => "dial",
+            EventKind::Reload => "reload",
+            EventKind::Cluster => "cluster",
+        }
+    }
+
+    /// The kind of this name.
+    pub fn parse(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// `[[notify.webhook]]`: a receiver of events.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// Where events are POSTed (`http://` or `https://`).
+    pub url: String,
+    /// What it is told of, sorted, without repeats.
+    pub events: Vec<EventKind>,
+    /// The HMAC-SHA256 key of `X-Signpost-Signature` (the `secret` as
+    /// written, or `secret_file`'s contents without the line's end).
+    pub secret: Option<String>,
+    /// How long one delivery may take.
+    pub timeout: Duration,
+    /// Most events waiting; a full queue drops the oldest.
+    pub queue: usize,
+}
+
+impl Webhook {
+    /// Default `timeout`.
+    pub const TIMEOUT: Duration = Duration::from_secs(5);
+    /// Default `queue`.
+    pub const QUEUE: usize = 1000;
+    /// Largest `queue`.
+    pub const MAX_QUEUE: usize = 100_000;
+    /// Longest `timeout`.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+}
+
+impl std::fmt::Debug for Webhook {
+    /// Neither the secret nor the URL's path and query (which often
+    /// hold a token) are written.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("events", &self.events)
+            .field("timeout", &self.timeout)
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[zones."name."]`.

@@ -4,6 +4,7 @@
 //! at once. Sections are checked in file order, and so are their errors.
 
 mod checks;
+mod notify;
 mod regions;
 mod server;
 mod services;
@@ -60,6 +61,11 @@ pub(super) fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Confi
     let checks = checks::validate_checks(&raw.checks, &mut errs);
     let regions = regions::validate_regions(&raw, &mut errs);
     let mut services = services::validate_services(&raw, &zones, geoip.is_some(), &mut errs);
+    let webhooks = raw
+        .notify
+        .as_ref()
+        .map(|n| notify::validate_notify(n, base, &mut errs))
+        .unwrap_or_default();
 
     zones.sort_by(|a, b| a.name.cmp(&b.name));
     services.sort_by(|a, b| a.name.cmp(&b.name));
@@ -75,6 +81,7 @@ pub(super) fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Confi
             services,
             cluster,
             tsig,
+            webhooks,
             shared_text: String::new(),
         })
     } else {

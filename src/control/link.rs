@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::drains::Drains;
+use super::notices;
 use super::{Control, ControlError, send};
 use crate::cluster::{self, ClusterError, Joined, ToCluster};
 use crate::config::Quorum;
@@ -36,6 +37,8 @@ pub(super) struct ClusterLink {
     pub diverged: BTreeMap<String, Vec<String>>,
     /// This node's settings that change answers, to compare with others'.
     mine: NodeInfo,
+    /// What was told to webhooks of the cluster so far.
+    seen: notices::Seen,
 }
 
 impl ClusterLink {
@@ -76,6 +79,7 @@ impl ClusterLink {
             probe_source,
         };
         Ok(ClusterLink {
+            seen: notices::Seen::from_view(&view),
             mine,
             node: cfg.node,
             quorum: cfg.down_quorum,
@@ -154,6 +158,9 @@ impl Control {
             }
         }
         self.metrics.cluster_diverged.set(diverged.len() as i64);
+        for e in notices::view_events(&mut c.seen, &c.node, &view, &c.diverged, &diverged) {
+            self.notify.send(e);
+        }
         c.diverged = diverged;
         c.view = view;
         let drains = Drains::from_records(&c.view.drains, SystemTime::now());

@@ -19,10 +19,13 @@
 //!   window ends or a key's timing point passes;
 //! - [`transfers`](self::transfers): zones taken from primaries, and
 //!   NOTIFY to secondaries when a serial changes;
-//! - [`status`](self::status): `/v1/status`, a view of what was published.
+//! - [`status`](self::status): `/v1/status`, a view of what was published;
+//! - [`notices`](self::notices): the health and cluster events told to
+//!   webhooks ([`crate::notify`]).
 
 mod drains;
 mod link;
+mod notices;
 mod operator;
 pub mod persist;
 mod probes;
@@ -207,6 +210,8 @@ pub struct Control {
     signing: signing::Signing,
     /// Zone transfers in and NOTIFY out.
     transfers: transfers::Transfers,
+    /// Webhook notifications.
+    notify: crate::notify::Notifier,
 }
 
 impl Control {
@@ -223,6 +228,12 @@ impl Control {
         discard_state: bool,
     ) -> Result<(Control, Shared), StartError> {
         let compiled = Arc::new(compiled);
+        let notify = crate::notify::Notifier::start(
+            &compiled.config.webhooks,
+            crate::notify::node_name(&compiled.config),
+            metrics.clone(),
+            stop.clone(),
+        );
         // drains kept across restarts, then (in a cluster) etcd's
         let operator = Operator::restore(
             compiled.config.server.state.as_deref(),
@@ -264,6 +275,7 @@ impl Control {
             cluster,
             signing: signing::Signing::new(),
             transfers: transfers::Transfers::new(&compiled.config),
+            notify,
         };
         if let Some(g) = &compiled.geo {
             c.metrics
@@ -333,6 +345,11 @@ impl Control {
             }
         }
         self.probes.stop_all();
+    }
+
+    /// Tells the webhooks that want it; returns at once.
+    fn notify(&self, e: crate::notify::Event) {
+        self.notify.send(e);
     }
 
     /// A probe report; true when the answer path must see it.

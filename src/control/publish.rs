@@ -88,6 +88,7 @@ impl Control {
 
     /// Builds and swaps in a new snapshot.
     pub(super) fn publish(&mut self) {
+        let before = self.shared.load_full();
         self.log_verdicts();
         let c = &self.compiled;
         let drains = &self.operator.drains;
@@ -132,6 +133,7 @@ impl Control {
                 .map(|l| (l.view.clone(), l.node.clone())),
             refresh: Some(self.transfers.refresh_tx.clone()),
         }));
+        self.notify_health(&before);
         self.notify_secondaries();
     }
 

@@ -15,6 +15,7 @@ use crate::cluster::ToCluster;
 use crate::config::{self, ConfigError, ConfigErrors};
 use crate::geo::table::{FileId, GeoTable};
 use crate::metrics::ResultLabels;
+use crate::notify::Event;
 use crate::state::{Compiled, Target, TargetKey};
 use crate::text::now_rfc3339;
 use crate::view::AuditEntry;
@@ -174,6 +175,13 @@ impl Control {
             ),
         };
         for from in loaded.callers {
+            self.notify(match &result {
+                Ok(s) => Event::reload_ok(&from, s.generation),
+                Err(ControlError::Invalid(e)) => {
+                    Event::reload_failed(&from, e.0.iter().map(ToString::to_string).collect())
+                }
+                Err(e) => Event::reload_failed(&from, vec![e.to_string()]),
+            });
             self.record(AuditEntry {
                 at: now_rfc3339(),
                 action: "reload".into(),
@@ -227,6 +235,7 @@ impl Control {
                 .set(g.source.build_epoch as i64);
         }
         self.transfers.configure(&compiled.config);
+        self.notify.configure(&compiled.config.webhooks);
         Control::warn_same_serial(&self.compiled, &compiled);
         let old = std::mem::replace(&mut self.compiled, compiled);
         retire(old);

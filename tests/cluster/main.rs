@@ -560,4 +560,5 @@ fn a_dead_nodes_verdicts_stop_counting() {
 }
 
 mod edges;
+mod notify;
 mod operations;

@@ -19,6 +19,7 @@ pub mod etcd;
 pub mod large;
 pub mod mmdb;
 pub mod tools;
+pub mod webhook;
 
 /// The demo GeoIP database shipped in the repository.
 pub const GEOIP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/geoip/demo-city.mmdb");

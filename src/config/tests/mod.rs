@@ -5,6 +5,7 @@ use super::*;
 
 mod invalid;
 mod names;
+mod notify;
 mod parse;
 mod server;
 mod syntax;

@@ -277,7 +277,7 @@ pub(super) fn validate_cluster(c: &RawCluster, errs: &mut Errs<'_>) -> Option<Cl
     }
     let node = match &c.node {
         Some(n) => n.clone(),
-        None => hostname().unwrap_or_default(),
+        None => crate::os::hostname().unwrap_or_default(),
     };
     let node_ok = !node.is_empty()
         && node.len() <= 63
@@ -326,16 +326,4 @@ pub(super) fn validate_cluster(c: &RawCluster, errs: &mut Errs<'_>) -> Option<Cl
         prefix,
         down_quorum,
     })
-}
-
-/// The host name (the default node name).
-fn hostname() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
-    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if r != 0 {
-        return None;
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    std::str::from_utf8(&buf[..end]).ok().map(str::to_string)
 }
