@@ -168,6 +168,11 @@ impl Drains {
         self.dials.get(name).and_then(|d| d.value)
     }
 
+    /// Every key with a drain or dial.
+    pub fn keys(&self) -> std::collections::BTreeSet<DrainKey> {
+        self.all().map(|(k, _)| k).collect()
+    }
+
     fn all(&self) -> impl Iterator<Item = (DrainKey, &Drain)> {
         let regions = self
             .regions

@@ -162,8 +162,12 @@ impl Control {
             self.notify.send(e);
         }
         c.diverged = diverged;
+        let was_synced = c.view.synced;
         c.view = view;
         let drains = Drains::from_records(&c.view.drains, SystemTime::now());
+        // the drains a node first reads are where it starts telling
+        // webhooks from, not changes (those were told when they happened)
+        let first_read = !was_synced && c.view.synced;
         if drains != self.operator.drains {
             let before = std::mem::replace(&mut self.operator.drains, drains);
             let (was, now) = (before.records(""), self.operator.drains.records(""));
@@ -175,6 +179,9 @@ impl Control {
             }
             self.audit_starts(&before);
             self.persist();
+        }
+        if first_read {
+            self.operator.told = self.operator.drains.clone();
         }
         self.start_due();
         true

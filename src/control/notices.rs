@@ -1,7 +1,8 @@
 //! What the control loop tells webhooks of by itself (SPEC §11): health,
 //! from the snapshots it publishes, and the cluster, from the views it
-//! takes in. Reloads are told where they are applied (`reload`), drains
-//! and dials where operators make them.
+//! takes in. Reloads are told where they are applied (`reload`); drains
+//! and dials as they change in what this node applies (`operator`), by
+//! the same speaker, and a refusal by the node that refused.
 //!
 //! In a cluster every node decides health by the same quorum, so every
 //! node sees each change of the cluster's verdict; one node tells it, so
@@ -142,7 +143,7 @@ impl Control {
 
     /// Whether this node tells of the cluster's health: always on a
     /// single node, or while etcd is away; else when it is the speaker.
-    fn speaks(&self) -> bool {
+    pub(super) fn speaks(&self) -> bool {
         self.cluster
             .as_ref()
             .is_none_or(|c| c.view.speaker().is_none_or(|s| s == c.node))

@@ -17,6 +17,7 @@ use super::link::forward;
 use super::persist::{self, Saved, Writer};
 use super::{Control, ControlError, safety, send};
 use crate::cluster::{ClusterError, ToCluster};
+use crate::notify::{DialAction, DrainAction, Event};
 use crate::text::for_text;
 use crate::view::{AUDIT_KEEP, AuditEntry, DrainKey};
 
@@ -61,6 +62,11 @@ pub(super) struct Operator {
     pub outcomes_rx: mpsc::UnboundedReceiver<DrainOutcome>,
     /// Scheduled drains whose start was sent, and when.
     starting: std::collections::HashMap<DrainKey, Instant>,
+    /// The drains and dials as webhooks were last told of them.
+    pub told: Drains,
+    /// Scheduled drains refused at their start (told as refused, so their
+    /// removal is not told again as cancelled).
+    refused: std::collections::HashSet<DrainKey>,
 }
 
 /// A single node's drain or undrain, written (or not) to the state file.
@@ -103,6 +109,7 @@ impl Operator {
         }
         let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
         let (saved_tx, saved_rx) = mpsc::unbounded_channel();
+        let drains_told = drains.clone();
         Ok(Operator {
             drains,
             audit: VecDeque::new(),
@@ -114,6 +121,8 @@ impl Operator {
             outcomes_tx,
             outcomes_rx,
             starting: std::collections::HashMap::new(),
+            told: drains_told,
+            refused: std::collections::HashSet::new(),
         })
     }
 
@@ -168,6 +177,51 @@ pub(super) struct DrainOutcome {
 /// How long a scheduled drain's start, sent to the cluster, is given to
 /// show in the view before it is tried again.
 const START_RETRY: Duration = Duration::from_secs(5);
+
+/// How long a drain or dial lasts: from its start (or its making) to
+/// its end.
+fn scheduled_for(d: &Drain) -> Option<Duration> {
+    d.until
+        .and_then(|u| u.duration_since(d.starts.unwrap_or(d.at)).ok())
+}
+
+/// The webhook event of one key's change from `before` to `after`, if
+/// it is one to tell.
+fn change_event(
+    key: &DrainKey,
+    before: Option<&Drain>,
+    after: Option<&Drain>,
+    now: SystemTime,
+    refused: &std::collections::HashSet<DrainKey>,
+) -> Option<Event> {
+    let ran_out = |d: &Drain| d.until.is_some_and(|u| u <= now);
+    if let DrainKey::Dial(region) = key {
+        let (action, d) = match (before, after) {
+            (_, Some(d)) if before != after => (DialAction::Set, d),
+            (Some(d), None) if ran_out(d) => (DialAction::Expired, d),
+            (Some(d), None) => (DialAction::Cleared, d),
+            _ => return None,
+        };
+        return Some(Event::dial(
+            action,
+            region,
+            d.value.unwrap_or(1.0),
+            scheduled_for(d),
+        ));
+    }
+    let (action, d) = match (before, after) {
+        (None, Some(d)) if d.pending() => (DrainAction::Scheduled, d),
+        (Some(b), Some(d)) if b.pending() && d.started => (DrainAction::Started, d),
+        (Some(_), Some(d)) if d.pending() => (DrainAction::Scheduled, d),
+        (_, Some(d)) if before != after => (DrainAction::Drained, d),
+        (Some(_), None) if refused.contains(key) => return None,
+        (Some(d), None) if ran_out(d) => (DrainAction::Expired, d),
+        (Some(d), None) if d.pending() => (DrainAction::Cancelled, d),
+        (Some(d), None) => (DrainAction::Undrained, d),
+        _ => return None,
+    };
+    Some(Event::drain(action, key, scheduled_for(d), d.starts, None))
+}
 
 /// The log line of a drain or dial made.
 fn made_text(key: &DrainKey, d: &Drain, duration: Option<Duration>) -> String {
@@ -261,6 +315,13 @@ impl Control {
         if !req.force
             && let Err(e) = self.safety(&req.key, window)
         {
+            self.notify(Event::drain(
+                DrainAction::Refused,
+                &req.key,
+                req.duration,
+                req.starts,
+                Some(e.to_string()),
+            ));
             send(req.reply, Err(e));
             return false;
         }
@@ -607,6 +668,14 @@ impl Control {
                 Err(e) => {
                     tracing::warn!("the scheduled drain of {key} does not start: {e}");
                     self.audit_schedule("drain-start", &key, &d, e.to_string());
+                    self.notify(Event::drain(
+                        DrainAction::Refused,
+                        &key,
+                        scheduled_for(&d),
+                        d.starts,
+                        Some(format!("at its start: {e}")),
+                    ));
+                    self.operator.refused.insert(key.clone());
                     dirty |= self.drop_scheduled(key);
                 }
             }
@@ -686,6 +755,31 @@ impl Control {
         for (k, d) in started {
             if self.leads(&d) {
                 self.audit_schedule("drain-start", &k, &d, "ok".into());
+            }
+        }
+    }
+
+    /// Tells webhooks of the drains and dials that changed since they
+    /// were last told (SPEC §11), whatever changed them: this node's API,
+    /// another node's (through the cluster's view), an expiry, a
+    /// schedule. In a cluster the speaker tells, so that a receiver hears
+    /// of each change once.
+    pub(super) fn notify_drains(&mut self) {
+        if self.operator.drains == self.operator.told {
+            return;
+        }
+        let before = std::mem::replace(&mut self.operator.told, self.operator.drains.clone());
+        let refused = std::mem::take(&mut self.operator.refused);
+        if !self.speaks() {
+            return;
+        }
+        let now = SystemTime::now();
+        let mut keys = before.keys();
+        keys.extend(self.operator.drains.keys());
+        for key in keys {
+            let after = self.operator.drains.get(&key);
+            if let Some(e) = change_event(&key, before.get(&key), after, now, &refused) {
+                self.notify(e);
             }
         }
     }

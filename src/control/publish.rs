@@ -88,6 +88,7 @@ impl Control {
 
     /// Builds and swaps in a new snapshot.
     pub(super) fn publish(&mut self) {
+        self.notify_drains();
         let before = self.shared.load_full();
         self.log_verdicts();
         let c = &self.compiled;

@@ -215,7 +215,7 @@ mod cli;
 mod drains;
 mod explain;
 mod metrics;
-mod operations;
 mod openapi;
+mod operations;
 mod reload;
 mod status;

@@ -65,7 +65,11 @@ fn a_dial_moves_a_stable_share_by_network_and_survives_a_restart() {
     );
     // every answer that depends on the dial is scoped to the hash prefix
     for (i, (_, scope)) in quarter.iter().enumerate() {
-        assert!(*scope >= 28, "{}: scope {scope} below the hash prefix", nets[i]);
+        assert!(
+            *scope >= 28,
+            "{}: scope {scope} below the hash prefix",
+            nets[i]
+        );
     }
     // stable: asked again, each network gets the same region
     assert_eq!(quarter, eu_kept(&s, &nets));
@@ -123,7 +127,11 @@ fn a_dial_moves_a_stable_share_by_network_and_survives_a_restart() {
     assert!(saved.contains("\"dials\""), "{saved}");
     let s = Server::start_in(dir, &["serve", "--config", "signpost.toml"]);
     let admin = s.admin_url();
-    assert_eq!(eu_kept(&s, &nets), quarter, "the same networks after a restart");
+    assert_eq!(
+        eu_kept(&s, &nets),
+        quarter,
+        "the same networks after a restart"
+    );
 
     // 0 sends every client on without draining; DELETE undoes it
     call(
@@ -144,7 +152,15 @@ fn a_dial_moves_a_stable_share_by_network_and_survives_a_restart() {
     assert!(region(&status(&s), "eu-west")["dial"].is_null());
 
     // bad input: a value out of range or not a number, an unknown region
-    for q in ["value=1.5", "value=-0.1", "value=abc", "value=NaN", "", "value=0.5&for=0s", "value=0.5&x=1"] {
+    for q in [
+        "value=1.5",
+        "value=-0.1",
+        "value=abc",
+        "value=NaN",
+        "",
+        "value=0.5&for=0s",
+        "value=0.5&x=1",
+    ] {
         let (code, body) = http(
             "POST",
             &format!("{admin}/v1/regions/eu-west/dial?{q}"),
@@ -169,7 +185,9 @@ fn a_dial_for_a_while_ends_by_itself_and_ctl_sets_one() {
     let nets = nl_networks();
     let (code, out, err) = run(
         &s.dir,
-        &["ctl", "dial", "eu-west", "0", "--for", "2s", "--admin", &admin],
+        &[
+            "ctl", "dial", "eu-west", "0", "--for", "2s", "--admin", &admin,
+        ],
         &[],
     );
     assert_eq!(code, 0, "{out}{err}");
@@ -202,13 +220,21 @@ fn a_scheduled_drain_starts_and_ends_by_itself_and_is_audited() {
         None,
         200,
     );
-    assert_eq!(v["starts"].as_str().map(|s| &s[..19]), Some(&starts[..19]), "{v}");
+    assert_eq!(
+        v["starts"].as_str().map(|s| &s[..19]),
+        Some(&starts[..19]),
+        "{v}"
+    );
     let st = status(&s);
     let sched = st["scheduled"].as_array().unwrap();
     assert_eq!(sched.len(), 1, "{st}");
     assert_eq!(sched[0]["target"], "region eu-west");
     assert_eq!(sched[0]["for"], "3s");
-    assert_eq!(region(&st, "eu-west")["drained"], false, "not before it starts");
+    assert_eq!(
+        region(&st, "eu-west")["drained"],
+        false,
+        "not before it starts"
+    );
     assert_eq!(answer(&s, WWW, RecordType::A, EU).0, vec![ip("192.0.2.2")]);
     // it starts
     wait_until(Duration::from_secs(8), || {
@@ -249,7 +275,10 @@ fn a_scheduled_drain_is_kept_across_a_restart_listed_and_cancellable() {
         &[],
     );
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("scheduled a drain of region ap-south"), "{out}");
+    assert!(
+        out.contains("scheduled a drain of region ap-south"),
+        "{out}"
+    );
     let dir = s.dir.clone();
     assert!(s.stop().success());
     let s = Server::start_in(dir, &["serve", "--config", "signpost.toml"]);
@@ -293,13 +322,19 @@ fn the_safety_rule_holds_a_scheduled_drain_when_made_and_when_it_starts() {
     // is refused when made
     call(
         "POST",
-        &format!("{admin}/v1/regions/ap-south/drain?at={}&for=1h", in_secs(600)),
+        &format!(
+            "{admin}/v1/regions/ap-south/drain?at={}&for=1h",
+            in_secs(600)
+        ),
         None,
         200,
     );
     let (code, body) = http(
         "POST",
-        &format!("{admin}/v1/regions/us-east/drain?at={}&for=1h", in_secs(900)),
+        &format!(
+            "{admin}/v1/regions/us-east/drain?at={}&for=1h",
+            in_secs(900)
+        ),
         None,
     );
     assert_eq!(code, 409, "{body}");
@@ -339,7 +374,10 @@ fn the_safety_rule_holds_a_scheduled_drain_when_made_and_when_it_starts() {
     // a region drained now cannot also be scheduled
     let (code, body) = http(
         "POST",
-        &format!("{admin}/v1/regions/us-east/drain?at={}&for=1h", in_secs(600)),
+        &format!(
+            "{admin}/v1/regions/us-east/drain?at={}&for=1h",
+            in_secs(600)
+        ),
         None,
     );
     assert_eq!(code, 409, "{body}");

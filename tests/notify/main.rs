@@ -397,3 +397,61 @@ fn webhooks_follow_a_reload() {
     );
     assert!(s.stop().success());
 }
+
+/// Each drain or dial delivery as [event, action, target or region].
+fn ops(got: &[Delivery]) -> Vec<Value> {
+    got.iter()
+        .map(|d| {
+            let v = d.json();
+            match v["event"].as_str() {
+                Some("drain") => json!(["drain", v["action"], v["target"]]),
+                Some("dial") => json!(["dial", v["action"], v["region"], v["value"]]),
+                _ => v,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn drains_dials_and_drills_are_told_in_order() {
+    let r = Receiver::start();
+    let (s, _lb) = start("notify-ops", 9, &hook(&r, "events = [\"drain\", \"dial\"]"));
+    let admin = s.admin_url();
+    let call = |method: &str, path: &str| {
+        let (code, body) = http(method, &format!("{admin}{path}"), None);
+        assert_eq!(code, 200, "{method} {path}: {body}");
+    };
+    call("POST", "/v1/regions/eu-west/drain?for=10m");
+    call("DELETE", "/v1/regions/eu-west/drain");
+    call("POST", "/v1/regions/eu-west/dial?value=0.25");
+    call("DELETE", "/v1/regions/eu-west/dial");
+    let soon =
+        humantime::format_rfc3339_millis(std::time::SystemTime::now() + Duration::from_secs(2));
+    call(
+        "POST",
+        &format!("/v1/regions/us-east/drain?at={soon}&for=2s"),
+    );
+    r.wait_for(7, ARRIVE);
+    std::thread::sleep(Duration::from_millis(500));
+    let got = r.got();
+    assert_eq!(
+        ops(&got),
+        vec![
+            json!(["drain", "drained", "region eu-west"]),
+            json!(["drain", "undrained", "region eu-west"]),
+            json!(["dial", "set", "eu-west", 0.25]),
+            json!(["dial", "cleared", "eu-west", 0.25]),
+            json!(["drain", "scheduled", "region us-east"]),
+            json!(["drain", "started", "region us-east"]),
+            json!(["drain", "expired", "region us-east"]),
+        ],
+        "{:?}",
+        got.iter().map(Delivery::json).collect::<Vec<_>>()
+    );
+    let first = got[0].json();
+    assert_eq!(first["for"], "10m", "{first}");
+    let scheduled = got[4].json();
+    assert_eq!(scheduled["for"], "2s", "{scheduled}");
+    assert!(scheduled["starts"].is_string(), "{scheduled}");
+    assert!(s.stop().success());
+}
