@@ -58,6 +58,22 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Clicks the element `css` finds, found anew until a click lands: the
+/// table is rebuilt at every refresh, and a button found just before one
+/// is gone by the click.
+async fn click(c: &fantoccini::Client, css: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(b) = c.find(Locator::Css(css)).await
+            && b.click().await.is_ok()
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{css} is there to click");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_drain_button_moves_dns_answers() {
     let (Some(chromium), Some(driver)) = (
@@ -204,12 +220,7 @@ async fn dashboard_drain_button_moves_dns_answers() {
         .expect("dial field");
     input.clear().await.expect("clear the field");
     input.send_keys("0").await.expect("type 0");
-    c.find(Locator::Css("button.dial-set[data-region='eu-west']"))
-        .await
-        .expect("Set button")
-        .click()
-        .await
-        .expect("click");
+    click(&c, "button.dial-set[data-region='eu-west']").await;
     wait_until(Duration::from_secs(10), || {
         s.a(WWW, Some(EU)) == vec![ip("127.0.1.1")]
     })
@@ -224,14 +235,7 @@ async fn dashboard_drain_button_moves_dns_answers() {
         .clone();
     assert_eq!(eu["dial"], 0.0, "{eu}");
     assert_eq!(eu["drained"], false, "a dial is not a drain");
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("button.dial-clear[data-region='eu-west']"))
-        .await
-        .expect("the page shows the dial with a Clear button")
-        .click()
-        .await
-        .expect("click Clear");
+    click(&c, "button.dial-clear[data-region='eu-west']").await;
     wait_until(Duration::from_secs(10), || is_eu_west(&s.a(WWW, Some(EU))))
         .expect("the dial cleared: Amsterdam is answered from eu-west again");
 
@@ -263,25 +267,43 @@ async fn dashboard_drain_button_moves_dns_answers() {
         .click()
         .await
         .expect("click");
-    let row = c
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(
-            "#scheduled tr.scheduled[data-target='region eu-west']",
-        ))
-        .await
-        .expect("the schedule is listed");
-    assert!(row.text().await.unwrap_or_default().contains("30m"));
+    // the list is rebuilt at every refresh: read it, and click its
+    // Cancel, as found at that moment
+    let row_css = "#scheduled tr.scheduled[data-target='region eu-west']";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = match c.find(Locator::Css(row_css)).await {
+            Ok(row) => row.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if text.contains("30m") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the schedule is listed: {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
         get_json(&format!("{a}/v1/status"))["scheduled"][0]["region"],
         "eu-west"
     );
-    row.find(Locator::Css("button.cancel"))
-        .await
-        .expect("Cancel button")
-        .click()
-        .await
-        .expect("click Cancel");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let clicked = match c
+            .find(Locator::Css(&format!("{row_css} button.cancel")))
+            .await
+        {
+            Ok(b) => b.click().await.is_ok(),
+            Err(_) => false,
+        };
+        if clicked {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the Cancel button is clickable");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     wait_until(Duration::from_secs(10), || {
         get_json(&format!("{a}/v1/status"))["scheduled"]
             .as_array()
