@@ -45,10 +45,44 @@ fn find(names: &[&str]) -> Option<PathBuf> {
 struct Driver(Child);
 
 impl Drop for Driver {
+    /// Ends chromedriver and every browser process it started (a test
+    /// that panics never closes its session, and killing chromedriver
+    /// alone leaves Chromium running).
     fn drop(&mut self) {
+        let mut tree = vec![self.0.id()];
+        let mut i = 0;
+        while i < tree.len() {
+            tree.extend(children(tree[i]));
+            i += 1;
+        }
+        for &pid in tree.iter().skip(1) {
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The processes whose parent is `pid` (from /proc).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|st| {
+                    // after the command name in parentheses: state, then ppid
+                    let rest = &st[st.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
 }
 
 fn free_port() -> u16 {
