@@ -386,6 +386,10 @@ impl Control {
                 watch.failed = Some(g.id);
                 self.metrics.geoip_reload_failures.inc();
                 tracing::error!("{e}; still serving the previous GeoIP database");
+                self.notify(crate::notify::Event::reload_failed(
+                    GEO_WATCH,
+                    vec![e.to_string()],
+                ));
             }
             Ok(_) if !Arc::ptr_eq(&g.base, &self.compiled) => {
                 tracing::debug!("a reload came first; it compiled the new database itself");
@@ -400,10 +404,18 @@ impl Control {
                         .map_or("", |t| t.source.display.as_str()),
                     summary.generation
                 );
+                self.notify(crate::notify::Event::reload_ok(
+                    GEO_WATCH,
+                    summary.generation,
+                ));
             }
         }
     }
 }
+
+/// Who asked for a reload of the GeoIP database the watch saw change on
+/// disk, as webhooks and logs name it.
+const GEO_WATCH: &str = "geoip-watch";
 
 /// Drops a replaced configuration a few seconds later, on a blocking
 /// thread: snapshots still in use finish with it first, and freeing zone
