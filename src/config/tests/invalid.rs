@@ -34,6 +34,18 @@ fn invalid_values_name_file_key_and_reason() {
             r#"unknown check "wbe""#,
         ),
         (
+            "check = \"web\"\nendpoints = [{ address = \"192.0.2.1\" }]",
+            "check = \"web\"\nbias = 100\nendpoints = [{ address = \"192.0.2.1\" }]",
+            "regions.us-east.bias".into(),
+            "100 is not between -99 and 99",
+        ),
+        (
+            "check = \"web\"\nendpoints = [{ address = \"192.0.2.1\" }]",
+            "check = \"web\"\nbias = -4000000000\nendpoints = [{ address = \"192.0.2.1\" }]",
+            "regions.us-east.bias".into(),
+            "-4000000000 is not between -99 and 99",
+        ),
+        (
             r#"listen = ["127.0.0.1:5353"]"#,
             r#"listen = ["127.0.0.1"]"#,
             "server.listen[0]".into(),
