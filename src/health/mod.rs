@@ -15,7 +15,33 @@ pub use probe::{ProbeResult, Prober};
 use crate::state::Target;
 use crate::steer::Rng;
 
-/// Up/down state with hysteresis (pure logic).
+/// Consecutive probes in one state that make a target steady: after
+/// coming back it must stay up this many probes, or once down fail this
+/// many in a row, before a return is confirmed at the rapid pace again
+/// (the hold-down of a flapping target).
+pub const STEADY_PROBES: u32 = 8;
+
+/// Up/down state with hysteresis (pure logic), and the pace of the next
+/// probe.
+///
+/// Going down takes `fall` consecutive failures and coming back `rise`
+/// consecutive passes, always real probes. What changes is only how soon
+/// the next probe comes ([`Tracker::next_delay`]):
+///
+/// - after the first failure of an up target, a quarter interval (rapid
+///   recheck), so a dead site is confirmed sooner;
+/// - after each pass of a down target, a quarter interval until `rise`
+///   passes (rapid rise), so a site that is back is confirmed sooner. A
+///   failure during the confirmation resets the count as always, and the
+///   rest of that down period goes at the normal interval: an endpoint
+///   that flaps gets no faster return than before.
+/// - hold-down: a target that goes down again fewer than
+///   [`STEADY_PROBES`] probes after coming back confirms its next rise at
+///   the normal interval too. The rapid pace is earned back by being
+///   steady: [`STEADY_PROBES`] consecutive failures while down (or that
+///   many probes up before going down). So between two rapid returns an
+///   endpoint has been steadily up or steadily down for at least
+///   [`STEADY_PROBES`] probes: it cannot oscillate at the rapid pace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tracker {
     /// Decided state.
@@ -24,6 +50,10 @@ pub struct Tracker {
     fails: u32,
     rise: u32,
     fall: u32,
+    /// While down: a rise may be confirmed at the rapid pace.
+    rapid_rise: bool,
+    /// While up: probes since it came up (saturating at [`STEADY_PROBES`]).
+    up_probes: u32,
 }
 
 impl Tracker {
@@ -36,24 +66,38 @@ impl Tracker {
             fails: if up { 0 } else { fall },
             rise: rise.max(1),
             fall: fall.max(1),
+            rapid_rise: true,
+            up_probes: STEADY_PROBES,
         }
     }
 
     /// Records a probe result; true when the decided state changed.
     pub fn observe(&mut self, ok: bool) -> bool {
+        if self.up {
+            self.up_probes = self.up_probes.saturating_add(1).min(STEADY_PROBES);
+        }
         if ok {
             self.fails = 0;
             self.passes = self.passes.saturating_add(1);
             if !self.up && self.passes >= self.rise {
                 self.up = true;
+                self.up_probes = 0;
                 return true;
             }
         } else {
+            if !self.up && self.passes > 0 {
+                // a rise that was being confirmed failed
+                self.rapid_rise = false;
+            }
             self.passes = 0;
             self.fails = self.fails.saturating_add(1);
             if self.up && self.fails >= self.fall {
                 self.up = false;
+                self.rapid_rise = self.up_probes >= STEADY_PROBES;
                 return true;
+            }
+            if !self.up && self.fails >= STEADY_PROBES {
+                self.rapid_rise = true;
             }
         }
         false
@@ -67,14 +111,17 @@ impl Tracker {
     }
 
     /// Delay from the start of the last probe to the next: a quarter
-    /// interval after the first failure of an up target (rapid recheck:
-    /// `fall` failures confirm a dead site sooner, the threshold stays).
+    /// interval after the first failure of an up target (rapid recheck)
+    /// and after each pass of a down target that may still rise rapidly
+    /// (rapid rise); otherwise the interval. The thresholds stay: only
+    /// the pace at which real probes confirm a change is faster.
     pub fn next_delay(&self, interval: Duration) -> Duration {
-        if self.up && self.fails == 1 {
-            interval / 4
+        let rapid = if self.up {
+            self.fails == 1
         } else {
-            interval
-        }
+            self.passes > 0 && self.rapid_rise
+        };
+        if rapid { interval / 4 } else { interval }
     }
 }
 
@@ -240,6 +287,144 @@ mod tests {
         t.observe(false);
         assert!(!t.up);
         assert_eq!(t.next_delay(iv), iv);
+    }
+
+    #[test]
+    fn rapid_rise_confirms_with_real_passes() {
+        let iv = Duration::from_secs(4);
+        let quarter = Duration::from_secs(1);
+        let mut t = Tracker::new(false, 3, 2);
+        assert_eq!(t.next_delay(iv), iv, "down and failing: the interval");
+        assert!(!t.observe(true));
+        assert_eq!(t.next_delay(iv), quarter);
+        assert!(!t.observe(true));
+        assert!(!t.up, "two passes of three");
+        assert_eq!(t.next_delay(iv), quarter);
+        assert!(t.observe(true));
+        assert!(t.up);
+        assert_eq!(t.next_delay(iv), iv, "up and passing: the interval");
+    }
+
+    #[test]
+    fn failed_confirmation_ends_the_rapid_pace() {
+        let iv = Duration::from_secs(4);
+        let mut t = Tracker::new(false, 2, 2);
+        t.observe(true);
+        assert_eq!(t.next_delay(iv), iv / 4);
+        t.observe(false);
+        assert_eq!(t.next_delay(iv), iv);
+        t.observe(true);
+        assert_eq!(
+            t.next_delay(iv),
+            iv,
+            "this down period goes at the interval"
+        );
+        assert!(t.observe(true));
+        // steady down again earns it back
+        let mut t = Tracker::new(false, 2, 2);
+        t.observe(true);
+        t.observe(false);
+        for _ in 2..STEADY_PROBES {
+            t.observe(false);
+            t.observe(true);
+            assert_eq!(t.next_delay(iv), iv, "still flapping");
+            t.observe(false);
+        }
+        for _ in 0..STEADY_PROBES {
+            t.observe(false);
+        }
+        t.observe(true);
+        assert_eq!(t.next_delay(iv), iv / 4, "steadily down: rapid again");
+    }
+
+    /// One probe of a simulated run.
+    #[derive(Debug)]
+    struct Step {
+        ok: bool,
+        up: bool,
+        changed: bool,
+        /// The delay before this probe was a quarter interval.
+        after_rapid: bool,
+    }
+
+    /// Feeds `results` to `t`, one probe after another.
+    fn run(t: &mut Tracker, results: impl IntoIterator<Item = bool>) -> Vec<Step> {
+        let iv = Duration::from_secs(4);
+        let mut after_rapid = false;
+        results
+            .into_iter()
+            .map(|ok| {
+                let changed = t.observe(ok);
+                let step = Step {
+                    ok,
+                    up: t.up,
+                    changed,
+                    after_rapid,
+                };
+                after_rapid = t.next_delay(iv) < iv;
+                step
+            })
+            .collect()
+    }
+
+    /// Indices of the probes that brought the target back after a rapid
+    /// confirmation.
+    fn rapid_returns(steps: &[Step]) -> Vec<usize> {
+        let rising = |s: &Step| s.changed && s.up && s.after_rapid;
+        (0..steps.len()).filter(|&i| rising(&steps[i])).collect()
+    }
+
+    #[test]
+    fn flapping_does_not_come_back_rapidly() {
+        // pass, fail, pass, fail...: never two passes in a row, never up
+        let mut t = Tracker::new(false, 2, 2);
+        let steps = run(&mut t, (0..200).map(|i| i % 2 == 0));
+        assert!(steps.iter().all(|s| !s.up));
+        // pass, pass, fail, fail...: the first return is rapid, then it
+        // flapped (up for 3 probes) and every later return goes at the
+        // interval
+        let mut t = Tracker::new(false, 2, 2);
+        let steps = run(&mut t, (0..200).map(|i| i % 4 < 2));
+        assert_eq!(rapid_returns(&steps), vec![1]);
+        assert_eq!(steps.iter().filter(|s| s.changed && s.up).count(), 50);
+    }
+
+    #[test]
+    fn rapid_returns_are_bounded_and_thresholds_hold() {
+        let mut rng = Rng::new(20);
+        for case in 0..400 {
+            let (rise, fall) = (1 + case % 4, 1 + (case / 4) % 4);
+            // flap chance from rare to every probe
+            let flip = 1 + rng.below(60);
+            let mut ok = rng.below(2) == 0;
+            let results: Vec<bool> = (0..300)
+                .map(|_| {
+                    if rng.below(100) < flip {
+                        ok = !ok;
+                    }
+                    ok
+                })
+                .collect();
+            let start = results[0];
+            let mut t = Tracker::new(start, rise as u32, fall as u32);
+            let steps = run(&mut t, results[1..].iter().copied());
+            for (i, s) in steps.iter().enumerate().filter(|(_, s)| s.changed) {
+                let need = if s.up { rise } else { fall } as usize;
+                assert!(i + 1 >= need, "case {case}: probe {i} decided too early");
+                assert!(
+                    steps[i + 1 - need..=i].iter().all(|p| p.ok == s.up),
+                    "case {case}: probe {i} changed without {need} real results"
+                );
+            }
+            for w in rapid_returns(&steps).windows(2) {
+                assert!(
+                    w[1] - w[0] > STEADY_PROBES as usize,
+                    "case {case}: rapid returns at probes {} and {}",
+                    w[0],
+                    w[1]
+                );
+            }
+        }
     }
 
     #[test]

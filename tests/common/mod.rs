@@ -477,6 +477,11 @@ pub struct FakeLb {
     delay_ms: Arc<AtomicUsize>,
     stop: Arc<AtomicU8>,
     hits: Arc<AtomicUsize>,
+    /// When not empty, answers follow this pattern over and over (true:
+    /// 200, false: 503), one step per request, instead of the mode.
+    script: Arc<Mutex<(Vec<bool>, usize)>>,
+    /// When each 200 or 503 was sent, and whether it was a 200.
+    answered: Arc<Mutex<Vec<(Instant, bool)>>>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -492,6 +497,8 @@ impl FakeLb {
             delay_ms: Arc::new(AtomicUsize::new(0)),
             stop: Arc::new(AtomicU8::new(0)),
             hits: Arc::new(AtomicUsize::new(0)),
+            script: Arc::new(Mutex::new((Vec::new(), 0))),
+            answered: Arc::new(Mutex::new(Vec::new())),
             handle: None,
         };
         lb.listen();
@@ -507,6 +514,7 @@ impl FakeLb {
         let (mode, stop, hits) = (self.mode.clone(), self.stop.clone(), self.hits.clone());
         let refuse = self.refuse.clone();
         let (load, delay_ms) = (self.load.clone(), self.delay_ms.clone());
+        let (script, answered) = (self.script.clone(), self.answered.clone());
         self.handle = Some(std::thread::spawn(move || {
             let mut hung = Vec::new();
             while stop.load(Ordering::SeqCst) == 0 {
@@ -516,6 +524,18 @@ impl FakeLb {
                         let mut m = mode.load(Ordering::SeqCst);
                         if refuse.lock().unwrap().contains(&peer.ip()) {
                             m = LbMode::Fail as u8;
+                        }
+                        {
+                            let mut script = script.lock().unwrap();
+                            let (steps, at) = &mut *script;
+                            if !steps.is_empty() {
+                                m = if steps[*at % steps.len()] {
+                                    LbMode::Ok as u8
+                                } else {
+                                    LbMode::Fail as u8
+                                };
+                                *at += 1;
+                            }
                         }
                         if m == LbMode::Hang as u8 {
                             hung.push(s);
@@ -545,6 +565,10 @@ impl FakeLb {
                             "HTTP/1.1 {code}\r\n{load}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                             body.len()
                         );
+                        answered
+                            .lock()
+                            .unwrap()
+                            .push((Instant::now(), m == LbMode::Ok as u8));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -572,6 +596,18 @@ impl FakeLb {
     pub fn set_delay(&self, d: Duration) {
         self.delay_ms
             .store(d.as_millis() as usize, Ordering::SeqCst);
+    }
+
+    /// Answers by `pattern` from now on (true: 200, false: 503), one step
+    /// per request, round and round; an empty pattern goes back to the
+    /// mode.
+    pub fn script(&self, pattern: &[bool]) {
+        *self.script.lock().unwrap() = (pattern.to_vec(), 0);
+    }
+
+    /// When each answer was sent, and whether it was a 200.
+    pub fn answered(&self) -> Vec<(Instant, bool)> {
+        self.answered.lock().unwrap().clone()
     }
 
     /// Stops listening (connection refused from now on).

@@ -589,3 +589,4 @@ regions = ["us-east", "eu-west", "ap-south"]
 }
 
 mod https;
+mod rise;
