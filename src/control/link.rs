@@ -177,7 +177,7 @@ impl Control {
             for (k, r) in now.iter().filter(|(k, r)| was.get(*k) != Some(*r)) {
                 tracing::info!("{k}: {} (cluster)", record_text(r));
             }
-            self.audit_starts(&before);
+            self.audit_schedule_changes(&before);
             self.persist();
         }
         if first_read {

@@ -738,23 +738,31 @@ impl Control {
         false
     }
 
-    /// In a cluster: audits the starts of scheduled drains this node
-    /// leads, seen in a new view (`before`: the drains until then).
-    pub(super) fn audit_starts(&mut self, before: &Drains) {
-        let started: Vec<(DrainKey, Drain)> = self
-            .operator
-            .drains
-            .records("")
-            .into_keys()
-            .filter_map(|k| {
-                let d = self.operator.drains.get(&k)?;
-                let was = before.get(&k)?;
-                (d.started && was.pending()).then(|| (k, d.clone()))
-            })
-            .collect();
-        for (k, d) in started {
-            if self.leads(&d) {
-                self.audit_schedule("drain-start", &k, &d, "ok".into());
+    /// In a cluster: audits the starts and ends of scheduled drains this
+    /// node leads, seen in a new view (`before`: the drains until then).
+    /// An end is seen here when the view dropped a drill whose time ran
+    /// out before this node's own timer did.
+    pub(super) fn audit_schedule_changes(&mut self, before: &Drains) {
+        let now = SystemTime::now();
+        let mut keys = before.keys();
+        keys.extend(self.operator.drains.keys());
+        for k in keys {
+            let (was, is) = (before.get(&k), self.operator.drains.get(&k));
+            let (action, d, result) = match (was, is) {
+                (Some(w), Some(d)) if d.started && w.pending() => ("drain-start", d, "ok"),
+                (Some(w), None) if w.starts.is_some() && w.until.is_some_and(|u| u <= now) => {
+                    let result = if w.in_force() {
+                        "ok: the scheduled drain ended"
+                    } else {
+                        "ended before it could start"
+                    };
+                    ("drain-end", w, result)
+                }
+                _ => continue,
+            };
+            if self.leads(d) {
+                let d = d.clone();
+                self.audit_schedule(action, &k, &d, result.to_string());
             }
         }
     }
