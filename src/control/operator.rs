@@ -192,7 +192,7 @@ fn change_event(
     before: Option<&Drain>,
     after: Option<&Drain>,
     now: SystemTime,
-    refused: &std::collections::HashSet<DrainKey>,
+    refused: &[DrainKey],
 ) -> Option<Event> {
     let ran_out = |d: &Drain| d.until.is_some_and(|u| u <= now);
     if let DrainKey::Dial(region) = key {
@@ -777,7 +777,15 @@ impl Control {
             return;
         }
         let before = std::mem::replace(&mut self.operator.told, self.operator.drains.clone());
-        let refused = std::mem::take(&mut self.operator.refused);
+        // a refused drill is told as refused once it is gone (its removal
+        // may be written to the state file after other changes are told)
+        let drains = &self.operator.drains;
+        let (gone, kept): (Vec<DrainKey>, Vec<DrainKey>) = self
+            .operator
+            .refused
+            .drain()
+            .partition(|k| drains.get(k).is_none());
+        self.operator.refused.extend(kept);
         if !self.speaks() {
             return;
         }
@@ -786,7 +794,7 @@ impl Control {
         keys.extend(self.operator.drains.keys());
         for key in keys {
             let after = self.operator.drains.get(&key);
-            if let Some(e) = change_event(&key, before.get(&key), after, now, &refused) {
+            if let Some(e) = change_event(&key, before.get(&key), after, now, &gone) {
                 self.notify(e);
             }
         }
@@ -877,5 +885,63 @@ mod tests {
         assert!(long.len() <= AUDIT_FIELD_MAX, "{}", long.len());
         assert!(long.ends_with('…'));
         assert!(long.starts_with("region éé"));
+    }
+
+    #[test]
+    fn changes_are_told_as_what_they_are() {
+        let now = SystemTime::now();
+        let region = DrainKey::Region("eu".into());
+        let dial = DrainKey::Dial("eu".into());
+        let kind = |e: Option<Event>| {
+            e.map(|e| serde_json::to_value(&e).unwrap())
+                .map(|v| v["action"].as_str().unwrap_or("").to_string())
+        };
+        let drain = Drain::new(now, Some(Duration::from_secs(60)), None, None);
+        let mut sched = drain.clone();
+        sched.starts = Some(now + Duration::from_secs(10));
+        let mut started = sched.clone();
+        started.started = true;
+        let mut over = drain.clone();
+        over.until = Some(now - Duration::from_secs(1));
+        let d = Drain::new(now, None, None, Some(0.5));
+        let tell = |k: &DrainKey, a: Option<&Drain>, b: Option<&Drain>| {
+            kind(change_event(k, a, b, now, &[]))
+        };
+        assert_eq!(
+            tell(&region, None, Some(&drain)).as_deref(),
+            Some("drained")
+        );
+        assert_eq!(
+            tell(&region, Some(&drain), None).as_deref(),
+            Some("undrained")
+        );
+        assert_eq!(tell(&region, Some(&over), None).as_deref(), Some("expired"));
+        assert_eq!(
+            tell(&region, None, Some(&sched)).as_deref(),
+            Some("scheduled")
+        );
+        assert_eq!(
+            tell(&region, Some(&sched), Some(&started)).as_deref(),
+            Some("started")
+        );
+        assert_eq!(
+            tell(&region, Some(&sched), None).as_deref(),
+            Some("cancelled")
+        );
+        assert_eq!(tell(&region, Some(&drain), Some(&drain)), None);
+        assert_eq!(tell(&dial, None, Some(&d)).as_deref(), Some("set"));
+        assert_eq!(tell(&dial, Some(&d), None).as_deref(), Some("cleared"));
+        // a drill refused at its start is told once, as refused, not again
+        // as cancelled when it goes
+        assert_eq!(
+            kind(change_event(
+                &region,
+                Some(&sched),
+                None,
+                now,
+                std::slice::from_ref(&region)
+            )),
+            None
+        );
     }
 }
