@@ -108,6 +108,23 @@ async fn click(c: &fantoccini::Client, css: &str) {
     }
 }
 
+/// Fills the schedule form (start `secs` from now, in the browser's
+/// local time, as its date field takes it; `dur` long) and submits it.
+async fn schedule(c: &fantoccini::Client, secs: u64, dur: &str) {
+    let set_start = format!(
+        "const d = new Date(Date.now() + {secs} * 1000), p = (n) => String(n).padStart(2, '0');
+         document.getElementById('schedule-at').value = d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + 'T' + p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds());"
+    );
+    c.execute(&set_start, vec![]).await.expect("set the start");
+    let field = c
+        .find(Locator::Id("schedule-for"))
+        .await
+        .expect("for field");
+    field.clear().await.expect("clear");
+    field.send_keys(dur).await.expect("type the duration");
+    click(c, "#schedule-add").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_drain_button_moves_dns_answers() {
     let (Some(chromium), Some(driver)) = (
@@ -274,33 +291,13 @@ async fn dashboard_drain_button_moves_dns_answers() {
         .expect("the dial cleared: Amsterdam is answered from eu-west again");
 
     // the schedule: a drill an hour away is listed, then cancelled
-    let set_start = |secs: u64| {
-        format!(
-            "const d = new Date(Date.now() + {secs} * 1000), p = (n) => String(n).padStart(2, '0');
-             document.getElementById('schedule-at').value = d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + 'T' + p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds());"
-        )
-    };
     c.find(Locator::Css("#schedule-region option[value='eu-west']"))
         .await
         .expect("the form lists eu-west")
         .click()
         .await
         .expect("choose eu-west");
-    c.execute(&set_start(3600), vec![])
-        .await
-        .expect("set the start");
-    let dur = c
-        .find(Locator::Id("schedule-for"))
-        .await
-        .expect("for field");
-    dur.clear().await.expect("clear");
-    dur.send_keys("30m").await.expect("type 30m");
-    c.find(Locator::Id("schedule-add"))
-        .await
-        .expect("Schedule button")
-        .click()
-        .await
-        .expect("click");
+    schedule(&c, 3600, "30m").await;
     // the list is rebuilt at every refresh: read it, and click its
     // Cancel, as found at that moment
     let row_css = "#scheduled tr.scheduled[data-target='region eu-west']";
@@ -345,17 +342,7 @@ async fn dashboard_drain_button_moves_dns_answers() {
     })
     .expect("cancelled");
     // a drill in 3 s for 3 s: it starts, then ends, by itself
-    c.execute(&set_start(3), vec![])
-        .await
-        .expect("set the start");
-    dur.clear().await.expect("clear");
-    dur.send_keys("3s").await.expect("type 3s");
-    c.find(Locator::Id("schedule-add"))
-        .await
-        .expect("Schedule button")
-        .click()
-        .await
-        .expect("click");
+    schedule(&c, 3, "3s").await;
     wait_until(Duration::from_secs(10), || {
         s.a(WWW, Some(EU)) == vec![ip("127.0.1.1")]
     })
