@@ -295,9 +295,19 @@ fn start_dns(
         workers: server.workers,
         batch_wait: server.udp_batch_wait,
     };
+    let xdp = server
+        .xdp
+        .as_ref()
+        .map(|x| dns::XdpSettings {
+            interfaces: x.interfaces.clone(),
+            queues: x.queues,
+            native: x.native,
+        })
+        .unwrap_or_default();
     dns::start(
         &server.listen,
         udp,
+        &xdp,
         shared.clone(),
         metrics,
         tcp,

@@ -46,6 +46,8 @@ pub struct WorkerStats {
     dropped: AtomicU64,
     /// Responses over a rate limit: [dropped, slipped].
     rrl: [AtomicU64; 2],
+    /// Frames through AF_XDP: [received, sent].
+    xdp: [AtomicU64; 2],
     answers: Box<[OnceLock<Box<[AtomicU64]>>]>,
 }
 
@@ -59,6 +61,7 @@ impl WorkerStats {
             sig_cached: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             rrl: Default::default(),
+            xdp: Default::default(),
             answers: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
         }
     }
@@ -102,6 +105,13 @@ impl WorkerStats {
     #[inline]
     pub fn rate_limited(&self, slipped: bool) {
         self.inc(&self.rrl[usize::from(slipped)]);
+    }
+
+    /// Counts frames received (`sent` false) or sent through AF_XDP.
+    #[inline]
+    pub fn xdp(&self, sent: bool, n: u64) {
+        let c = &self.xdp[usize::from(sent)];
+        c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
 
     /// Counts an answer from a (service, region) slot.
@@ -237,6 +247,17 @@ impl Collector for Pool {
         for (i, action) in ["dropped", "slipped"].iter().enumerate() {
             let v = sum(&|w| w.rrl[i].load(Ordering::Relaxed));
             ConstCounter::new(v).encode(m.encode_family(&[("action", *action)])?)?;
+        }
+
+        let mut m = encoder.encode_descriptor(
+            "signpost_xdp_packets",
+            "UDP frames through AF_XDP ([server.xdp]), by direction: rx (queries taken from the interface), tx (answers sent)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (i, dir) in ["rx", "tx"].iter().enumerate() {
+            let v = sum(&|w| w.xdp[i].load(Ordering::Relaxed));
+            ConstCounter::new(v).encode(m.encode_family(&[("direction", *dir)])?)?;
         }
 
         let names = self
