@@ -15,7 +15,7 @@
 //!   health filter, fail-open, ECS scope.
 //! - [`state`]: the immutable [`state::Snapshot`] behind one `ArcSwap`,
 //!   built from a config.
-//! - [`dns`]: the data plane: UDP workers, TCP, wire in -> snapshot -> wire out.
+//! - [`dns`]: the data plane: UDP workers, UDP through AF_XDP, TCP, wire in -> snapshot -> wire out.
 //! - [`health`]: probes (http, https, tcp) and the rise/fall tracker.
 //! - [`control`]: the control loop: health reports, drains and reloads in,
 //!   snapshots out; a room per concern (probes, operator actions and the
