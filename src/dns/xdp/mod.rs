@@ -320,8 +320,10 @@ fn serve(xsk: &mut Xsk, shared: &Shared, stop: &AtomicBool, w: &mut Worker) {
                 )
             });
             match reply {
-                Some(l) => tx.push((addr, l as u32)),
-                None => {
+                Outcome::Reply(l) => tx.push((addr, l as u32)),
+                // counted by respond() or the rate limits
+                Outcome::Declined => xsk.recycle(addr),
+                Outcome::NotAQuery => {
                     ctx.stats.dropped();
                     xsk.recycle(addr);
                 }
@@ -333,23 +335,39 @@ fn serve(xsk: &mut Xsk, shared: &Shared, stop: &AtomicBool, w: &mut Worker) {
     }
 }
 
-/// Answers the query frame `f[..len]` in place: the reply frame's length,
-/// or None to drop it. `respond` gets the DNS message (copied to
-/// `scratch`, since it cannot alias its output), the client's address and
-/// the output buffer; it returns the reply's length.
+/// What became of a frame.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// A reply of this many bytes is in the frame.
+    Reply(usize),
+    /// `respond` or the rate limits dropped it (and counted it).
+    Declined,
+    /// Not a UDP query frame to answer (or no room for a reply): dropped.
+    NotAQuery,
+}
+
+/// Answers the query frame `f[..len]` in place. `respond` gets the DNS
+/// message (copied to `scratch`, since it cannot alias its output), the
+/// client's address and the output buffer; it returns the reply's length.
 fn answer(
     f: &mut [u8],
     len: usize,
     scratch: &mut [u8],
     respond: impl FnOnce(&[u8], std::net::IpAddr, &mut [u8]) -> Option<usize>,
-) -> Option<usize> {
-    let q = frame::parse(f.get(..len)?)?;
+) -> Outcome {
+    let Some(q) = f.get(..len).and_then(frame::parse) else {
+        return Outcome::NotAQuery;
+    };
     let n = q.payload.len();
-    scratch.get_mut(..n)?.copy_from_slice(&f[q.payload.clone()]);
     let start = q.l4 + 8;
-    let out = f.get_mut(start..start + SEND_BUF)?;
-    let m = respond(&scratch[..n], q.src, out)?;
-    Some(frame::write_reply(f, &q, m))
+    if n > scratch.len() || f.len() < start + SEND_BUF {
+        return Outcome::NotAQuery;
+    }
+    scratch[..n].copy_from_slice(&f[q.payload.clone()]);
+    match respond(&scratch[..n], q.src, &mut f[start..start + SEND_BUF]) {
+        Some(m) => Outcome::Reply(frame::write_reply(f, &q, m)),
+        None => Outcome::Declined,
+    }
 }
 
 #[cfg(test)]

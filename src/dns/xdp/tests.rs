@@ -118,7 +118,7 @@ fn answers_in_place_with_what_respond_returns() {
     let mut f = q.clone();
     f.resize(2048 - 256, 0);
     let mut scratch = [0u8; 2048];
-    let len = answer(&mut f, q.len(), &mut scratch, |query, src, out| {
+    let got = answer(&mut f, q.len(), &mut scratch, |query, src, out| {
         assert_eq!(query, &dns()[..]);
         assert_eq!(src, ip("198.18.0.2"));
         assert!(out.len() >= SEND_BUF);
@@ -126,8 +126,10 @@ fn answers_in_place_with_what_respond_returns() {
         out[2] |= 0x80;
         out[query.len()] = 0xaa;
         Some(query.len() + 1)
-    })
-    .unwrap();
+    });
+    let Outcome::Reply(len) = got else {
+        panic!("{got:?}")
+    };
     assert_eq!(len, 18 + 20 + 8 + dns().len() + 1);
     assert_eq!(&f[..6], &q[6..12]);
     assert_eq!(f[46 + 2] & 0x80, 0x80);
@@ -135,8 +137,14 @@ fn answers_in_place_with_what_respond_returns() {
     // respond() declining means no reply
     let mut f = q.clone();
     f.resize(2048 - 256, 0);
-    assert!(answer(&mut f, q.len(), &mut scratch, |_, _, _| None).is_none());
+    let got = answer(&mut f, q.len(), &mut scratch, |_, _, _| None);
+    assert_eq!(got, Outcome::Declined);
     // a frame with no room for a full-size reply is dropped, not cut
     let mut f = q.clone();
-    assert!(answer(&mut f, q.len(), &mut scratch, |_, _, _| Some(1)).is_none());
+    let got = answer(&mut f, q.len(), &mut scratch, |_, _, _| Some(1));
+    assert_eq!(got, Outcome::NotAQuery);
+    // and a frame that is not a query never reaches respond()
+    let mut f = vec![0u8; 2048 - 256];
+    let got = answer(&mut f, 60, &mut scratch, |_, _, _| panic!("called"));
+    assert_eq!(got, Outcome::NotAQuery);
 }
