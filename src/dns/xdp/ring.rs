@@ -327,6 +327,21 @@ impl Xsk {
             }
         }
         r.prod().store(prod.wrapping_add(n), Ordering::Release);
+        // A zero-copy driver that ran out of fill frames waits to be told
+        // there are more (copy mode never asks).
+        if n > 0 && r.needs_wakeup() {
+            // SAFETY: a zero-length receive with no buffer: the RX wake-up.
+            unsafe {
+                libc::recvfrom(
+                    self.raw(),
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
+        }
     }
 
     /// Takes back the frames the kernel has finished sending.
