@@ -48,6 +48,8 @@ pub struct WorkerStats {
     rrl: [AtomicU64; 2],
     /// Frames through AF_XDP: [received, sent].
     xdp: [AtomicU64; 2],
+    /// The AF_XDP socket's own statistics, as last read: see [`XDP_LOST`].
+    xdp_lost: [AtomicU64; 4],
     answers: Box<[OnceLock<Box<[AtomicU64]>>]>,
 }
 
@@ -62,6 +64,7 @@ impl WorkerStats {
             dropped: AtomicU64::new(0),
             rrl: Default::default(),
             xdp: Default::default(),
+            xdp_lost: Default::default(),
             answers: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
         }
     }
@@ -114,6 +117,14 @@ impl WorkerStats {
         c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
 
+    /// Records an AF_XDP socket's statistics (totals since it was made),
+    /// in the order of [`XDP_LOST`].
+    pub fn set_xdp_lost(&self, v: [u64; 4]) {
+        for (c, v) in self.xdp_lost.iter().zip(v) {
+            c.store(v, Ordering::Relaxed);
+        }
+    }
+
     /// Counts an answer from a (service, region) slot.
     #[inline]
     pub fn answer(&self, slot: u32) {
@@ -129,6 +140,12 @@ impl WorkerStats {
             .map_or(0, |c| c[slot % CHUNK].load(Ordering::Relaxed))
     }
 }
+
+/// Why frames were lost on an AF_XDP socket (`XDP_STATISTICS`):
+/// `rx_dropped` (no room or invalid), `rx_ring_full` (the worker fell
+/// behind), `rx_fill_empty` (no free frame to receive into), `tx_invalid`
+/// (a bad TX descriptor: a bug).
+pub const XDP_LOST: [&str; 4] = ["rx_dropped", "rx_ring_full", "rx_fill_empty", "tx_invalid"];
 
 /// Labels of per-endpoint metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -258,6 +275,17 @@ impl Collector for Pool {
         for (i, dir) in ["rx", "tx"].iter().enumerate() {
             let v = sum(&|w| w.xdp[i].load(Ordering::Relaxed));
             ConstCounter::new(v).encode(m.encode_family(&[("direction", *dir)])?)?;
+        }
+
+        let mut m = encoder.encode_descriptor(
+            "signpost_xdp_lost",
+            "frames lost on AF_XDP sockets, by reason, as the kernel counts them (read every second): rx_dropped, rx_ring_full (the worker fell behind), rx_fill_empty (no free frame), tx_invalid",
+            None,
+            MetricType::Counter,
+        )?;
+        for (i, reason) in XDP_LOST.iter().enumerate() {
+            let v = sum(&|w| w.xdp_lost[i].load(Ordering::Relaxed));
+            ConstCounter::new(v).encode(m.encode_family(&[("reason", *reason)])?)?;
         }
 
         let names = self

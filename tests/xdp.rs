@@ -330,6 +330,13 @@ fn served_through_xdp(ns: &Netns, mode: &str) {
     let rx = s.metric(ns, "signpost_xdp_packets_total{direction=\"rx\"}");
     let tx = s.metric(ns, "signpost_xdp_packets_total{direction=\"tx\"}");
     assert!(rx >= 21 && tx >= 21, "{mode}: rx {rx} tx {tx}");
+    for reason in ["rx_ring_full", "tx_invalid"] {
+        let lost = s.metric(
+            ns,
+            &format!("signpost_xdp_lost_total{{reason=\"{reason}\"}}"),
+        );
+        assert_eq!(lost, 0, "{mode}: {reason}");
+    }
     let udp = s.metric(ns, "signpost_dns_queries_total{transport=\"udp\"}");
     assert!(udp >= 21, "{mode}: the queries are counted as UDP: {udp}");
     // TCP beside it, through the kernel's socket

@@ -20,7 +20,7 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use self::ring::{Step, Xsk};
 use super::XdpSettings;
@@ -36,6 +36,8 @@ const SEND_BUF: usize = super::wire::MAX_UDP_PAYLOAD as usize;
 const BATCH: usize = 64;
 /// How often an idle worker wakes up to check for shutdown.
 const WAKE: Duration = Duration::from_millis(200);
+/// How often a worker reads its socket's loss counters.
+const STATS_EVERY: Duration = Duration::from_secs(1);
 
 // The largest reply (VLAN + IPv6 + UDP + payload) fits in a frame after
 // the kernel's 256-byte headroom.
@@ -292,7 +294,14 @@ fn serve(xsk: &mut Xsk, shared: &Shared, stop: &AtomicBool, w: &mut Worker) {
     let mut rx: Vec<(u64, u32)> = Vec::with_capacity(BATCH);
     let mut tx: Vec<(u64, u32)> = Vec::with_capacity(BATCH);
     let mut scratch = [0u8; ring::FRAME as usize];
+    let mut sampled = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        if sampled.elapsed() >= STATS_EVERY {
+            sampled = Instant::now();
+            if let Some(lost) = xsk.lost() {
+                w.ctx.stats.set_xdp_lost(lost);
+            }
+        }
         xsk.reap();
         xsk.refill();
         let n = xsk.receive(&mut rx, BATCH);

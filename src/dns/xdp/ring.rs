@@ -312,6 +312,31 @@ impl Xsk {
         r == 0 && o.flags & libc::XDP_OPTIONS_ZEROCOPY != 0
     }
 
+    /// The socket's loss counters (`XDP_STATISTICS`), in the order of
+    /// [`crate::metrics::XDP_LOST`]; None if the kernel does not say.
+    pub fn lost(&self) -> Option<[u64; 4]> {
+        // SAFETY: all-zero is a valid xdp_statistics.
+        let mut s: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
+        // SAFETY: s is writable for len bytes.
+        check(unsafe {
+            libc::getsockopt(
+                self.raw(),
+                libc::SOL_XDP,
+                libc::XDP_STATISTICS,
+                (&mut s as *mut libc::xdp_statistics).cast(),
+                &mut len,
+            )
+        })
+        .ok()?;
+        Some([
+            s.rx_dropped,
+            s.rx_ring_full,
+            s.rx_fill_ring_empty_descs,
+            s.tx_invalid_descs,
+        ])
+    }
+
     /// Moves free frames into the fill ring, as many as it takes.
     pub fn refill(&mut self) {
         let r = &self.fill;
