@@ -6,7 +6,8 @@
 //! so) while TCP is still served by the sockets beside it; native mode on
 //! `lo` is refused by the driver, logged, and served by the sockets.
 //!
-//! Needs root (network namespaces); prints "SKIPPED: ..." without.
+//! Needs root (network namespaces), `ip` and `dig`; prints "SKIPPED: ..."
+//! where the namespaces cannot be made.
 //! Traffic stays inside the namespaces, which are removed at the end,
 //! also on a panic.
 
@@ -248,13 +249,11 @@ impl Signpost {
 
     /// A metric's value, read from the admin API inside the namespace.
     fn metric(&self, ns: &Netns, name: &str) -> u64 {
-        let text = ns.server(&[
-            "curl",
-            "-s",
-            "--max-time",
-            "5",
-            "http://127.0.0.1:9053/metrics",
-        ]);
+        // bash's /dev/tcp: no HTTP client needed
+        let get = "exec 3<>/dev/tcp/127.0.0.1/9053 && \
+                   printf 'GET /metrics HTTP/1.0\\r\\nHost: 127.0.0.1:9053\\r\\n\\r\\n' >&3 && \
+                   timeout 5 cat <&3";
+        let text = ns.server(&["bash", "-c", get]);
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
             .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
@@ -411,4 +410,36 @@ fn udp_through_af_xdp_on_a_veth_pair() {
         s.metric(&ns, "signpost_dns_queries_total{transport=\"udp\"}"),
         2
     );
+    drop(s);
+
+    // the rate limits apply to answers sent through XDP as to the sockets'
+    let s = Signpost::start(
+        &ns,
+        &format!(
+            "interfaces = [\"{}\"]\n\n[server.rrl]\nresponses_per_second = 1\nslip = 1\n",
+            ns.veth
+        ),
+    );
+    let mut truncated = 0;
+    for _ in 0..8 {
+        let out = ns.client(&[
+            "dig",
+            "+ignore",
+            "+tries=1",
+            "+time=2",
+            "@198.18.0.1",
+            "-p",
+            "5300",
+            "www.example.test",
+            "A",
+        ]);
+        assert!(out.contains("flags: qr aa"), "{out}");
+        if out.contains("flags: qr aa tc") {
+            truncated += 1;
+        }
+    }
+    assert!(truncated >= 4, "{truncated} of 8 slipped");
+    let slipped = s.metric(&ns, "signpost_dns_rrl_limited_total{action=\"slipped\"}");
+    assert_eq!(slipped, truncated);
+    assert!(s.metric(&ns, "signpost_xdp_packets_total{direction=\"tx\"}") >= 8);
 }
