@@ -4,7 +4,8 @@
 //! server namespace, real `dig` in the client namespace. Native mode and
 //! skb mode answer over IPv4 and IPv6 through XDP (the XDP counters say
 //! so) while TCP is still served by the sockets beside it; native mode on
-//! `lo` is refused by the driver, logged, and served by the sockets.
+//! `lo` is refused by the driver, logged, and served by the sockets; the
+//! rate limits apply to answers sent through XDP.
 //!
 //! Needs root (network namespaces), `ip` and `dig`; prints "SKIPPED: ..."
 //! where the namespaces cannot be made.
