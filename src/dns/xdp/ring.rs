@@ -378,7 +378,8 @@ impl Xsk {
         for i in 0..n {
             // SAFETY: as in refill.
             let a = unsafe { r.entry::<u64>(cons.wrapping_add(i)).read() };
-            self.free.push(a);
+            // the address sent (after the headroom) -> its chunk
+            self.free.push(a & !u64::from(FRAME - 1));
         }
         r.cons().store(prod, Ordering::Release);
     }
