@@ -251,7 +251,7 @@ fn start_interface(
             slips: 0,
         };
         let spawned = std::thread::Builder::new()
-            .name(format!("dns-xdp-{iface}-{q}"))
+            .name(format!("xdp{q}-{iface}")) // the queue first: names are cut at 15 bytes
             .spawn(move || {
                 let mut xsk = xsk;
                 serve(&mut xsk, &shared, &stop, &mut w);
