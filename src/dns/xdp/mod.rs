@@ -117,6 +117,16 @@ fn rx_queues(iface: &str) -> u32 {
         .max(1)
 }
 
+/// Whether `iface` has devices stacked on it (VLANs, bonds: sysfs `upper_*`).
+fn has_uppers(iface: &str) -> bool {
+    std::fs::read_dir(format!("/sys/class/net/{iface}"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().starts_with("upper_"))
+        })
+        .unwrap_or(false)
+}
+
 fn mtu(iface: &str) -> u32 {
     std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu"))
         .ok()
@@ -280,6 +290,12 @@ fn start_interface(
             .collect::<Vec<_>>()
             .join(",")
     };
+    if has_uppers(iface) {
+        tracing::warn!(
+            "xdp: {iface} has VLAN or other devices on it: if the NIC strips VLAN tags (rxvlan), \
+             answers to tagged queries leave untagged; run `ethtool -K {iface} rxvlan off`"
+        );
+    }
     tracing::info!(
         "xdp: serving UDP {} on {iface} queues {qs} ({mode} mode, {})",
         addrs.join(" "),
