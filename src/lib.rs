@@ -15,7 +15,7 @@
 //!   health filter, fail-open, ECS scope.
 //! - [`state`]: the immutable [`state::Snapshot`] behind one `ArcSwap`,
 //!   built from a config.
-//! - [`dns`]: the data plane: UDP workers, TCP, wire in -> snapshot -> wire out.
+//! - [`dns`]: the data plane: UDP workers, UDP through AF_XDP, TCP, wire in -> snapshot -> wire out.
 //! - [`health`]: probes (http, https, tcp) and the rise/fall tracker.
 //! - [`control`]: the control loop: health reports, drains and reloads in,
 //!   snapshots out; a room per concern (probes, operator actions and the
@@ -295,9 +295,19 @@ fn start_dns(
         workers: server.workers,
         batch_wait: server.udp_batch_wait,
     };
+    let xdp = server
+        .xdp
+        .as_ref()
+        .map(|x| dns::XdpSettings {
+            interfaces: x.interfaces.clone(),
+            queues: x.queues,
+            native: x.native,
+        })
+        .unwrap_or_default();
     dns::start(
         &server.listen,
         udp,
+        &xdp,
         shared.clone(),
         metrics,
         tcp,

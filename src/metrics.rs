@@ -46,6 +46,10 @@ pub struct WorkerStats {
     dropped: AtomicU64,
     /// Responses over a rate limit: [dropped, slipped].
     rrl: [AtomicU64; 2],
+    /// Frames through AF_XDP: [received, sent].
+    xdp: [AtomicU64; 2],
+    /// The AF_XDP socket's own statistics, as last read: see [`XDP_LOST`].
+    xdp_lost: [AtomicU64; 4],
     answers: Box<[OnceLock<Box<[AtomicU64]>>]>,
 }
 
@@ -59,6 +63,8 @@ impl WorkerStats {
             sig_cached: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             rrl: Default::default(),
+            xdp: Default::default(),
+            xdp_lost: Default::default(),
             answers: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
         }
     }
@@ -104,6 +110,21 @@ impl WorkerStats {
         self.inc(&self.rrl[usize::from(slipped)]);
     }
 
+    /// Counts frames received (`sent` false) or sent through AF_XDP.
+    #[inline]
+    pub fn xdp(&self, sent: bool, n: u64) {
+        let c = &self.xdp[usize::from(sent)];
+        c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// Records an AF_XDP socket's statistics (totals since it was made),
+    /// in the order of [`XDP_LOST`].
+    pub fn set_xdp_lost(&self, v: [u64; 4]) {
+        for (c, v) in self.xdp_lost.iter().zip(v) {
+            c.store(v, Ordering::Relaxed);
+        }
+    }
+
     /// Counts an answer from a (service, region) slot.
     #[inline]
     pub fn answer(&self, slot: u32) {
@@ -119,6 +140,12 @@ impl WorkerStats {
             .map_or(0, |c| c[slot % CHUNK].load(Ordering::Relaxed))
     }
 }
+
+/// Why frames were lost on an AF_XDP socket (`XDP_STATISTICS`):
+/// `rx_dropped` (no room or invalid), `rx_ring_full` (the worker fell
+/// behind), `rx_fill_empty` (no free frame to receive into), `tx_invalid`
+/// (a bad TX descriptor: a bug).
+pub const XDP_LOST: [&str; 4] = ["rx_dropped", "rx_ring_full", "rx_fill_empty", "tx_invalid"];
 
 /// Labels of per-endpoint metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -237,6 +264,28 @@ impl Collector for Pool {
         for (i, action) in ["dropped", "slipped"].iter().enumerate() {
             let v = sum(&|w| w.rrl[i].load(Ordering::Relaxed));
             ConstCounter::new(v).encode(m.encode_family(&[("action", *action)])?)?;
+        }
+
+        let mut m = encoder.encode_descriptor(
+            "signpost_xdp_packets",
+            "UDP frames through AF_XDP ([server.xdp]), by direction: rx (queries taken from the interface), tx (answers sent)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (i, dir) in ["rx", "tx"].iter().enumerate() {
+            let v = sum(&|w| w.xdp[i].load(Ordering::Relaxed));
+            ConstCounter::new(v).encode(m.encode_family(&[("direction", *dir)])?)?;
+        }
+
+        let mut m = encoder.encode_descriptor(
+            "signpost_xdp_lost",
+            "frames lost on AF_XDP sockets, by reason, as the kernel counts them (read every second): rx_dropped, rx_ring_full (the worker fell behind), rx_fill_empty (no free frame), tx_invalid",
+            None,
+            MetricType::Counter,
+        )?;
+        for (i, reason) in XDP_LOST.iter().enumerate() {
+            let v = sum(&|w| w.xdp_lost[i].load(Ordering::Relaxed));
+            ConstCounter::new(v).encode(m.encode_family(&[("reason", *reason)])?)?;
         }
 
         let names = self

@@ -15,7 +15,7 @@ pub use raw::RawConfig;
 pub use types::{
     CONTINENTS, Check, CheckId, CheckKind, Cluster, Config, DEFAULT_CAPACITY, Dnssec, Endpoint,
     EventKind, MapEntry, MapKey, Primary, Quorum, Region, Server, Service, Shed, Transfer,
-    TsigAlgorithm, TsigKey, Webhook, Zone, parse_map_key,
+    TsigAlgorithm, TsigKey, Webhook, Xdp, Zone, parse_map_key,
 };
 use validate::validate;
 

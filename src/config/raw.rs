@@ -120,6 +120,23 @@ pub struct RawServer {
     #[serde(default = "default_tcp_max_queries")]
     pub tcp_max_queries: u32,
     pub rrl: Option<RawRrl>,
+    pub xdp: Option<RawXdp>,
+}
+
+/// `[server.xdp]`: UDP through AF_XDP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawXdp {
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    #[serde(default)]
+    pub queues: u32,
+    #[serde(default = "default_xdp_mode")]
+    pub mode: String,
+}
+
+fn default_xdp_mode() -> String {
+    "native".to_string()
 }
 
 /// `[server.rrl]`: response rate limiting.
@@ -190,6 +207,7 @@ impl Default for RawServer {
             tcp_max_lifetime: default_tcp_max_lifetime(),
             tcp_max_queries: default_tcp_max_queries(),
             rrl: None,
+            xdp: None,
         }
     }
 }

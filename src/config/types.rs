@@ -73,6 +73,19 @@ pub struct Server {
     pub tcp_max_queries: u32,
     /// Response rate limiting of UDP answers (`[server.rrl]`).
     pub rrl: Option<Limits>,
+    /// UDP through AF_XDP (`[server.xdp]`); None: sockets only.
+    pub xdp: Option<Xdp>,
+}
+
+/// `[server.xdp]`: interfaces whose UDP queries are taken through AF_XDP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Xdp {
+    /// Interface names.
+    pub interfaces: Vec<String>,
+    /// Queues per interface: 0 = every rx queue, N = queues 0..N-1.
+    pub queues: u32,
+    /// Native (driver) XDP; false: generic (skb) XDP.
+    pub native: bool,
 }
 
 /// How many live nodes must see an endpoint down for it to be down.

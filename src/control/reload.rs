@@ -315,6 +315,7 @@ impl Control {
                 old.tcp_max_queries != new.tcp_max_queries,
             ),
             ("state", old.state != new.state),
+            ("xdp", old.xdp != new.xdp),
         ];
         let mut warnings: Vec<String> = restart_only
             .iter()

@@ -6,6 +6,8 @@ pub mod rrl;
 pub mod tcp;
 pub mod udp;
 pub mod wire;
+#[cfg(target_os = "linux")]
+pub mod xdp;
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,6 +20,17 @@ use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 use crate::state::Shared;
+
+/// Settings of `[server.xdp]`: UDP through AF_XDP (Linux).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct XdpSettings {
+    /// Interfaces to serve UDP on through AF_XDP; empty: none.
+    pub interfaces: Vec<String>,
+    /// Queues per interface: 0 = every rx queue, N = queues 0..N-1.
+    pub queues: u32,
+    /// Native (driver) XDP, else generic (skb) XDP.
+    pub native: bool,
+}
 
 /// The running DNS listeners.
 pub struct Listeners {
@@ -50,10 +63,14 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 /// Binds UDP and TCP on every address and starts serving: UDP on worker
 /// threads, TCP on a thread of its own (its own single-threaded runtime),
 /// so that DNS over TCP never competes with health probes and the admin
-/// API for the control plane's runtime.
+/// API for the control plane's runtime. Then, with `[server.xdp]`, UDP of
+/// those addresses is taken over through AF_XDP where that can be set up
+/// (the sockets stay bound and serve the rest).
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     listen: &[SocketAddr],
     udp: udp::UdpSettings,
+    xdp: &XdpSettings,
     shared: Shared,
     metrics: &Metrics,
     tcp: tcp::TcpSettings,
@@ -95,6 +112,14 @@ pub fn start(
         tcp_listeners.push(listener);
         out.addrs.push(bound);
         out.threads.extend(threads);
+    }
+    if !xdp.interfaces.is_empty() {
+        #[cfg(target_os = "linux")]
+        out.threads.extend(xdp::start(
+            xdp, &out.addrs, &shared, metrics, &rrl, &stop_flag,
+        ));
+        #[cfg(not(target_os = "linux"))]
+        tracing::warn!("xdp: not available on this OS; UDP goes through sockets");
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -109,6 +109,7 @@ fn full_config_parses_every_key() {
             tcp_max_lifetime: Duration::from_secs(120),
             tcp_max_queries: 10_000,
             rrl: None,
+            xdp: None,
         }
     );
     // relative paths are anchored at the config's directory, absolute ones kept
@@ -282,6 +283,7 @@ regions = ["r1"]
             tcp_max_lifetime: Duration::from_secs(120),
             tcp_max_queries: 10_000,
             rrl: None,
+            xdp: None,
         }
     );
     // "signpost.toml" has no directory: paths stay relative to the cwd

@@ -126,6 +126,64 @@ fn nsid_length_is_checked() {
     }
 }
 #[test]
+fn xdp_keys_and_defaults() {
+    assert!(ok(BASE).server.xdp.is_none(), "absent = sockets only");
+    let x = ok(&format!("{BASE}\n[server.xdp]\ninterfaces = [\"eth0\"]\n"))
+        .server
+        .xdp
+        .unwrap();
+    assert_eq!(
+        x,
+        Xdp {
+            interfaces: vec!["eth0".into()],
+            queues: 0,
+            native: true
+        }
+    );
+    let x = ok(&format!(
+        "{BASE}\n[server.xdp]\ninterfaces = [\"eth0\", \"bond0.12\"]\nqueues = 4\nmode = \"skb\"\n"
+    ))
+    .server
+    .xdp
+    .unwrap();
+    assert_eq!((x.interfaces.len(), x.queues, x.native), (2, 4, false));
+    for (body, key, says) in [
+        (
+            "interfaces = [\"\"]",
+            "server.xdp.interfaces[0]",
+            "not an interface name",
+        ),
+        (
+            "interfaces = [\"a-very-long-interface\"]",
+            "server.xdp.interfaces[0]",
+            "1 to 15 bytes",
+        ),
+        (
+            "interfaces = [\"eth0\", \"eth0\"]",
+            "server.xdp.interfaces[1]",
+            "twice",
+        ),
+        (
+            "interfaces = [\"eth0\"]\nqueues = 65",
+            "server.xdp.queues",
+            "more than 64",
+        ),
+        (
+            "interfaces = [\"eth0\"]\nmode = \"zerocopy\"",
+            "server.xdp.mode",
+            "\"native\" or \"skb\"",
+        ),
+        ("interface = [\"eth0\"]", "server.xdp", "interface"),
+    ] {
+        let e = errors(&format!("{BASE}\n[server.xdp]\n{body}\n"));
+        assert!(
+            e.iter().any(|m| m.contains(key) && m.contains(says)),
+            "{body}: {e:?}"
+        );
+    }
+}
+
+#[test]
 fn rrl_defaults_and_keys() {
     let c = ok(&format!("{BASE}\n[server.rrl]\n"));
     let r = c.server.rrl.expect("an empty [server.rrl] turns it on");

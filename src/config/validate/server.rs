@@ -8,8 +8,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::{Errs, parse_duration, resolve};
-use crate::config::raw::{RawCluster, RawRrl, RawServer};
-use crate::config::{Cluster, Quorum, Server};
+use crate::config::raw::{RawCluster, RawRrl, RawServer, RawXdp};
+use crate::config::{Cluster, Quorum, Server, Xdp};
 use crate::model::{Limits, MAX_DEBT, MAX_NSID, MAX_RATE};
 
 /// `[server]`.
@@ -100,8 +100,10 @@ pub(super) fn validate_server(s: &RawServer, base: &Path, errs: &mut Errs<'_>) -
         }
     };
     let rrl = s.rrl.as_ref().map(|r| validate_rrl(r, errs));
+    let xdp = s.xdp.as_ref().map(|x| validate_xdp(x, errs));
     Server {
         rrl,
+        xdp,
         listen,
         admin,
         workers: s.workers,
@@ -179,6 +181,57 @@ fn validate_probe_source(a: &str, errs: &mut Errs<'_>) -> Option<IpAddr> {
             errs.push("server.probe_source", format!("{a:?} is not an IP address"));
             None
         }
+    }
+}
+
+/// Most rx queues served per interface (the XSKMAP's size).
+const MAX_XDP_QUEUES: u32 = 64;
+
+/// `[server.xdp]`.
+fn validate_xdp(x: &RawXdp, errs: &mut Errs<'_>) -> Xdp {
+    for (i, name) in x.interfaces.iter().enumerate() {
+        if name.is_empty()
+            || name.len() > 15
+            || name
+                .chars()
+                .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+        {
+            errs.push(
+                format!("server.xdp.interfaces[{i}]"),
+                format!("{name:?} is not an interface name (1 to 15 bytes, no '/', ':' or spaces)"),
+            );
+        }
+        if x.interfaces[..i].contains(name) {
+            errs.push(
+                format!("server.xdp.interfaces[{i}]"),
+                format!("{name:?} is listed twice"),
+            );
+        }
+    }
+    if x.queues > MAX_XDP_QUEUES {
+        errs.push(
+            "server.xdp.queues",
+            format!(
+                "{} is more than {MAX_XDP_QUEUES} (0 = every rx queue)",
+                x.queues
+            ),
+        );
+    }
+    let native = match x.mode.as_str() {
+        "native" => true,
+        "skb" => false,
+        m => {
+            errs.push(
+                "server.xdp.mode",
+                format!("{m:?} is not \"native\" or \"skb\""),
+            );
+            true
+        }
+    };
+    Xdp {
+        interfaces: x.interfaces.clone(),
+        queues: x.queues,
+        native,
     }
 }
 

@@ -147,22 +147,22 @@ pub(super) fn guarded(f: impl FnOnce() -> Option<usize>) -> Option<usize> {
     }
 }
 
-fn peer_ip(a: SocketAddr) -> IpAddr {
+pub(super) fn peer_ip(a: SocketAddr) -> IpAddr {
     a.ip().to_canonical()
 }
 
-/// What a UDP worker keeps between packets.
-struct Worker {
-    ctx: Ctx,
+/// What a UDP worker (socket or XDP) keeps between packets.
+pub(super) struct Worker {
+    pub(super) ctx: Ctx,
     /// Rate-limit accounts shared by all workers; made when a
     /// configuration first turns `[server.rrl]` on.
-    rrl: Arc<OnceLock<rrl::Table>>,
+    pub(super) rrl: Arc<OnceLock<rrl::Table>>,
     /// Limited responses so far (every `slip`th is sent truncated).
-    slips: u32,
+    pub(super) slips: u32,
 }
 
 /// The rate limits in force for one batch, with the clock read once.
-struct RateLimits<'a> {
+pub(super) struct RateLimits<'a> {
     limits: &'a rrl::Limits,
     table: &'a rrl::Table,
     now: u32,
@@ -170,7 +170,7 @@ struct RateLimits<'a> {
 
 impl Worker {
     /// The snapshot's rate limits; None when it has no `[server.rrl]`.
-    fn rate_limits<'a>(
+    pub(super) fn rate_limits<'a>(
         rrl: &'a OnceLock<rrl::Table>,
         snap: &'a crate::state::Snapshot,
     ) -> Option<RateLimits<'a>> {
@@ -233,7 +233,7 @@ impl Worker {
 
     /// Applies the rate limits to the response `out[..len]` for `peer`:
     /// its length to send (perhaps cut to a slip), or None to drop it.
-    fn limit(
+    pub(super) fn limit(
         stats: &crate::metrics::WorkerStats,
         slips: &mut u32,
         limits: Option<&RateLimits<'_>>,
