@@ -237,12 +237,18 @@ pub(super) fn wildcard_listener_answers_from_the_address_asked() {
             ("other.test.zone", OTHER_ZONE),
         ],
     );
-    let v4: Vec<SocketAddr> = s
-        .log()
-        .iter()
-        .filter_map(|l| l.split("dns listening on ").nth(1))
-        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
-        .collect();
+    let listeners = || -> Vec<SocketAddr> {
+        s.log()
+            .iter()
+            .filter_map(|l| l.split("dns listening on ").nth(1))
+            .filter_map(|r| r.split_whitespace().next()?.parse().ok())
+            .collect()
+    };
+    // the start is seen at the first listener's line; the second may be
+    // logged a moment later
+    let want = if has_v6 { 2 } else { 1 };
+    wait_until(Duration::from_secs(5), || listeners().len() >= want);
+    let v4 = listeners();
     assert_eq!(
         v4.len(),
         if has_v6 { 2 } else { 1 },
