@@ -249,11 +249,13 @@ fn fastest_avoids_a_slow_region_and_shares_between_equally_fast_ones() {
     cfg.push_str(
         "\n[services.\"www.example.test.\"]\nregions = [\"a\", \"b\", \"c\"]\npolicy = \"fastest\"\n",
     );
-    // b and c answer in about 20 ms (a tolerance of 25 ms absorbs the
-    // jitter of a busy test machine); a is 50 ms slower
-    lb[0].set_delay(Duration::from_millis(70));
-    lb[1].set_delay(Duration::from_millis(20));
-    lb[2].set_delay(Duration::from_millis(20));
+    // b and c answer in about 100 ms: the tolerance (20% + 1 ms, so
+    // 21 ms) absorbs the few milliseconds a busy test machine adds to one
+    // probe and not the other (at 20 ms it did not: CI saw one of them out
+    // of it for a whole run); a is 150 ms slower, well under the timeout
+    lb[0].set_delay(Duration::from_millis(250));
+    lb[1].set_delay(Duration::from_millis(100));
+    lb[2].set_delay(Duration::from_millis(100));
     let s = Server::start("fastest", &cfg, &[("example.test.zone", ZONE)]);
     let www = "www.example.test.";
     // a few probes smooth the latency
@@ -282,7 +284,7 @@ fn fastest_avoids_a_slow_region_and_shares_between_equally_fast_ones() {
         .unwrap()["latency_ms"]
         .as_f64()
         .unwrap();
-    assert!(slow_ms > 60.0, "{ex}");
+    assert!(slow_ms > 200.0, "{ex}");
     assert!(s.stop().success());
 }
 
