@@ -269,7 +269,10 @@ policy = "failover"
         .iter()
         .filter(|&&(t, ok)| ok && t >= healed && t <= back)
         .count();
-    assert!(passes >= 3, "rise 3 needs three passes, came back after {passes}");
+    assert!(
+        passes >= 3,
+        "rise 3 needs three passes, came back after {passes}"
+    );
 
     // a different path is a different target: it starts afresh
     write(
