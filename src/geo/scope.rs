@@ -301,13 +301,6 @@ impl std::fmt::Debug for ScopeStore {
     }
 }
 
-impl ScopeStore {
-    /// Bytes held, for logs.
-    pub fn heap_bytes(&self) -> usize {
-        self.slots.len() * 8 + self.words.len() * 8
-    }
-}
-
 /// One service's scope map: a bitmap of its own (a map computed alone),
 /// or its index into the [`ScopeStore`] of the maps computed with it.
 pub enum ScopeBits {
@@ -320,16 +313,6 @@ pub enum ScopeBits {
         /// The service's index bytes.
         index: Box<[u8]>,
     },
-}
-
-impl ScopeBits {
-    /// Bytes held by this map alone (a shared store not counted).
-    pub fn heap_bytes(&self) -> usize {
-        match self {
-            ScopeBits::Own(b) => b.len() * 8,
-            ScopeBits::Shared { index, .. } => index.len(),
-        }
-    }
 }
 
 impl Uniform for ScopeBits {
