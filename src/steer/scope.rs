@@ -17,7 +17,7 @@
 //!    on `threads` threads; each pass's words go into one store (its
 //!    builder is sharded by word position, so threads add at once).
 //!
-//! Cells and the relabelled tree cost about two passes, so a run of up to
+//! Cells and the relabelled tree cost about four passes, so a run of up to
 //! [`SCOPE_ALONE`] maps (a reload that changed a few services) computes each
 //! map alone, the way one service would: every class's order, then a pass
 //! over the whole table ([`one_service_bits`]).
@@ -145,7 +145,11 @@ fn store_chunk(
     let counts: Vec<AtomicUsize> = chunk.iter().map(|_| AtomicUsize::new(0)).collect();
     let batches = chunk.len().div_ceil(LANES);
     let threads = threads.clamp(1, batches.max(1));
-    let (next, worker) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let (next, worker, done) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
     let work = || {
         // each thread starts adding at its own shard
         let from = worker.fetch_add(1, Ordering::Relaxed) * builder.shards() / threads;
@@ -168,6 +172,7 @@ fn store_chunk(
                 }
             });
             builder.add_pass(b * LANES, lanes.len(), &out, from);
+            done.fetch_add(1, Ordering::Relaxed);
         }
     };
     if threads == 1 {
@@ -179,7 +184,8 @@ fn store_chunk(
             }
         });
     }
-    if stop() {
+    // a stopped run leaves passes out: its maps would be wrong
+    if stop() || done.into_inner() != batches {
         return;
     }
     let (store, index) = builder.finish();
