@@ -10,6 +10,10 @@
 //! does not exist), which are signed on first use into the worker's
 //! cache: "NXDOMAIN, new names" shows that cost, "NXDOMAIN" the cache hit.
 //!
+//! Last, the geo answer of a service whose scope map is kept in a store
+//! shared with 39 other geo services (how the maps of a start or reload
+//! with many services are kept) beside the same service alone.
+//!
 //! `cargo bench --bench answer` (add `-- <filter>` to run one kind).
 
 use std::hint::black_box;
@@ -68,6 +72,40 @@ fn signed_config(root: &Path) -> std::path::PathBuf {
         );
     let path =
         std::env::temp_dir().join(format!("signpost-bench-signed-{}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The demo configuration with 40 more geo services over orders of its
+/// four regions (some with a map), written to a temporary file with
+/// absolute paths: their scope maps are computed together, in one store.
+fn many_config(root: &Path) -> std::path::PathBuf {
+    let mut text = std::fs::read_to_string(root.join("signpost.toml"))
+        .unwrap()
+        .replace(
+            "database = \"geoip/",
+            &format!("database = \"{}/geoip/", root.display()),
+        )
+        .replace(
+            "file = \"zones/",
+            &format!("file = \"{}/zones/", root.display()),
+        );
+    let regions = ["us-east", "eu-west", "ap-south", "sa-east"];
+    for i in 0..40usize {
+        let mut order: Vec<&str> = regions.to_vec();
+        order.rotate_left(i % 4);
+        order.swap(1, 1 + (i / 4) % 3);
+        let list: Vec<String> = order.iter().map(|r| format!("\"{r}\"")).collect();
+        text.push_str(&format!(
+            "\n[services.\"g{i}.example.test.\"]\nregions = [{}]\npolicy = \"geo\"\nttl = 10\n",
+            list.join(", ")
+        ));
+        if i % 3 == 1 {
+            text.push_str(&format!("map = {{ \"NL\" = [{}] }}\n", list[3]));
+        }
+    }
+    let path =
+        std::env::temp_dir().join(format!("signpost-bench-many-{}.toml", std::process::id()));
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -228,6 +266,26 @@ fn main() {
         );
     }
     rrl_cases(&snap, &mut ctx, filter.as_deref());
+    if filter.as_deref().is_none_or(|f| "shared".contains(f)) {
+        let many = state::load(&many_config(root), &metrics).expect("the many-service demo loads");
+        let many = Arc::new(Snapshot::all_up(Arc::new(many), 1));
+        let rot = |name: &str| -> Vec<Vec<u8>> {
+            ["193.0.6.0", "49.207.0.0", "24.24.24.0"]
+                .iter()
+                .map(|a| query(name, RecordType::A, Some((a, 24))))
+                .collect()
+        };
+        // www alone (the demo's few maps are computed one by one), then
+        // www and g0 among 41 maps computed together into one store
+        for (what, at, name) in [
+            ("geo A, ECS, own map", &snap, "www.example.test."),
+            ("geo A, ECS, map in a store", &many, "www.example.test."),
+            ("geo A, ECS, another in it", &many, "g0.example.test."),
+        ] {
+            let ns = measure(at, &mut ctx, &[], &rot(name));
+            println!("{what:<28} {ns:>10.1} {:>14.0}", 1e9 / ns);
+        }
+    }
 }
 
 /// Response rate limiting's share: the same geo answer, then the limiter's

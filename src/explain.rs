@@ -356,7 +356,7 @@ fn find_service(snap: &Snapshot, n: &str) -> Option<u32> {
 fn locate(snap: &Snapshot, client: IpAddr) -> Located {
     match &snap.data.geo {
         Some(t) => {
-            let hit = t.lookup(client, None);
+            let hit = t.lookup::<[u64]>(client, None);
             Located {
                 location: t.location(hit.class).copied(),
                 prefix: hit.prefix,

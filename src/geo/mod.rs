@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use maxminddb::Reader;
 use serde::Deserialize;
 
+pub mod scope;
 pub mod table;
 
 /// Earth's mean radius in km.

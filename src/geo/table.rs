@@ -28,10 +28,11 @@ use std::time::SystemTime;
 
 use rustc_hash::FxHashMap;
 
+use super::scope::Uniform;
 use super::{GeoDb, GeoError, Location, special_ranges};
 
 /// A child reference with this bit set is a leaf holding a class.
-const LEAF: u32 = 1 << 31;
+pub(super) const LEAF: u32 = 1 << 31;
 /// During the build: a reference into the deep node list.
 const DEEP: u32 = 1 << 30;
 /// Most nodes a compiled table may hold (references keep two flag bits).
@@ -50,6 +51,9 @@ pub const SHALLOW_V4: u8 = 22;
 /// IPv6 nodes at most this deep carry per-service scope bits (resolvers
 /// send /56; /48 is the usual site allocation).
 pub const SHALLOW_V6: u8 = 48;
+
+/// Most shallow nodes on one path from a root.
+const SHALLOW_PATH: usize = SHALLOW_V6 as usize + 1;
 
 /// Class of every address without a location (special-purpose ranges,
 /// networks without data, unlisted addresses).
@@ -180,6 +184,11 @@ impl GeoTable {
         self.shallow as usize
     }
 
+    /// The inner nodes, shallow ones first, each in post-order.
+    pub(super) fn nodes(&self) -> &[[u32; 2]] {
+        &self.nodes
+    }
+
     /// Number of location classes (class 0 included).
     pub fn class_count(&self) -> usize {
         self.classes.len()
@@ -201,22 +210,20 @@ impl GeoTable {
         self.nodes.len() * 8 + self.classes.len() * std::mem::size_of::<Option<Location>>()
     }
 
-    /// The class of an address and its block prefix; with `bits` (a
-    /// service's scope bitmap over the shallow nodes), also the prefix of
-    /// the widest block the bitmap marks uniform.
+    /// The class of an address and its block prefix; with `scope` (a
+    /// service's scope map over the shallow nodes), also the prefix of
+    /// the widest block the map marks uniform.
     #[inline]
-    pub fn lookup(&self, ip: IpAddr, bits: Option<&[u64]>) -> Hit {
+    pub fn lookup<U: Uniform + ?Sized>(&self, ip: IpAddr, scope: Option<&U>) -> Hit {
         let (addr, mut cur, extra) = self.start(ip);
         let mut depth = 0u32;
-        let mut uniform = None;
+        // the shallow nodes on the way down: path[d] is at depth d
+        let mut path = [0u32; SHALLOW_PATH];
+        let mut len = 0;
         while cur & LEAF == 0 {
-            if uniform.is_none()
-                && let Some(b) = bits
-                && cur < self.shallow
-                && b.get((cur / 64) as usize)
-                    .is_some_and(|w| w & (1 << (cur % 64)) != 0)
-            {
-                uniform = Some(depth);
+            if cur < self.shallow && len < SHALLOW_PATH {
+                path[len] = cur;
+                len += 1;
             }
             let bit = ((addr >> (127 - depth.min(127))) & 1) as usize;
             // children always index into `nodes` (checked when built)
@@ -227,6 +234,20 @@ impl GeoTable {
             depth += 1;
         }
         let prefix = (depth + extra) as u8;
+        // below a uniform node every node is uniform: the first uniform
+        // node of the path by binary search, a few bits per query
+        let uniform = scope.and_then(|s| {
+            let (mut lo, mut hi) = (0, len);
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if s.uniform(path[mid]) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            (lo < len).then_some(lo as u32)
+        });
         Hit {
             class: cur & !LEAF,
             prefix,
@@ -259,7 +280,9 @@ impl GeoTable {
 
     /// A service's scope bitmap: bit `i` is set when every class below
     /// shallow node `i` has the same `value` (`u32::MAX` = no value, never
-    /// uniform). One pass over the nodes, children before parents.
+    /// uniform). One pass over the nodes, children before parents. The
+    /// one-service form, kept as the reference that `geo::scope`'s
+    /// batched passes are tested against.
     pub fn uniform_bits(&self, value: &[u32]) -> Box<[u64]> {
         // order ids fit 16 bits for any service of up to 64 regions in
         // practice; more distinct orders than that count as mixed
@@ -693,7 +716,7 @@ mod tests {
             addrs.push(IpAddr::from(((hi >> 3) | (1u128 << 125)).to_be_bytes()));
         }
         for a in addrs {
-            let h = t.lookup(a, None);
+            let h = t.lookup::<[u64]>(a, None);
             assert_eq!(t.location(h.class), db.locate(a).location.as_ref(), "{a}");
             assert_eq!(h.uniform, h.prefix);
         }
@@ -724,8 +747,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(t.lookup(ip("10.1.2.3"), None).class, UNKNOWN);
-        assert_eq!(t.lookup(ip("fe80::1"), None).class, UNKNOWN);
+        assert_eq!(t.lookup::<[u64]>(ip("10.1.2.3"), None).class, UNKNOWN);
+        assert_eq!(t.lookup::<[u64]>(ip("fe80::1"), None).class, UNKNOWN);
     }
 
     #[test]
@@ -734,19 +757,22 @@ mod tests {
         // every class the same value: the root is uniform, scope /0
         let same = vec![7u32; t.class_count()];
         let bits = t.uniform_bits(&same);
-        let h = t.lookup(ip("193.0.6.1"), Some(&bits));
+        let h = t.lookup(ip("193.0.6.1"), Some(&bits[..]));
         assert_eq!(h.uniform, 0);
         assert!(h.prefix > 0);
         // every class its own value: nothing wider than the class block
         let own: Vec<u32> = (0..t.class_count() as u32).collect();
         let bits = t.uniform_bits(&own);
         for a in ["193.0.6.1", "24.24.24.1", "2001:67c:2e8:22::1"] {
-            let h = t.lookup(ip(a), Some(&bits));
+            let h = t.lookup(ip(a), Some(&bits[..]));
             assert_eq!(h.uniform, h.prefix, "{a}");
         }
         // mapped addresses count the ::ffff:0:0/96 prefix
-        let h = t.lookup(ip("::ffff:193.0.6.1"), None);
-        assert_eq!(h.prefix, t.lookup(ip("193.0.6.1"), None).prefix + 96);
+        let h = t.lookup::<[u64]>(ip("::ffff:193.0.6.1"), None);
+        assert_eq!(
+            h.prefix,
+            t.lookup::<[u64]>(ip("193.0.6.1"), None).prefix + 96
+        );
     }
 
     #[test]

@@ -409,9 +409,9 @@ impl Compiled {
             self.services[i].geo = ix;
         }
         let pending = self.pending_scope_maps();
-        if pending.len().saturating_mul(table.len().max(1)) <= INLINE_SCOPE_WORK {
+        if scope_work(pending.len(), &table) <= INLINE_SCOPE_WORK {
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            compute_scope_maps(&self.services, &self.regions, &pending, threads);
+            compute_scope_maps(&self.services, &self.regions, &pending, threads, &|| false);
         }
     }
 
@@ -446,24 +446,30 @@ impl Compiled {
         let spawned = std::thread::Builder::new()
             .name("signpost-scopes".into())
             .spawn(move || {
+                let Some(c) = weak.upgrade() else {
+                    return; // replaced: the next configuration has its own
+                };
                 let start = std::time::Instant::now();
-                let total = pending.len();
-                for (done, si) in pending.into_iter().enumerate() {
-                    let Some(c) = weak.upgrade() else {
-                        return; // replaced: the next configuration has its own
-                    };
-                    compute_scope_maps(&c.services, &c.regions, &[si], 1);
-                    gauge.set((total - done - 1) as i64);
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                // stop when every other holder has let go: replaced
+                let replaced = || Arc::strong_count(&c) <= 1;
+                compute_scope_maps(&c.services, &c.regions, &pending, threads, &replaced);
+                let left = c.pending_scope_maps().len();
+                gauge.set(left as i64);
+                if left == 0 {
+                    tracing::info!(
+                        "ECS scope maps of {} geo services ready in {:.1?}",
+                        pending.len(),
+                        start.elapsed()
+                    );
                 }
-                tracing::info!(
-                    "ECS scope maps of {total} geo services ready in {:.1?}",
-                    start.elapsed()
-                );
+                drop(c);
                 crate::os::release_memory();
             });
         if let Err(e) = spawned {
             tracing::error!("cannot start the scope map thread ({e}); computing them here");
-            compute_scope_maps(&this.services, &this.regions, &this.pending_scope_maps(), 1);
+            let pending = this.pending_scope_maps();
+            compute_scope_maps(&this.services, &this.regions, &pending, 1, &|| false);
             metrics.geoip_scope_maps_pending.set(0);
         }
     }
@@ -530,37 +536,37 @@ fn geo_sig(s: &steer::Service, regions: &[steer::Region]) -> GeoSig {
     }
 }
 
-/// Most work (table nodes times scope maps) done before a configuration
-/// is served; about a quarter of a second on one core.
+/// Most work (table nodes times passes) done before a configuration is
+/// served; about a quarter of a second on one core.
 const INLINE_SCOPE_WORK: usize = 30_000_000;
 
+/// The work of `maps` scope maps over `table`, in passes over its nodes:
+/// one a map for a few maps (each computed alone), else about five for
+/// the cells and the relabelled tree and two per 32 maps.
+fn scope_work(maps: usize, table: &GeoTable) -> usize {
+    let passes = if maps <= steer::SCOPE_ALONE {
+        maps
+    } else {
+        5 + 2 * maps.div_ceil(crate::geo::scope::LANES)
+    };
+    passes.saturating_mul(table.len().max(1))
+}
+
 /// Computes the scope maps of the indexes of `services[i]` for each `i`
-/// in `todo`, on up to `threads` threads.
+/// in `todo`, on up to `threads` threads, until `stop` says to.
 fn compute_scope_maps(
     services: &[steer::Service],
     regions: &[steer::Region],
     todo: &[usize],
     threads: usize,
+    stop: &(dyn Fn() -> bool + Sync),
 ) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let next = AtomicUsize::new(0);
-    let work = || {
-        while let Some(&si) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
-            if let Some(ix) = &services[si].geo {
-                ix.compute(&services[si], regions);
-            }
-        }
-    };
-    let threads = threads.clamp(1, todo.len().max(1));
-    if threads == 1 {
-        work();
-        return;
-    }
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(work);
-        }
-    });
+    let jobs: Vec<(&steer::GeoIndex, &steer::Service)> = todo
+        .iter()
+        .filter_map(|&si| services.get(si))
+        .filter_map(|s| s.geo.as_deref().map(|ix| (ix, s)))
+        .collect();
+    steer::compute_scope_maps(&jobs, regions, threads, stop);
 }
 
 /// The compiled GeoIP table for `config`: the previous one when the file

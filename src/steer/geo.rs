@@ -10,8 +10,10 @@ use std::sync::{Arc, OnceLock};
 use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
+use super::scope::compute_scope_maps;
 use super::{MAX_REGIONS, Region, Service, Stack};
 use crate::geo::Location;
+use crate::geo::scope::ScopeBits;
 use crate::geo::table::GeoTable;
 
 /// A precomputed geo `map`.
@@ -90,20 +92,23 @@ impl GeoMap {
 /// [`geo_order_into`], the same function that computes the scope map, so
 /// the scope and the answer always agree.
 ///
-/// The scope map is computed once (a pass over the table, tens of
-/// milliseconds on a GeoLite2-City table) and may arrive after the index
-/// is served: until then a scope is the client's location block, which is
-/// correct, only narrower.
+/// The scope map is computed once, with every other map of a start or
+/// reload ([`compute_scope_maps`]: one pass over the table for 32 services,
+/// the maps stored together in one `geo::scope::ScopeStore`; a few maps
+/// alone, one pass each) and may arrive after the index is served: until
+/// then a scope is the client's location block, which is correct, only
+/// narrower.
 pub struct GeoIndex {
     /// The shared compiled database.
     pub table: Arc<GeoTable>,
-    scopes: OnceLock<ScopeMap>,
+    pub(super) scopes: OnceLock<ScopeMap>,
 }
 
-/// Which shallow table nodes hold a single region order for a service.
-struct ScopeMap {
-    bits: Box<[u64]>,
-    orders: usize,
+/// Which shallow table nodes hold a single region order for a service,
+/// and how many distinct orders it has.
+pub(super) struct ScopeMap {
+    pub(super) bits: ScopeBits,
+    pub(super) orders: usize,
 }
 
 impl std::fmt::Debug for GeoIndex {
@@ -158,37 +163,8 @@ impl GeoIndex {
     /// An index with its scope map.
     pub fn build(table: Arc<GeoTable>, svc: &Service, regions: &[Region]) -> GeoIndex {
         let ix = GeoIndex::new(table);
-        ix.compute(svc, regions);
+        compute_scope_maps(&[(&ix, svc)], regions, 1, &|| false);
         ix
-    }
-
-    /// Computes the scope map if it is not there yet: the order of every
-    /// location class (map CIDRs aside: they are matched per query), then
-    /// which blocks hold a single order. `svc` must be a service this
-    /// index was made for.
-    pub fn compute(&self, svc: &Service, regions: &[Region]) {
-        self.scopes.get_or_init(|| {
-            let mut ids: FxHashMap<Vec<u8>, u32> = FxHashMap::default();
-            let mut value = Vec::with_capacity(self.table.class_count());
-            let mut order = Stack::default();
-            for loc in self.table.locations() {
-                order.clear();
-                geo_order_into(svc, regions, loc.as_ref(), None, &mut order);
-                let next = ids.len() as u32;
-                let id = match ids.get(order.as_slice()) {
-                    Some(&id) => id,
-                    None => {
-                        ids.insert(order.as_slice().to_vec(), next);
-                        next
-                    }
-                };
-                value.push(id);
-            }
-            ScopeMap {
-                bits: self.table.uniform_bits(&value),
-                orders: ids.len(),
-            }
-        });
     }
 
     /// True once the scope map is there.
@@ -207,8 +183,7 @@ impl GeoIndex {
     /// leaves the map CIDR that matched nor holds one that did not.
     #[inline]
     pub fn lookup(&self, svc: &Service, regions: &[Region], addr: IpAddr) -> GeoHit {
-        let bits = self.scopes.get().map(|m| &m.bits[..]);
-        let hit = self.table.lookup(addr, bits);
+        let hit = self.table.lookup(addr, self.scopes.get().map(|m| &m.bits));
         let a = addr.to_canonical();
         let extra = if addr.is_ipv6() && a.is_ipv4() { 96 } else { 0 };
         let (entry, floor) = svc.map.cidr_match(a);

@@ -14,12 +14,14 @@ use std::sync::Arc;
 pub mod dynamic;
 mod geo;
 mod order;
+mod scope;
 mod select;
 
 pub use dynamic::Live;
 pub use geo::{GeoHit, GeoIndex, GeoMap, GeoMeta, GeoOrder, GeoView, geo_order, geo_order_into};
 pub use order::utilisation;
 use order::{order, spill};
+pub use scope::{SCOPE_ALONE, compute_scope_maps};
 use select::{draw_index, fallback_index, pool_into};
 
 use crate::geo::Located;

@@ -22,8 +22,9 @@ pub fn geolite2() -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
-/// 20 regions at real cloud locations, on 127.94.0.N.
-pub const REGIONS: [(&str, f64, f64); 20] = [
+/// 50 regions at real cloud locations (the first 20 are those of issue
+/// 10), on 127.94.0.N.
+pub const REGIONS: [(&str, f64, f64); 50] = [
     ("us-east-1", 39.04, -77.49),
     ("us-east-2", 40.10, -83.00),
     ("us-west-1", 37.35, -121.96),
@@ -44,6 +45,36 @@ pub const REGIONS: [(&str, f64, f64); 20] = [
     ("ap-northeast-1", 35.68, 139.69),
     ("ap-northeast-2", 37.57, 126.98),
     ("ap-east", 22.32, 114.17),
+    ("us-central", 41.26, -95.86),
+    ("us-south", 29.42, -98.49),
+    ("us-west-3", 40.76, -111.89),
+    ("us-west-4", 36.17, -115.14),
+    ("ca-west", 51.05, -114.07),
+    ("mx-central", 20.59, -100.39),
+    ("sa-west", -33.45, -70.67),
+    ("eu-west-4", 53.44, 6.83),
+    ("eu-central-2", 47.37, 8.54),
+    ("eu-south-2", 40.42, -3.70),
+    ("eu-north-2", 60.57, 27.20),
+    ("eu-east", 52.23, 21.01),
+    ("me-central", 25.20, 55.27),
+    ("il-central", 32.09, 34.78),
+    ("me-west", 25.29, 51.53),
+    ("af-north", -26.20, 28.05),
+    ("ap-south-2", 17.39, 78.49),
+    ("ap-south-3", 28.61, 77.21),
+    ("ap-southeast-3", -6.21, 106.85),
+    ("ap-southeast-4", -37.81, 144.96),
+    ("ap-southeast-5", 2.92, 101.65),
+    ("ap-southeast-7", 13.76, 100.50),
+    ("ap-northeast-3", 34.69, 135.50),
+    ("ap-east-2", 25.03, 121.57),
+    ("cn-north", 39.90, 116.40),
+    ("nz-north", -36.85, 174.76),
+    ("us-east-3", 33.75, -84.39),
+    ("us-north-central", 41.88, -87.63),
+    ("eu-west-5", 50.47, 3.82),
+    ("sa-north", 4.71, -74.07),
 ];
 
 /// The issue's test configuration: 200 geo services over 20 regions, each
@@ -52,6 +83,19 @@ pub const REGIONS: [(&str, f64, f64); 20] = [
 /// region) is health-checked over HTTP on `port`; `svc0`'s map entry for
 /// NL says `first`.
 pub fn large_config(port: u16, first: &str, all_checked: bool) -> (String, String) {
+    scaled_config(port, first, all_checked, 200, 20)
+}
+
+/// [`large_config`] with `services` services over the first `regions` of
+/// [`REGIONS`] (8 to 50; with 200 and 20, the same configuration).
+pub fn scaled_config(
+    port: u16,
+    first: &str,
+    all_checked: bool,
+    services: usize,
+    regions: usize,
+) -> (String, String) {
+    let regions = regions.clamp(8, REGIONS.len());
     let mut rng = 0x5eed_u64;
     let mut next = move |n: u64| {
         rng ^= rng << 13;
@@ -79,7 +123,7 @@ type = "http"
     cfg.push_str(&format!(
         "port = {port}\npath = \"/health\"\ninterval = \"1s\"\ntimeout = \"500ms\"\nrise = 1\nfall = 1\n"
     ));
-    for (i, (name, lat, lon)) in REGIONS.iter().enumerate() {
+    for (i, (name, lat, lon)) in REGIONS[..regions].iter().enumerate() {
         let check = if i == 0 || all_checked {
             "check = \"web\"\n"
         } else {
@@ -91,7 +135,7 @@ type = "http"
         ));
     }
     let countries = ["DE", "JP", "BR", "IN", "AU", "ZA", "US", "FR", "GB", "SG"];
-    for s in 0..200 {
+    for s in 0..services {
         let mut k = 2 + next(7) as usize;
         let mut picked: Vec<usize> = Vec::new();
         // svc0 holds us-east-1 and eu-west-1 among others; svc1 only those
@@ -102,7 +146,7 @@ type = "http"
             k = 2;
         }
         while picked.len() < k {
-            let r = next(20) as usize;
+            let r = next(regions as u64) as usize;
             if !picked.contains(&r) {
                 picked.push(r);
             }

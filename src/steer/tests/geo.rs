@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::geo::scope::Uniform;
 use crate::geo::table::GeoTable;
 
 #[test]
@@ -491,4 +492,339 @@ fn geo_index_on_a_real_database() {
             want
         );
     }
+}
+
+/// The scope bits one service alone would get: every class's order id,
+/// then one pass over the table (the computation before issue 20, kept
+/// here as it was: the orders themselves as keys).
+fn one_service_bits(svc: &Service, regions: &[Region], t: &GeoTable) -> Box<[u64]> {
+    let mut ids: rustc_hash::FxHashMap<Vec<u8>, u32> = Default::default();
+    let value: Vec<u32> = t
+        .locations()
+        .iter()
+        .map(|loc| {
+            let o = geo_order(svc, regions, loc.as_ref(), None).order;
+            let next = ids.len() as u32;
+            *ids.entry(o).or_insert(next)
+        })
+        .collect();
+    let bits = t.uniform_bits(&value);
+    // a few maps are computed alone, by the same pass
+    let (alone, orders) = super::super::scope::one_service_bits(t, svc, regions);
+    assert_eq!(alone, bits, "{}", svc.name);
+    assert_eq!(orders, ids.len());
+    bits
+}
+
+/// The bit of `node` in `ix`'s scope map.
+fn scope_bit(ix: &GeoIndex, node: u32) -> bool {
+    ix.scopes.get().unwrap().bits.uniform(node)
+}
+
+/// Many services computed together (cells, 32 lanes a pass, one shared
+/// store) have exactly the bits each would have alone: with ties (two
+/// regions in one place), a biased region, country and continent keys,
+/// orders longer than 15 regions, and more services than one pass takes.
+#[test]
+fn batched_scope_maps_equal_one_service_maps() {
+    let places = [
+        DUBLIN,
+        ASHBURN,
+        MUMBAI,
+        TOKYO,
+        SAO_PAULO,
+        AMSTERDAM,
+        NEW_YORK,
+        DUBLIN,
+        (1.35, 103.82),
+        (-33.87, 151.21),
+        (50.11, 8.68),
+        (37.35, -121.96),
+        (-33.92, 18.42),
+        (25.20, 55.27),
+        (45.50, -73.57),
+        (59.33, 18.07),
+        (-23.55, -46.63),
+        (22.32, 114.17),
+        (19.43, -99.13),
+        (41.01, 28.98),
+    ];
+    let mut w = World::default();
+    let ids: Vec<u16> = places
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| w.region(&format!("r{i}"), p, 1, &[("192.0.2.1", 1)]))
+        .collect();
+    let db = demo_db();
+    let t = table(&db);
+    let mut rng = Rng::new(20);
+    let mut services = Vec::new();
+    for s in 0..70usize {
+        let k = match s {
+            0 => 1,
+            1 => 20,
+            2 => 17,
+            _ => 2 + rng.below(9) as usize,
+        };
+        let mut picked: Vec<u16> = Vec::new();
+        while picked.len() < k {
+            let r = ids[rng.below(ids.len() as u64) as usize];
+            if !picked.contains(&r) {
+                picked.push(r);
+            }
+        }
+        let mut svc = service(Policy::Geo, &picked);
+        match s % 5 {
+            1 => svc.map = geo_map(&[("NL", &[(k - 1) as u8]), ("JP", &[0])]),
+            2 => svc.map = geo_map(&[("EU", &[0, (k - 1) as u8]), ("OC", &[(k / 2) as u8])]),
+            3 => svc.map = geo_map(&[("US", &[0]), ("NA", &[(k - 1) as u8])]),
+            _ => {}
+        }
+        services.push(svc);
+    }
+    // a biased region: services that hold it order by scaled angle
+    w.regions[ids[3] as usize].reach = 0.7;
+    for svc in &mut services {
+        svc.biased = svc.regions.contains(&ids[3]);
+    }
+    assert!(services.iter().any(|s| s.biased) && services.iter().any(|s| !s.biased));
+    let indexes: Vec<GeoIndex> = services.iter().map(|_| GeoIndex::new(t.clone())).collect();
+    let jobs: Vec<(&GeoIndex, &Service)> = indexes.iter().zip(&services).collect();
+    compute_scope_maps(&jobs, &w.regions, 2, &|| false);
+    for (i, (ix, svc)) in jobs.iter().enumerate() {
+        assert!(ix.ready(), "service {i}");
+        let want = one_service_bits(svc, &w.regions, &t);
+        for node in 0..t.shallow() as u32 {
+            assert_eq!(
+                scope_bit(ix, node),
+                want[..].uniform(node),
+                "service {i} node {node}"
+            );
+        }
+    }
+    // not a trivial table: the services' maps differ
+    let ones: Vec<u32> = services
+        .iter()
+        .map(|s| {
+            let b = one_service_bits(s, &w.regions, &t);
+            b.iter().map(|w| w.count_ones()).sum()
+        })
+        .collect();
+    assert!(ones.iter().any(|&n| n != ones[0]), "{ones:?}");
+    // services computed together share one store
+    let store = |ix: &GeoIndex| match &ix.scopes.get().unwrap().bits {
+        crate::geo::scope::ScopeBits::Shared { store, .. } => Arc::as_ptr(store),
+        crate::geo::scope::ScopeBits::Own(_) => panic!("a map of its own"),
+    };
+    let stores: Vec<_> = indexes.iter().map(store).collect();
+    assert!(stores.windows(2).all(|p| p[0] == p[1]));
+    // a map is computed once: asking again changes nothing
+    compute_scope_maps(&jobs, &w.regions, 1, &|| false);
+    assert_eq!(store(&indexes[0]), stores[0]);
+}
+
+/// A run told to stop leaves its maps absent (the configuration was
+/// replaced), also when it stops between passes, and a later run computes
+/// them.
+#[test]
+fn a_stopped_run_leaves_maps_absent() {
+    let (w, svc) = three();
+    let t = table(&demo_db());
+    let ix = GeoIndex::new(t.clone());
+    compute_scope_maps(&[(&ix, &svc)], &w.regions, 1, &|| true);
+    assert!(!ix.ready());
+    compute_scope_maps(&[(&ix, &svc)], &w.regions, 1, &|| false);
+    assert!(ix.ready());
+    // 40 maps, two passes: stopped after the first
+    let services: Vec<Service> = (0..40)
+        .map(|i| {
+            let mut s = svc.clone();
+            s.regions.rotate_left(i % 3);
+            s
+        })
+        .collect();
+    let indexes: Vec<GeoIndex> = services.iter().map(|_| GeoIndex::new(t.clone())).collect();
+    let jobs: Vec<(&GeoIndex, &Service)> = indexes.iter().zip(&services).collect();
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    let after_one_pass = || asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 2;
+    compute_scope_maps(&jobs, &w.regions, 1, &after_one_pass);
+    assert!(asked.into_inner() > 2);
+    assert!(indexes.iter().all(|ix| !ix.ready()));
+    compute_scope_maps(&jobs, &w.regions, 2, &|| false);
+    assert!(indexes.iter().all(GeoIndex::ready));
+}
+
+/// The batched maps equal one-service maps on a real database too (40
+/// services over 20 cloud regions, a third with a country key); runs
+/// when `SIGNPOST_TEST_MMDB` names one.
+#[test]
+fn batched_scope_maps_on_a_real_database() {
+    let Ok(path) = std::env::var("SIGNPOST_TEST_MMDB") else {
+        eprintln!("SKIPPED: set SIGNPOST_TEST_MMDB to a GeoLite2/GeoIP2 City database to run");
+        return;
+    };
+    let db = crate::geo::GeoDb::open(std::path::Path::new(&path), &path).unwrap();
+    let t = table(&db);
+    let places = [
+        (39.04, -77.49),
+        (40.10, -83.00),
+        (37.35, -121.96),
+        (45.84, -119.70),
+        (45.50, -73.57),
+        (-23.55, -46.63),
+        (53.35, -6.26),
+        (51.51, -0.13),
+        (48.86, 2.35),
+        (50.11, 8.68),
+        (59.33, 18.07),
+        (45.46, 9.19),
+        (26.07, 50.56),
+        (-33.92, 18.42),
+        (19.08, 72.88),
+        (1.35, 103.82),
+        (-33.87, 151.21),
+        (35.68, 139.69),
+        (37.57, 126.98),
+        (22.32, 114.17),
+    ];
+    let mut w = World::default();
+    let ids: Vec<u16> = places
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| w.region(&format!("r{i}"), p, 1, &[("192.0.2.1", 1)]))
+        .collect();
+    let mut rng = Rng::new(21);
+    let services: Vec<Service> = (0..40)
+        .map(|s| {
+            let k = 2 + rng.below(7) as usize;
+            let mut picked: Vec<u16> = Vec::new();
+            while picked.len() < k {
+                let r = ids[rng.below(ids.len() as u64) as usize];
+                if !picked.contains(&r) {
+                    picked.push(r);
+                }
+            }
+            let mut svc = service(Policy::Geo, &picked);
+            if s % 3 == 0 {
+                svc.map = geo_map(&[("DE", &[(k - 1) as u8])]);
+            }
+            svc
+        })
+        .collect();
+    let indexes: Vec<GeoIndex> = services.iter().map(|_| GeoIndex::new(t.clone())).collect();
+    let jobs: Vec<(&GeoIndex, &Service)> = indexes.iter().zip(&services).collect();
+    let start = std::time::Instant::now();
+    compute_scope_maps(&jobs, &w.regions, 2, &|| false);
+    eprintln!("40 maps in {:?}", start.elapsed());
+    for (i, (ix, svc)) in jobs.iter().enumerate() {
+        let want = one_service_bits(svc, &w.regions, &t);
+        for node in 0..t.shallow() as u32 {
+            assert_eq!(
+                scope_bit(ix, node),
+                want[..].uniform(node),
+                "service {i} node {node}"
+            );
+        }
+    }
+}
+
+/// How long the scope maps of many services take alone (no server):
+/// `SIGNPOST_TEST_MMDB=... NSVC=2000 THREADS=2 cargo test --release --lib
+/// scope_maps_timed -- --ignored --nocapture`; 50 cloud regions, each
+/// service over 2-8 of them, a third with a country key.
+#[test]
+#[ignore]
+fn scope_maps_timed() {
+    let path = std::env::var("SIGNPOST_TEST_MMDB").unwrap();
+    let db = crate::geo::GeoDb::open(std::path::Path::new(&path), &path).unwrap();
+    let t = table(&db);
+    let places = [
+        (39.04, -77.49),
+        (40.10, -83.00),
+        (37.35, -121.96),
+        (45.84, -119.70),
+        (45.50, -73.57),
+        (-23.55, -46.63),
+        (53.35, -6.26),
+        (51.51, -0.13),
+        (48.86, 2.35),
+        (50.11, 8.68),
+        (59.33, 18.07),
+        (45.46, 9.19),
+        (26.07, 50.56),
+        (-33.92, 18.42),
+        (19.08, 72.88),
+        (1.35, 103.82),
+        (-33.87, 151.21),
+        (35.68, 139.69),
+        (37.57, 126.98),
+        (22.32, 114.17),
+        (41.26, -95.86),
+        (29.42, -98.49),
+        (40.76, -111.89),
+        (36.17, -115.14),
+        (51.05, -114.07),
+        (20.59, -100.39),
+        (-33.45, -70.67),
+        (53.44, 6.83),
+        (47.37, 8.54),
+        (40.42, -3.70),
+        (60.57, 27.20),
+        (52.23, 21.01),
+        (25.20, 55.27),
+        (32.09, 34.78),
+        (25.29, 51.53),
+        (-26.20, 28.05),
+        (17.39, 78.49),
+        (28.61, 77.21),
+        (-6.21, 106.85),
+        (-37.81, 144.96),
+        (2.92, 101.65),
+        (13.76, 100.50),
+        (34.69, 135.50),
+        (25.03, 121.57),
+        (39.90, 116.40),
+        (-36.85, 174.76),
+        (33.75, -84.39),
+        (41.88, -87.63),
+        (50.47, 3.82),
+        (4.71, -74.07),
+    ];
+    let n: usize = std::env::var("NSVC")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let mut w = World::default();
+    let ids: Vec<u16> = places
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| w.region(&format!("r{i}"), p, 1, &[("192.0.2.1", 1)]))
+        .collect();
+    let mut rng = Rng::new(21);
+    let services: Vec<Service> = (0..n)
+        .map(|s| {
+            let k = 2 + rng.below(7) as usize;
+            let mut picked: Vec<u16> = Vec::new();
+            while picked.len() < k {
+                let r = ids[rng.below(ids.len() as u64) as usize];
+                if !picked.contains(&r) {
+                    picked.push(r);
+                }
+            }
+            let mut svc = service(Policy::Geo, &picked);
+            if s % 3 == 0 {
+                svc.map = geo_map(&[("DE", &[(k - 1) as u8])]);
+            }
+            svc
+        })
+        .collect();
+    let indexes: Vec<GeoIndex> = services.iter().map(|_| GeoIndex::new(t.clone())).collect();
+    let jobs: Vec<(&GeoIndex, &Service)> = indexes.iter().zip(&services).collect();
+    let threads: usize = std::env::var("THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let start = std::time::Instant::now();
+    compute_scope_maps(&jobs, &w.regions, threads, &|| false);
+    eprintln!("{n} maps on {threads} threads in {:?}", start.elapsed());
 }
