@@ -50,6 +50,17 @@
 #                     unsigned in one run), Knot's with mod-onlinesign (see benches/peers_patch.py).
 #                     E.g. SKIP_BUILD=1 BASELINE_BIN=target/release/signpost BASELINE_NAME=unsigned
 #                          DNSSEC=1 ECS_MANY=0 QUICK=1 PEERS="knot" benches/peers.sh
+#   VETH=1            run across a veth pair (../shared/peers/veth-peers.sh, needs root): servers
+#                     and fake LBs in netns sp-srv on 198.18.0.1, dnsperf in sp-cli on 198.18.0.2
+#   XDP=native|skb    implies VETH=1; the veth harness hands ANCHOR_XDP_IFACE=veth-s and
+#                     ANCHOR_XDP_MODE to the candidates, and the patched adapter turns them into
+#                     `[server.xdp]` for the candidates whose CANDIDATE_XDP [1] / BASELINE_XDP [0]
+#                     is 1. So signpost over AF_XDP against the same build over sockets, in one run:
+#                       SKIP_BUILD=1 BASELINE_BIN=target/release/signpost BASELINE_NAME=signpost-sockets \
+#                         XDP=native PEERS="gdnsd knot" benches/peers.sh
+#                     While an XDP candidate runs, its program is attached to veth-s for the whole
+#                     run, so the other servers' packets pass through it (XDP_PASS); compare with a
+#                     VETH=1 run without XDP to see what that costs them.
 # QUICK=1 only changes defaults (an explicit ROUNDS=... still wins): SKIP_CHECK=1 ROUNDS=2
 # DURATION=8 LAT_DURATION=0 PHASES=pinned-1t PEERS="nsd gdnsd knot".
 #
@@ -101,6 +112,17 @@ check_candidate() {  # check_candidate NAME PORT POLICY SELECT GSLB KNOB-PREFIX
 }
 gslb_default() { [ "$1" = geo ] && echo 1 || echo 0; }   # geo expectations hold for policy geo only
 
+# ---- across a veth pair (VETH=1, or XDP=native|skb which implies it): the shared veth-peers.sh
+case "${XDP:-}" in ""|native|skb) ;; *) die "XDP '$XDP': expected native or skb (or unset)";; esac
+[ -z "${XDP:-}" ] || VETH=1
+VETH="${VETH:-0}"
+one_of "$VETH" 0 1 || die "VETH '$VETH': expected 0 or 1"
+CANDIDATE_XDP="${CANDIDATE_XDP:-1}" BASELINE_XDP="${BASELINE_XDP:-0}"
+one_of "$CANDIDATE_XDP" 0 1 || die "CANDIDATE_XDP '$CANDIDATE_XDP': expected 0 or 1"
+one_of "$BASELINE_XDP" 0 1 || die "BASELINE_XDP '$BASELINE_XDP': expected 0 or 1"
+xdp_note() { [ -n "${XDP:-}" ] && [ "$1" = 1 ] && echo ", XDP $XDP on veth-s" || true; }
+if [ "$VETH" = 1 ] && [ "$(id -u)" != 0 ]; then die "VETH=1/XDP=...: needs root (network namespaces)"; fi
+
 CANDIDATE_NAME="${CANDIDATE_NAME:-signpost}" CANDIDATE_PORT="${CANDIDATE_PORT:-5310}"
 CANDIDATE_POLICY="${CANDIDATE_POLICY:-geo}" CANDIDATE_SELECT="${CANDIDATE_SELECT:-}"
 CANDIDATE_GSLB="${CANDIDATE_GSLB:-$(gslb_default "$CANDIDATE_POLICY")}"
@@ -150,9 +172,9 @@ python3 "$benches/peers_patch.py" "$work"
 # ---- the candidates' command lines: the patched candidates/signpost.sh reads SIGNPOST_BIN,
 # SIGNPOST_POLICY and SIGNPOST_SELECT. All three are set on every command line (SELECT empty when
 # unset), so nothing of the caller's environment leaks into one candidate's config.
-cand_cmd() {  # cand_cmd BIN POLICY SELECT [DNSSEC-KEYS]
-  printf 'SIGNPOST_BIN=%q SIGNPOST_POLICY=%q SIGNPOST_SELECT=%q SIGNPOST_DNSSEC_KEYS=%q exec %q' \
-    "$1" "$2" "$3" "${4:-}" "$work/candidates/signpost.sh"
+cand_cmd() {  # cand_cmd BIN POLICY SELECT XDP [DNSSEC-KEYS]
+  printf 'SIGNPOST_BIN=%q SIGNPOST_POLICY=%q SIGNPOST_SELECT=%q SIGNPOST_XDP=%q SIGNPOST_DNSSEC_KEYS=%q exec %q' \
+    "$1" "$2" "$3" "$4" "${5:-}" "$work/candidates/signpost.sh"
 }
 cand_desc() {  # cand_desc NAME PORT POLICY SELECT GSLB SOURCE-BIN COPY [note]
   printf '%s: port %s, policy %s%s, gslb %s, %s (sha256 %s)%s' "$1" "$2" "$3" "${4:+, select $4}" "$5" \
@@ -160,10 +182,10 @@ cand_desc() {  # cand_desc NAME PORT POLICY SELECT GSLB SOURCE-BIN COPY [note]
 }
 # ---- candidate slot 1: the current build
 export CANDIDATE_NAME CANDIDATE_PORT CANDIDATE_GSLB
-CANDIDATE_CMD="$(cand_cmd "$work/signpost-bins/signpost" "$CANDIDATE_POLICY" "$CANDIDATE_SELECT" "$dnssec_keys")"
+CANDIDATE_CMD="$(cand_cmd "$work/signpost-bins/signpost" "$CANDIDATE_POLICY" "$CANDIDATE_SELECT" "$CANDIDATE_XDP" "$dnssec_keys")"
 export CANDIDATE_CMD
 CANDIDATE_DESC="$(cand_desc "$CANDIDATE_NAME" "$CANDIDATE_PORT" "$CANDIDATE_POLICY" "$CANDIDATE_SELECT" \
-  "$CANDIDATE_GSLB" "$SIGNPOST_BIN" "$work/signpost-bins/signpost" "${dnssec_keys:+, zone signed}")"
+  "$CANDIDATE_GSLB" "$SIGNPOST_BIN" "$work/signpost-bins/signpost" "${dnssec_keys:+, zone signed}$(xdp_note "$CANDIDATE_XDP")")"
 BASELINE_DESC=""
 WAIT_ANY_REGION=""   # the gslb=0 candidates: the patched check.py wait wants valid answers only
 [ "$CANDIDATE_GSLB" = 1 ] || WAIT_ANY_REGION="$CANDIDATE_NAME"
@@ -177,13 +199,14 @@ if [ -n "${BASELINE_BIN:-}" ]; then
     base_copy="$work/signpost-bins/signpost-base"; cp "$BASELINE_BIN" "$base_copy"
   fi
   export CANDIDATE2_NAME="$BASELINE_NAME" CANDIDATE2_PORT="$BASELINE_PORT" CANDIDATE2_GSLB="$BASELINE_GSLB"
-  CANDIDATE2_CMD="$(cand_cmd "$base_copy" "$BASELINE_POLICY" "$BASELINE_SELECT")"
+  CANDIDATE2_CMD="$(cand_cmd "$base_copy" "$BASELINE_POLICY" "$BASELINE_SELECT" "$BASELINE_XDP")"
   export CANDIDATE2_CMD
   BASELINE_DESC="$(cand_desc "$BASELINE_NAME" "$BASELINE_PORT" "$BASELINE_POLICY" "$BASELINE_SELECT" \
-    "$BASELINE_GSLB" "$BASELINE_BIN" "$base_copy" "$same")"
+    "$BASELINE_GSLB" "$BASELINE_BIN" "$base_copy" "$same$(xdp_note "$BASELINE_XDP")")"
   [ "$BASELINE_GSLB" = 1 ] || WAIT_ANY_REGION="${WAIT_ANY_REGION:+$WAIT_ANY_REGION }$BASELINE_NAME"
   log "candidate $BASELINE_DESC"
-  if [ -n "$same" ] && [ "$BASELINE_POLICY" = "$CANDIDATE_POLICY" ] && [ "$BASELINE_SELECT" = "$CANDIDATE_SELECT" ]; then
+  if [ -n "$same" ] && [ "$BASELINE_POLICY" = "$CANDIDATE_POLICY" ] && [ "$BASELINE_SELECT" = "$CANDIDATE_SELECT" ] \
+     && [ "$(xdp_note "$BASELINE_XDP")" = "$(xdp_note "$CANDIDATE_XDP")" ]; then
     log "note: both candidates run the same build with the same policy and select (an A/A control)"
   fi
 else
@@ -233,7 +256,9 @@ if [ "${ECS_MANY:-1}" = 1 ] && [ "$cmd" = all ]; then
   export ECS_MANY_DESC
 fi
 
-./run-peers.sh "$@" || { rc=$?; log "run-peers.sh failed (exit $rc); logs in $work/run/logs/, results in $work/results/"; exit "$rc"; }
+runner=./run-peers.sh
+[ "$VETH" = 0 ] || runner=./veth-peers.sh   # the same harness with the servers in netns sp-srv
+"$runner" "$@" || { rc=$?; log "$runner failed (exit $rc); logs in $work/run/logs/, results in $work/results/"; exit "$rc"; }
 
 # ---- the candidate-vs-baseline table, appended to the summary
 if [ "$cmd" = all ] && [ -n "${BASELINE_BIN:-}" ]; then

@@ -26,7 +26,10 @@ changed harness makes this script fail loudly instead of producing a half-patche
     - the service's `policy` comes from SIGNPOST_POLICY [geo] instead of the fixed "geo", and
       `select = "<SIGNPOST_SELECT>"` is added to [services."www.example.test."] when
       SIGNPOST_SELECT is set and not empty (no select key otherwise, as before). The adapter
-      logs the generated service table to its log (run/logs/<name>.out). benches/peers.sh
+      logs the generated service table to its log (run/logs/<name>.out). With ANCHOR_XDP_IFACE
+      set (veth-peers.sh with XDP=native|skb) and SIGNPOST_XDP not "0", it adds
+      `[server.xdp] interfaces = [ANCHOR_XDP_IFACE], mode = ANCHOR_XDP_MODE` and logs it;
+      benches/peers.sh sets SIGNPOST_XDP per candidate (CANDIDATE_XDP, BASELINE_XDP). benches/peers.sh
       puts both variables in front of each candidate's command, so the two candidates can run
       the same binary with different policies (e.g. hash vs weighted). Nothing else in the
       generated signpost.toml changes; with both unset the file is byte for byte as before.
@@ -180,6 +183,15 @@ def patch_adapter(path):
          "        f'ttl = {spec[\"ttl\"]}', \"\"]\n"
          "print(\"signpost.sh: \" + \"; \".join(l for l in out[out.index(f'[services.\"{spec[\"name\"]}.\"]'):] if l),\n"
          "      file=sys.stderr)\n"),
+        # the harness's XDP contract (veth-peers.sh with XDP=native|skb hands every process
+        # ANCHOR_XDP_IFACE and ANCHOR_XDP_MODE); SIGNPOST_XDP=0 keeps a candidate on sockets
+        ("open(f\"{d}/signpost.toml\", \"w\").write(\"\\n\".join(out))\n",
+         f"# {TAG} [server.xdp] from ANCHOR_XDP_IFACE/ANCHOR_XDP_MODE unless SIGNPOST_XDP=0\n"
+         "if os.environ.get(\"ANCHOR_XDP_IFACE\") and os.environ.get(\"SIGNPOST_XDP\", \"1\") != \"0\":\n"
+         "    out += [\"[server.xdp]\", \"interfaces = \" + json.dumps([os.environ[\"ANCHOR_XDP_IFACE\"]]),\n"
+         "            \"mode = \" + json.dumps(os.environ.get(\"ANCHOR_XDP_MODE\") or \"native\"), \"\"]\n"
+         "    print(\"signpost.sh: \" + \"; \".join(out[-4:-1]), file=sys.stderr)\n"
+         "open(f\"{d}/signpost.toml\", \"w\").write(\"\\n\".join(out))\n"),
     ])
 
 

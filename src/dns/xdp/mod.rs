@@ -322,6 +322,11 @@ fn serve(xsk: &mut Xsk, shared: &Shared, stop: &AtomicBool, w: &mut Worker) {
         xsk.refill();
         let n = xsk.receive(&mut rx, BATCH);
         if n == 0 {
+            if xsk.queued() > 0 {
+                // send, then look again: queries arrive while it sends
+                xsk.flush();
+                continue;
+            }
             xsk.wait(WAKE);
             continue;
         }
@@ -357,6 +362,9 @@ fn serve(xsk: &mut Xsk, shared: &Shared, stop: &AtomicBool, w: &mut Worker) {
         xsk.release(n);
         let sent = xsk.transmit(&tx);
         ctx.stats.xdp(true, sent as u64);
+        if xsk.queued() as usize >= BATCH {
+            xsk.flush();
+        }
     }
 }
 

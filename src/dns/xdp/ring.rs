@@ -81,6 +81,8 @@ pub struct Xsk {
     comp: Ring,
     /// Frames owned by us and not in any ring.
     free: Vec<u64>,
+    /// Replies in the TX ring the kernel has not been kicked for.
+    queued: u32,
 }
 
 // SAFETY: the raw pointers are to mappings owned by this value alone; it
@@ -258,6 +260,7 @@ impl Xsk {
             fill,
             comp,
             free: (0..FRAMES).rev().map(|i| u64::from(i * FRAME)).collect(),
+            queued: 0,
         };
         x.refill();
         let sa = libc::sockaddr_xdp {
@@ -426,9 +429,9 @@ impl Xsk {
         self.free.push(addr & !u64::from(FRAME - 1));
     }
 
-    /// Queues replies for sending and kicks the kernel; frames that do
-    /// not fit in the TX ring are recycled (dropped). Returns how many
-    /// were queued.
+    /// Queues replies in the TX ring without telling the kernel (see
+    /// [`flush`](Xsk::flush)); frames that do not fit are recycled
+    /// (dropped). Returns how many were queued.
     pub fn transmit(&mut self, descs: &[(u64, u32)]) -> usize {
         let r = &self.tx;
         let prod = r.prod().load(Ordering::Relaxed);
@@ -450,15 +453,26 @@ impl Xsk {
         for &(addr, _) in &descs[n..] {
             self.recycle(addr);
         }
-        if n > 0 {
-            self.kick();
-        }
+        self.queued += n as u32;
         n
     }
 
-    /// `sendto` while the kernel says more are queued (copy mode sends a
-    /// budget of frames per call); bounded.
-    fn kick(&self) {
+    /// Replies queued since the last [`flush`](Xsk::flush).
+    pub fn queued(&self) -> u32 {
+        self.queued
+    }
+
+    /// Kicks the kernel to send what is queued: `sendto` while it says
+    /// more are waiting (copy mode sends a budget of frames per call);
+    /// bounded. One kick per batch of replies rather than per receive
+    /// batch: in copy mode each `sendto` is a syscall and a trip through
+    /// the driver, so the worker queues while queries keep arriving and
+    /// flushes before it would wait (or once a batch is full).
+    pub fn flush(&mut self) {
+        if self.queued == 0 {
+            return;
+        }
+        self.queued = 0;
         if !self.tx.needs_wakeup() {
             return;
         }
