@@ -283,8 +283,9 @@ async fn undrain(
             `min_healthy_regions` (name in the error; for a scheduled drain, counting \
             the drains scheduled to overlap it); `force=true` overrides. Or a scheduled \
             drain of a target that is drained now", body = ErrorBody),
-        (status = 503, description = "The control loop has stopped, or in a cluster \
-            etcd is unreachable (the drain is not applied to one node alone)", body = ErrorBody),
+        (status = 503, description = "The control loop has stopped, the state file could \
+            not be written, or in a cluster etcd is unreachable (nothing changed: the drain \
+            is not applied to one node alone)", body = ErrorBody),
     )
 )]
 pub(super) async fn drain_region(
@@ -309,8 +310,9 @@ pub(super) async fn drain_region(
     responses(
         (status = 200, description = "Undrained", body = Undrained),
         (status = 404, description = "No such region", body = ErrorBody),
-        (status = 503, description = "The control loop has stopped, or in a cluster \
-            etcd is unreachable", body = ErrorBody),
+        (status = 503, description = "The control loop has stopped, the state file could \
+            not be written, or in a cluster etcd is unreachable (nothing changed)",
+            body = ErrorBody),
     )
 )]
 pub(super) async fn undrain_region(
@@ -339,8 +341,9 @@ pub(super) async fn undrain_region(
             `min_healthy_regions` (name in the error; for a scheduled drain, counting \
             the drains scheduled to overlap it); `force=true` overrides. Or a scheduled \
             drain of a target that is drained now", body = ErrorBody),
-        (status = 503, description = "The control loop has stopped, or in a cluster \
-            etcd is unreachable", body = ErrorBody),
+        (status = 503, description = "The control loop has stopped, the state file could \
+            not be written, or in a cluster etcd is unreachable (nothing changed)",
+            body = ErrorBody),
     )
 )]
 pub(super) async fn drain_endpoint(
@@ -366,8 +369,9 @@ pub(super) async fn drain_endpoint(
         (status = 200, description = "Undrained", body = Undrained),
         (status = 400, description = "Not an IP address", body = ErrorBody),
         (status = 404, description = "No endpoint has this address", body = ErrorBody),
-        (status = 503, description = "The control loop has stopped, or in a cluster \
-            etcd is unreachable", body = ErrorBody),
+        (status = 503, description = "The control loop has stopped, the state file could \
+            not be written, or in a cluster etcd is unreachable (nothing changed)",
+            body = ErrorBody),
     )
 )]
 pub(super) async fn undrain_endpoint(

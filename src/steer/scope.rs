@@ -74,6 +74,20 @@ pub fn compute_scope_maps(
     }
 }
 
+/// Runs `work` on `threads` threads (on this one when `threads` is 1) and
+/// returns when every one has returned.
+fn on_threads(threads: usize, work: impl Fn() + Sync) {
+    if threads == 1 {
+        work();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(&work);
+            }
+        });
+    }
+}
+
 /// Each map of `jobs` by itself, on up to `threads` threads.
 fn alone(
     table: &GeoTable,
@@ -96,15 +110,7 @@ fn alone(
         }
     };
     let threads = threads.clamp(1, jobs.len().max(1));
-    if threads == 1 {
-        work();
-    } else {
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(work);
-            }
-        });
-    }
+    on_threads(threads, work);
 }
 
 /// A service's scope bitmap computed alone, and its number of distinct
@@ -175,15 +181,7 @@ fn store_chunk(
             done.fetch_add(1, Ordering::Relaxed);
         }
     };
-    if threads == 1 {
-        work();
-    } else {
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(work);
-            }
-        });
-    }
+    on_threads(threads, work);
     // a stopped run leaves passes out: its maps would be wrong
     if stop() || done.into_inner() != batches {
         return;

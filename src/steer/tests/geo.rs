@@ -712,15 +712,9 @@ const CLOUD: [(f64, f64); 50] = [
     (4.71, -74.07),
 ];
 
-#[test]
-fn batched_scope_maps_on_a_real_database() {
-    let Ok(path) = std::env::var("SIGNPOST_TEST_MMDB") else {
-        eprintln!("SKIPPED: set SIGNPOST_TEST_MMDB to a GeoLite2/GeoIP2 City database to run");
-        return;
-    };
-    let db = crate::geo::GeoDb::open(std::path::Path::new(&path), &path).unwrap();
-    let t = table(&db);
-    let places = &CLOUD[..20];
+/// `n` geo services over the regions at `places`, as the scale probe makes
+/// them: each over 2-8 of the regions, a third with a country key.
+fn generated_services(places: &[(f64, f64)], n: usize) -> (World, Vec<Service>) {
     let mut w = World::default();
     let ids: Vec<u16> = places
         .iter()
@@ -728,7 +722,7 @@ fn batched_scope_maps_on_a_real_database() {
         .map(|(i, &p)| w.region(&format!("r{i}"), p, 1, &[("192.0.2.1", 1)]))
         .collect();
     let mut rng = Rng::new(21);
-    let services: Vec<Service> = (0..40)
+    let services: Vec<Service> = (0..n)
         .map(|s| {
             let k = 2 + rng.below(7) as usize;
             let mut picked: Vec<u16> = Vec::new();
@@ -745,6 +739,18 @@ fn batched_scope_maps_on_a_real_database() {
             svc
         })
         .collect();
+    (w, services)
+}
+
+#[test]
+fn batched_scope_maps_on_a_real_database() {
+    let Ok(path) = std::env::var("SIGNPOST_TEST_MMDB") else {
+        eprintln!("SKIPPED: set SIGNPOST_TEST_MMDB to a GeoLite2/GeoIP2 City database to run");
+        return;
+    };
+    let db = crate::geo::GeoDb::open(std::path::Path::new(&path), &path).unwrap();
+    let t = table(&db);
+    let (w, services) = generated_services(&CLOUD[..20], 40);
     let indexes: Vec<GeoIndex> = services.iter().map(|_| GeoIndex::new(t.clone())).collect();
     let jobs: Vec<(&GeoIndex, &Service)> = indexes.iter().zip(&services).collect();
     let start = std::time::Instant::now();
@@ -772,35 +778,11 @@ fn scope_maps_timed() {
     let path = std::env::var("SIGNPOST_TEST_MMDB").unwrap();
     let db = crate::geo::GeoDb::open(std::path::Path::new(&path), &path).unwrap();
     let t = table(&db);
-    let places = CLOUD;
     let n: usize = std::env::var("NSVC")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let mut w = World::default();
-    let ids: Vec<u16> = places
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| w.region(&format!("r{i}"), p, 1, &[("192.0.2.1", 1)]))
-        .collect();
-    let mut rng = Rng::new(21);
-    let services: Vec<Service> = (0..n)
-        .map(|s| {
-            let k = 2 + rng.below(7) as usize;
-            let mut picked: Vec<u16> = Vec::new();
-            while picked.len() < k {
-                let r = ids[rng.below(ids.len() as u64) as usize];
-                if !picked.contains(&r) {
-                    picked.push(r);
-                }
-            }
-            let mut svc = service(Policy::Geo, &picked);
-            if s % 3 == 0 {
-                svc.map = geo_map(&[("DE", &[(k - 1) as u8])]);
-            }
-            svc
-        })
-        .collect();
+    let (w, services) = generated_services(&CLOUD, n);
     let indexes: Vec<GeoIndex> = services.iter().map(|_| GeoIndex::new(t.clone())).collect();
     let jobs: Vec<(&GeoIndex, &Service)> = indexes.iter().zip(&services).collect();
     let threads: usize = std::env::var("THREADS")
